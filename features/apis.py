@@ -1,0 +1,115 @@
+"""``GET /features``: the latest engineered features of a symbol."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from features.engineering import FEATURE_NAMES, MAX_WINDOW, MIN_WINDOW
+from features.selectors import feature_rows_get, isoformat
+from mlengine.api import parse_int_param
+from mlengine.errors import InvalidParameter
+from mlengine.schema import ERROR_RESPONSES
+
+MAX_ROWS = 500
+
+FEATURES_EXAMPLE = {
+    "symbol": "SP500",
+    "lookback": 20,
+    "as_of": "2018-12-31T00:00:00+00:00",
+    "features": {
+        "close": 2506.850098,
+        "simple_return": 0.008492,
+        "log_return": 0.008457,
+        "moving_average": 2576.950513,
+        "ma_gap": -0.027203,
+        "rolling_volatility": 0.018498,
+        "momentum": -0.084356,
+        "range_pct": 0.010539,
+        "volume_ratio": 0.78089,
+    },
+}
+
+
+def parse_symbol(params: dict[str, str]) -> str:
+    """The required ``symbol`` query parameter, stripped."""
+    symbol = (params.get("symbol") or "").strip()
+    if not symbol:
+        raise InvalidParameter("symbol is required", details={"symbol": params.get("symbol")})
+    if len(symbol) > 32 or not symbol.replace(".", "").replace("-", "").replace("_", "").isalnum():
+        raise InvalidParameter(
+            "symbol must be 1-32 letters, digits, '.', '-' or '_'", details={"symbol": symbol}
+        )
+    return symbol
+
+
+class FeaturesApi(APIView):
+    @extend_schema(
+        operation_id="features_retrieve",
+        summary="Latest features of a symbol",
+        description=(
+            "Computes the engineered features of the newest candle of `symbol` with a rolling "
+            "window of `lookback` candles. Pass `rows=N` to also get the last N rows as a "
+            "`series` (oldest first). Features: " + ", ".join(FEATURE_NAMES) + "."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "symbol",
+                OpenApiTypes.STR,
+                required=True,
+                examples=[OpenApiExample("S&P 500", value="SP500")],
+            ),
+            OpenApiParameter(
+                "lookback",
+                OpenApiTypes.INT,
+                description=f"Rolling window, {MIN_WINDOW}-{MAX_WINDOW}; default FEATURE_WINDOW.",
+            ),
+            OpenApiParameter(
+                "rows",
+                OpenApiTypes.INT,
+                description=f"Also return the last N rows as `series`, 1-{MAX_ROWS}.",
+            ),
+        ],
+        responses={
+            200: inline_serializer(
+                "FeaturesResponse",
+                {
+                    "symbol": serializers.CharField(),
+                    "lookback": serializers.IntegerField(),
+                    "as_of": serializers.DateTimeField(),
+                    "features": serializers.DictField(
+                        child=serializers.FloatField(allow_null=True)
+                    ),
+                    "series": serializers.ListField(child=serializers.DictField(), required=False),
+                },
+            ),
+            **ERROR_RESPONSES,
+        },
+        examples=[OpenApiExample("SP500, window 20", value=FEATURES_EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        symbol = parse_symbol(params)
+        window = parse_int_param(
+            params,
+            "lookback",
+            default=settings.FEATURE_WINDOW,
+            minimum=MIN_WINDOW,
+            maximum=MAX_WINDOW,
+        )
+        rows = parse_int_param(params, "rows", default=1, minimum=1, maximum=MAX_ROWS)
+        result = feature_rows_get(symbol=symbol, window=window, rows=rows)
+        body = {
+            "symbol": result.symbol,
+            "lookback": window,
+            "as_of": isoformat(result.as_of),
+            "features": result.latest(),
+        }
+        if "rows" in params:
+            body["series"] = result.series()
+        return Response(body)

@@ -1,0 +1,226 @@
+"""``MarketDataClient``: the upstream Market Data Platform over HTTP. No Django import.
+
+Contract: ``GET {base_url}/candles?symbol=XYZ&limit=N`` answers
+``{"symbol": "XYZ", "candles": [{"timestamp": ..., "open": ..., "high": ..., "low": ...,
+"close": ..., "volume": ...}, ...]}`` with timestamps as ISO-8601 strings or epoch seconds.
+
+One ``requests.Session`` per client, with urllib3 ``Retry``: bounded retries with exponential
+backoff on connection errors, 429 and 5xx (honouring ``Retry-After``, capped), separate connect
+and read timeouts, and a total time budget for reading the body so a trickling upstream cannot
+hold a worker. Every failure becomes a domain error:
+
+============================================  ======  =========================
+upstream situation                            status  code
+============================================  ======  =========================
+404                                           404     ``unknown_symbol``
+5xx / 429 / connection refused after retries  503     ``upstream_unavailable``
+connect or read timeout, body too slow        504     ``upstream_timeout``
+body that breaks the contract, other 4xx      502     ``upstream_bad_response``
+============================================  ======  =========================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from features.candles import CandleValidationError, normalise_candles
+from features.sources import normalise_symbol
+from mlengine.errors import (
+    UnknownSymbol,
+    UpstreamBadResponse,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+class CappedRetry(Retry):
+    """``Retry`` that honours ``Retry-After`` but never sleeps longer than ``retry_after_max``."""
+
+    def __init__(self, *args: Any, retry_after_max: float = 30.0, **kwargs: Any) -> None:
+        self.retry_after_max = retry_after_max
+        super().__init__(*args, **kwargs)
+
+    def new(self, **kwargs: Any) -> CappedRetry:
+        kwargs.setdefault("retry_after_max", self.retry_after_max)
+        return super().new(**kwargs)  # type: ignore[return-value]
+
+    def get_retry_after(self, response: Any) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self.retry_after_max)
+
+
+class MarketDataClient:
+    """Client of the upstream Market Data Platform; a ``CandleSource``."""
+
+    name = "upstream"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 5.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        retry_after_max: float = 30.0,
+        default_limit: int = 1000,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.default_limit = default_limit
+        self.retry = CappedRetry(
+            total=retries,
+            connect=retries,
+            # A read timeout is not retried: the caller gets a prompt 504 instead of waiting
+            # (retries + 1) times the timeout.
+            read=0,
+            status=retries,
+            other=0,
+            backoff_factor=backoff,
+            backoff_max=max(backoff * 8, backoff),
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            retry_after_max=retry_after_max,
+        )
+        self.session = requests.Session()
+        adapter = HTTPAdapter(max_retries=self.retry, pool_connections=4, pool_maxsize=16)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "mlengine/1.0"})
+
+    def symbols(self) -> list[str] | None:
+        return None
+
+    def get_candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
+        """The newest ``limit`` candles of ``symbol``, validated, oldest first."""
+        wanted = normalise_symbol(symbol)
+        limit = limit or self.default_limit
+        body = self._get_json("/candles", {"symbol": wanted, "limit": limit}, symbol=symbol)
+        candles = self._parse_candles(body, wanted)
+        if len(candles) > limit:
+            candles = candles.iloc[-limit:].reset_index(drop=True)
+        return candles
+
+    def ping(self) -> None:
+        """Raise a domain error unless the upstream answers HTTP at all (used by ``/health``)."""
+        try:
+            response = self.session.get(
+                self.base_url + "/",
+                timeout=(self.connect_timeout, self.read_timeout),
+                stream=True,
+            )
+            response.close()
+        except requests.exceptions.Timeout as exc:
+            raise UpstreamTimeout(details={"reason": str(exc)}) from exc
+        except requests.exceptions.RequestException as exc:
+            raise UpstreamUnavailable(details={"reason": str(exc)}) from exc
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _get_json(self, path: str, params: dict[str, Any], *, symbol: str) -> Any:
+        url = self.base_url + path
+        started = time.monotonic()
+        try:
+            response = self.session.get(
+                url,
+                params=params,
+                timeout=(self.connect_timeout, self.read_timeout),
+                stream=True,
+            )
+        except requests.exceptions.Timeout as exc:
+            logger.warning("market data timeout on %s: %s", url, exc)
+            raise UpstreamTimeout(details={"url": url}) from exc
+        except requests.exceptions.RetryError as exc:
+            logger.warning("market data gave up after retries on %s: %s", url, exc)
+            raise UpstreamUnavailable(details={"url": url}) from exc
+        except requests.exceptions.RequestException as exc:
+            logger.warning("market data unreachable at %s: %s", url, exc)
+            raise UpstreamUnavailable(details={"url": url}) from exc
+
+        with response:
+            if response.status_code == 404:
+                raise UnknownSymbol(
+                    f"Unknown symbol {symbol!r}.",
+                    details={"symbol": symbol, "upstream_status": 404},
+                )
+            if response.status_code in RETRY_STATUSES or response.status_code >= 500:
+                raise UpstreamUnavailable(
+                    f"The market data platform answered {response.status_code} after retries.",
+                    details={"upstream_status": response.status_code},
+                )
+            if response.status_code != 200:
+                raise UpstreamBadResponse(
+                    f"The market data platform answered {response.status_code}.",
+                    details={"upstream_status": response.status_code},
+                )
+            raw = self._read_body(response, started)
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UpstreamBadResponse("The market data platform answered malformed JSON.") from exc
+
+    def _read_body(self, response: requests.Response, started: float) -> bytes:
+        """Read the body within the total time budget and size limit."""
+        deadline = started + self.connect_timeout + self.read_timeout
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(chunk_size=65536):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise UpstreamBadResponse(
+                        "The market data platform answered an oversized body."
+                    )
+                if time.monotonic() > deadline:
+                    raise UpstreamTimeout("The market data platform sent its answer too slowly.")
+        except requests.exceptions.ConnectionError as exc:
+            # urllib3 reports a read timeout in the middle of a body as a ConnectionError.
+            if "timed out" in str(exc).lower():
+                raise UpstreamTimeout(
+                    "The market data platform stopped sending its answer."
+                ) from exc
+            raise UpstreamBadResponse("The market data platform broke off its answer.") from exc
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
+            raise UpstreamBadResponse("The market data platform broke off its answer.") from exc
+        except requests.exceptions.Timeout as exc:
+            raise UpstreamTimeout("The market data platform stopped sending its answer.") from exc
+        return b"".join(chunks)
+
+    @staticmethod
+    def _parse_candles(body: Any, wanted: str) -> pd.DataFrame:
+        if not isinstance(body, dict) or not isinstance(body.get("candles"), list):
+            raise UpstreamBadResponse("The market data answer has no 'candles' list.")
+        answered = body.get("symbol")
+        if answered is not None and (
+            not isinstance(answered, str) or normalise_symbol(answered) != wanted
+        ):
+            raise UpstreamBadResponse(
+                "The market data answer is for another symbol.",
+                details={"asked": wanted, "answered": str(answered)},
+            )
+        try:
+            return normalise_candles(body["candles"])
+        except CandleValidationError as exc:
+            raise UpstreamBadResponse(
+                f"The market data answer has invalid candles: {exc}", details={"reason": str(exc)}
+            ) from exc

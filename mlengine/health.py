@@ -1,0 +1,89 @@
+"""Health checks: database, cache, broker, market data source and active model."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+
+from features.sources import get_candle_source
+
+logger = logging.getLogger(__name__)
+
+# Optional checks registered by apps (the registry adds the active model) without this module
+# importing them.
+EXTRA_CHECKS: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
+def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        result = check()
+    except Exception as exc:  # a health check reports every failure
+        logger.warning("health check failed: %s", exc)
+        result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result.setdefault("status", "ok")
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return result
+
+
+def check_database() -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"status": "ok", "vendor": connection.vendor}
+
+
+def check_cache() -> dict[str, Any]:
+    key = f"health:{uuid.uuid4().hex}"
+    cache.set(key, "1", 5)
+    if cache.get(key) != "1":
+        return {"status": "error", "error": "cache did not return the value it was given"}
+    cache.delete(key)
+    return {"status": "ok", "backend": settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]}
+
+
+def check_broker() -> dict[str, Any]:
+    if not settings.CELERY_BROKER_URL:
+        return {"status": "ok", "mode": "eager (no broker configured)"}
+    from mlengine.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return {"status": "ok", "mode": "broker"}
+
+
+def check_market_data() -> dict[str, Any]:
+    source = get_candle_source()
+    inner = getattr(source, "source", source)
+    if hasattr(inner, "ping"):
+        inner.ping()
+        return {"status": "ok", "source": "upstream"}
+    symbols = source.symbols() or []
+    for symbol in symbols:
+        source.get_candles(symbol, 1)
+    return {"status": "ok", "source": source.name, "symbols": symbols}
+
+
+def health_report() -> tuple[dict[str, Any], bool]:
+    """Run every check; return the report and whether the database answered.
+
+    ``status`` is ``ok`` when every check is ok, else ``degraded``.
+    """
+    checks = {
+        "database": _timed(check_database),
+        "cache": _timed(check_cache),
+        "broker": _timed(check_broker),
+        "market_data": _timed(check_market_data),
+    }
+    for name, check in EXTRA_CHECKS.items():
+        checks[name] = _timed(check)
+    healthy = all(item["status"] == "ok" for item in checks.values())
+    report = {"status": "ok" if healthy else "degraded", "checks": checks}
+    return report, checks["database"]["status"] == "ok"

@@ -1,0 +1,65 @@
+"""OpenAPI helpers shared by the apps' views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+ErrorSerializer = inline_serializer(
+    "Error",
+    {
+        "error": inline_serializer(
+            "ErrorBody",
+            {
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "details": serializers.DictField(),
+            },
+        )
+    },
+)
+
+
+def _error(description: str, code: str, message: str) -> OpenApiResponse:
+    return OpenApiResponse(
+        response=ErrorSerializer,
+        description=description,
+        examples=[
+            OpenApiExample(code, value={"error": {"code": code, "message": message, "details": {}}})
+        ],
+    )
+
+
+ERROR_RESPONSES: dict[int, OpenApiResponse] = {
+    400: _error(
+        "Malformed or out-of-range parameter",
+        "invalid_parameter",
+        "lookback must be an integer between 2 and 500",
+    ),
+    404: _error("Unknown symbol", "unknown_symbol", "Unknown symbol 'XYZ'."),
+    422: _error(
+        "Not enough history", "insufficient_history", "Not enough candles for the requested window."
+    ),
+    502: _error(
+        "Upstream answered garbage",
+        "upstream_bad_response",
+        "The market data answer has no 'candles' list.",
+    ),
+    503: _error(
+        "Upstream or database down",
+        "upstream_unavailable",
+        "The market data platform is unavailable.",
+    ),
+    504: _error(
+        "Upstream timed out", "upstream_timeout", "The market data platform did not answer in time."
+    ),
+}
+
+
+def only_seed_paths(
+    endpoints: list[tuple[str, Any, str, Any]], **_: Any
+) -> list[tuple[str, Any, str, Any]]:
+    """Document each endpoint once, at its seed path; ``/api/v1/`` mirrors every one of them."""
+    return [endpoint for endpoint in endpoints if not endpoint[0].startswith("/api/v1/")]

@@ -1,0 +1,192 @@
+"""Settings shared by every environment. Every value comes from the environment.
+
+``local`` (make run), ``test`` (pytest) and ``production`` (gunicorn, docker compose) import this
+module and only adjust it. Each variable is listed in ``.env.example`` and in the README.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlengine.settings.env import (
+    env_bool,
+    env_cache,
+    env_db,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+# --- Django core -------------------------------------------------------------------------------
+SECRET_KEY = env_str("SECRET_KEY", "insecure-local-development-key-change-me-0123456789abcdef")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_celery_beat",
+    "features",
+    "models_registry",
+    "predictions",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "mlengine.middleware.RequestIDMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mlengine.urls"
+WSGI_APPLICATION = "mlengine.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database and cache ------------------------------------------------------------------------
+DATABASES = {"default": env_db("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers proceed while one writer commits; the timeout makes concurrent
+    # writers wait for the lock instead of failing at once.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": env_cache("CACHE_URL", "locmemcache://mlengine")}
+
+# --- Time, language, static files --------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Artifacts (model files, audit log) --------------------------------------------------------
+ARTIFACTS_DIR = Path(
+    env_str("ARTIFACTS_DIR", str(BASE_DIR / "artifacts")) or BASE_DIR / "artifacts"
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(ARTIFACTS_DIR)},
+    },
+}
+
+# --- REST framework and OpenAPI ----------------------------------------------------------------
+API_READ_REQUIRES_AUTH = env_bool("API_READ_REQUIRES_AUTH", False)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["mlengine.api.ReadOpenOrAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "mlengine.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "mlengine.api.DefaultPagination",
+    "PAGE_SIZE": 20,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ML Engine Platform API",
+    "DESCRIPTION": (
+        "Market data in, deterministic features out, versioned scikit-learn models, audited "
+        "real-time predictions and monitoring. Every endpoint also answers under /api/v1/. "
+        "Errors always have the shape "
+        '{"error": {"code": "...", "message": "...", "details": {...}}}.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["mlengine.schema.only_seed_paths"],
+}
+
+# --- Celery ------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+# With no broker the platform runs embedded: tasks execute eagerly, in the calling process.
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60, minimum=1)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Market data -------------------------------------------------------------------------------
+MARKET_DATA_URL = env_url("MARKET_DATA_URL")
+MARKET_DATA_TIMEOUT = env_float("MARKET_DATA_TIMEOUT", 5.0, minimum=0.001, maximum=300)
+MARKET_DATA_CONNECT_TIMEOUT = env_float(
+    "MARKET_DATA_CONNECT_TIMEOUT", 2.0, minimum=0.001, maximum=60
+)
+MARKET_DATA_RETRIES = env_int("MARKET_DATA_RETRIES", 3, minimum=0, maximum=20)
+MARKET_DATA_BACKOFF = env_float("MARKET_DATA_BACKOFF", 0.5, minimum=0, maximum=60)
+MARKET_DATA_CACHE_TTL = env_int("MARKET_DATA_CACHE_TTL", 60, minimum=0)
+MARKET_DATA_FETCH_LIMIT = env_int("MARKET_DATA_FETCH_LIMIT", 1000, minimum=2, maximum=100_000)
+
+# --- Features, models, monitoring --------------------------------------------------------------
+FEATURE_WINDOW = env_int("FEATURE_WINDOW", 20, minimum=2, maximum=500)
+DRIFT_THRESHOLD = env_float("DRIFT_THRESHOLD", 0.2, minimum=0)
+AUDIT_LOG_LIMIT = env_int("AUDIT_LOG_LIMIT", 100, minimum=1, maximum=10_000)
+AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE", str(ARTIFACTS_DIR / "audit" / "predictions.jsonl"))
+PROMOTION_POLICY = env_str("PROMOTION_POLICY", "warn", choices=("warn", "enforce"))
+
+# --- Logging -----------------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
+}

@@ -1,0 +1,12 @@
+"""Settings for pytest: the base settings made faster, never weaker."""
+
+from mlengine.settings.base import *  # noqa: F403
+from mlengine.settings.base import CACHES, STORAGES, VAR_DIR
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests never touch a developer's models or audit log.
+ARTIFACTS_DIR = VAR_DIR / "test-artifacts"
+STORAGES["artifacts"]["OPTIONS"]["location"] = str(ARTIFACTS_DIR)
+AUDIT_LOG_FILE = str(ARTIFACTS_DIR / "audit" / "predictions.jsonl")
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    CACHES["default"]["KEY_PREFIX"] = "mlengine-test"

@@ -1,0 +1,27 @@
+"""URL configuration. Every API endpoint answers at its seed path and again under ``/api/v1/``."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from features.apis import FeaturesApi
+from mlengine.api import json_error_view
+from mlengine.apis import HealthApi
+
+api_patterns = [
+    path("health", HealthApi.as_view(), name="health"),
+    path("features", FeaturesApi.as_view(), name="features"),
+]
+
+urlpatterns = [
+    path("", include(api_patterns)),
+    path("api/v1/", include((api_patterns, "v1"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = json_error_view(400, "bad_request", "Bad request.")
+handler403 = json_error_view(403, "permission_denied", "You do not have permission to do this.")
+handler404 = json_error_view(404, "not_found", "No such endpoint.")
+handler500 = json_error_view(500, "internal_error", "An unexpected error occurred.")
