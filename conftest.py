@@ -54,3 +54,75 @@ def _clear_cache() -> None:
 def _fresh_artifacts_dir() -> None:
     shutil.rmtree(settings.ARTIFACTS_DIR, ignore_errors=True)
     settings.ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager() -> None:
+    """Tasks run in-process unless a test starts a real worker (``celery_worker_process``).
+
+    Celery reads Django settings once, so CI's broker setting would otherwise send every task to
+    Redis, where no worker listens during ordinary tests.
+    """
+    from mlengine.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def celery_worker_process(require_redis: str, require_postgres: None, transactional_db: None):  # noqa: ANN201
+    """A real Celery worker (subprocess) on the Redis broker, sharing the test database."""
+    import subprocess
+    import sys
+    import time
+    import uuid
+    from pathlib import Path
+
+    from django.db import connection
+
+    from mlengine.celery import app
+
+    app.conf.task_always_eager = False
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    app.conf.task_default_queue = queue
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mlengine.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": os.environ["CELERY_BROKER_URL"],
+    }
+    log = Path(settings.VAR_DIR) / f"celery-{queue}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    name = f"{queue}@%h"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "mlengine", "worker", "--pool=solo",
+             "--loglevel=INFO", "-Q", queue, "-n", name, "--without-gossip", "--without-mingle"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(settings.BASE_DIR),
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                pytest.fail(f"celery worker exited: {log.read_text()[-2000:]}")
+            if app.control.ping(timeout=1.0, destination=None):
+                replies = app.control.ping(timeout=1.0)
+                if any(queue in next(iter(reply)) for reply in replies):
+                    break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"celery worker did not start: {log.read_text()[-2000:]}")
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        app.conf.task_default_queue = "celery"

@@ -22,7 +22,7 @@ ErrorSerializer = inline_serializer(
 )
 
 
-def _error(description: str, code: str, message: str) -> OpenApiResponse:
+def error_response(description: str, code: str, message: str) -> OpenApiResponse:
     return OpenApiResponse(
         response=ErrorSerializer,
         description=description,
@@ -33,26 +33,26 @@ def _error(description: str, code: str, message: str) -> OpenApiResponse:
 
 
 ERROR_RESPONSES: dict[int, OpenApiResponse] = {
-    400: _error(
+    400: error_response(
         "Malformed or out-of-range parameter",
         "invalid_parameter",
         "lookback must be an integer between 2 and 500",
     ),
-    404: _error("Unknown symbol", "unknown_symbol", "Unknown symbol 'XYZ'."),
-    422: _error(
+    404: error_response("Unknown symbol", "unknown_symbol", "Unknown symbol 'XYZ'."),
+    422: error_response(
         "Not enough history", "insufficient_history", "Not enough candles for the requested window."
     ),
-    502: _error(
+    502: error_response(
         "Upstream answered garbage",
         "upstream_bad_response",
         "The market data answer has no 'candles' list.",
     ),
-    503: _error(
+    503: error_response(
         "Upstream or database down",
         "upstream_unavailable",
         "The market data platform is unavailable.",
     ),
-    504: _error(
+    504: error_response(
         "Upstream timed out", "upstream_timeout", "The market data platform did not answer in time."
     ),
 }

@@ -11,6 +11,7 @@ from mlengine.apis import HealthApi
 api_patterns = [
     path("health", HealthApi.as_view(), name="health"),
     path("features", FeaturesApi.as_view(), name="features"),
+    path("", include("models_registry.urls")),
 ]
 
 urlpatterns = [

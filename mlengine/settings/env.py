@@ -15,6 +15,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 env = environ.Env()
 
+SUPPORTED_DATABASE_ENGINES = frozenset(
+    {"django.db.backends.postgresql", "django.db.backends.sqlite3"}
+)
+
 
 def env_int(
     name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
@@ -89,8 +93,10 @@ def env_db(name: str, default: str) -> dict[str, Any]:
         config = environ.Env.db_url_config(raw)
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(f"{name}: cannot parse database URL {raw!r} ({exc})") from exc
-    if not config.get("ENGINE"):
-        raise ImproperlyConfigured(f"{name}: unsupported database URL scheme in {raw!r}")
+    if config.get("ENGINE") not in SUPPORTED_DATABASE_ENGINES:
+        raise ImproperlyConfigured(
+            f"{name}: unsupported database URL {raw!r}; use postgres://... or sqlite:///..."
+        )
     return config
 
 

@@ -1,0 +1,243 @@
+"""Registry API: list and inspect versions, train, activate, roll back, activation history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import permissions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlengine.api import DefaultPagination
+from mlengine.errors import InvalidParameter
+from mlengine.schema import error_response
+from models_registry.selectors import (
+    activation_event_list,
+    model_version_get,
+    model_version_list,
+    training_run_get,
+)
+from models_registry.serializers import (
+    ActivateRequestSerializer,
+    ActivationEventSerializer,
+    ModelVersionDetailSerializer,
+    ModelVersionSummarySerializer,
+    RollbackRequestSerializer,
+    TrainingRunSerializer,
+    TrainRequestSerializer,
+)
+from models_registry.services.activation import model_version_activate, model_version_rollback
+from models_registry.services.training import training_config_resolve, training_run_enqueue
+
+REGISTRY_PERMISSION = "models_registry.manage_registry"
+
+ACTIVATION_EXAMPLE = {
+    "active_version": "v3",
+    "previous_version": "v2",
+    "changed": True,
+    "warning": None,
+}
+ActivationResponse = inline_serializer(
+    "ActivationResult",
+    {
+        "active_version": serializers.CharField(),
+        "previous_version": serializers.CharField(allow_null=True),
+        "changed": serializers.BooleanField(),
+        "warning": serializers.CharField(allow_null=True),
+    },
+)
+WRITE_ERRORS = {
+    400: error_response("Malformed request", "invalid_parameter", "version must look like v3 or 3"),
+    401: error_response(
+        "Not authenticated", "not_authenticated", "Authentication credentials were not provided."
+    ),
+    403: error_response(
+        "Missing the registry permission",
+        "permission_denied",
+        "You do not have permission to perform this action.",
+    ),
+}
+
+
+class HasRegistryPermission(permissions.BasePermission):
+    """Registry writes: a signed-in user (401 otherwise) with ``manage_registry`` (403)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm(REGISTRY_PERMISSION))
+
+
+def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data if isinstance(data, dict) else {})
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class ModelListApi(APIView):
+    @extend_schema(
+        operation_id="models_list",
+        summary="Model versions, newest first",
+        responses={200: ModelVersionSummarySerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        paginator = DefaultPagination()
+        page = paginator.paginate_queryset(model_version_list(), request, view=self)
+        return paginator.get_paginated_response(ModelVersionSummarySerializer(page, many=True).data)
+
+
+class ModelDetailApi(APIView):
+    @extend_schema(
+        operation_id="models_retrieve",
+        summary="One model version in full (v3 or 3)",
+        responses={
+            200: ModelVersionDetailSerializer,
+            400: WRITE_ERRORS[400],
+            404: error_response(
+                "Unknown version", "unknown_model_version", "Unknown model version v9."
+            ),
+        },
+    )
+    def get(self, request: Request, version: str) -> Response:
+        return Response(ModelVersionDetailSerializer(model_version_get(version=version)).data)
+
+
+class ModelActivateApi(APIView):
+    permission_classes = [HasRegistryPermission]
+
+    @extend_schema(
+        operation_id="models_activate",
+        summary="Make a version the active one",
+        description=(
+            "Activating the active version is a no-op (200, `changed: false`). Under "
+            "`PROMOTION_POLICY=warn` a version that does not beat the always-up baseline is "
+            "activated with a `warning`; under `enforce` it is refused (409) unless the body has "
+            "`force: true` and a `reason`."
+        ),
+        request=ActivateRequestSerializer,
+        responses={
+            200: OpenApiResponse(
+                ActivationResponse, examples=[OpenApiExample("activated", value=ACTIVATION_EXAMPLE)]
+            ),
+            **WRITE_ERRORS,
+            404: error_response(
+                "Unknown version", "unknown_model_version", "Unknown model version v9."
+            ),
+            409: error_response(
+                "Not ready, artifact invalid, or refused by policy",
+                "version_not_ready",
+                "v4 is failed; only a ready version can be activated.",
+            ),
+        },
+    )
+    def post(self, request: Request, version: str) -> Response:
+        data = _validated(ActivateRequestSerializer, request.data)
+        result = model_version_activate(
+            version=version, actor=request.user, reason=data["reason"], force=data["force"]
+        )
+        return Response(result.as_dict())
+
+
+class ModelRollbackApi(APIView):
+    permission_classes = [HasRegistryPermission]
+
+    @extend_schema(
+        operation_id="models_rollback",
+        summary="Re-activate the version that was active before the current one",
+        request=RollbackRequestSerializer,
+        responses={
+            200: OpenApiResponse(
+                ActivationResponse,
+                examples=[
+                    OpenApiExample(
+                        "rolled back",
+                        value={
+                            **ACTIVATION_EXAMPLE,
+                            "active_version": "v2",
+                            "previous_version": "v3",
+                        },
+                    )
+                ],
+            ),
+            **WRITE_ERRORS,
+            409: error_response(
+                "Nothing to roll back to",
+                "no_previous_version",
+                "There is no previous version to roll back to.",
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(RollbackRequestSerializer, request.data)
+        result = model_version_rollback(actor=request.user, reason=data["reason"])
+        return Response(result.as_dict())
+
+
+class ActivationListApi(APIView):
+    @extend_schema(
+        operation_id="models_activations_list",
+        summary="Activation history, newest first",
+        responses={200: ActivationEventSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        paginator = DefaultPagination()
+        page = paginator.paginate_queryset(activation_event_list(), request, view=self)
+        return paginator.get_paginated_response(ActivationEventSerializer(page, many=True).data)
+
+
+class ModelTrainApi(APIView):
+    permission_classes = [HasRegistryPermission]
+
+    @extend_schema(
+        operation_id="models_train",
+        summary="Train a new version (asynchronously)",
+        description=(
+            "Records a training run and hands it to a Celery worker once committed; answers 202 "
+            "with the run's id. Poll `GET /training-runs/{id}`. The body overrides "
+            "`configs/train.yaml` (`symbols`, `model`, `seed`) or gives a whole `config`."
+        ),
+        request=TrainRequestSerializer,
+        responses={
+            202: OpenApiResponse(
+                TrainingRunSerializer,
+                examples=[
+                    OpenApiExample(
+                        "queued", value={"id": 7, "status": "queued", "url": "/training-runs/7"}
+                    )
+                ],
+            ),
+            **WRITE_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(TrainRequestSerializer, request.data)
+        config = training_config_resolve(
+            config_data=data.get("config"),
+            symbols=data.get("symbols"),
+            model_type=data.get("model"),
+            seed=data.get("seed"),
+        )
+        run = training_run_enqueue(
+            config=config, source="api", requested_by=request.user, activate=data["activate"]
+        )
+        body = TrainingRunSerializer(run).data
+        body["url"] = f"/training-runs/{run.pk}"
+        return Response(body, status=202, headers={"Location": body["url"]})
+
+
+class TrainingRunDetailApi(APIView):
+    @extend_schema(
+        operation_id="training_runs_retrieve",
+        summary="State of a training run",
+        responses={
+            200: TrainingRunSerializer,
+            404: error_response("Unknown run", "not_found", "Unknown training run 9."),
+        },
+    )
+    def get(self, request: Request, run_id: str) -> Response:
+        try:
+            number = int(run_id)
+        except ValueError as exc:
+            raise InvalidParameter("run id must be an integer", details={"id": run_id}) from exc
+        return Response(TrainingRunSerializer(training_run_get(run_id=number)).data)

@@ -1,0 +1,40 @@
+"""Registry domain errors."""
+
+from mlengine.errors import ConflictError, NotFoundError, ServiceUnavailable
+
+
+class UnknownModelVersion(NotFoundError):
+    code = "unknown_model_version"
+    default_message = "Unknown model version."
+
+
+class VersionNotReady(ConflictError):
+    code = "version_not_ready"
+    default_message = "Only a ready version can be activated."
+
+
+class NothingToRollBack(ConflictError):
+    code = "no_previous_version"
+    default_message = "There is no previous version to roll back to."
+
+
+class PromotionRefused(ConflictError):
+    code = "promotion_refused"
+    default_message = "The version does not beat the naive baseline."
+
+
+class ArtifactInvalid(ConflictError):
+    """The artifact is missing or its sha256 differs from the one recorded at training time."""
+
+    code = "artifact_invalid"
+    default_message = "The model artifact is missing or has been altered."
+
+
+class NoActiveModel(ServiceUnavailable):
+    code = "no_active_model"
+    default_message = "No model version is active."
+
+
+class TrainingFailed(ConflictError):
+    code = "training_failed"
+    default_message = "Training failed."

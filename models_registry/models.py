@@ -1,0 +1,177 @@
+"""Registry rows: model versions, the training runs that make them, and activation history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class ModelVersion(models.Model):
+    """One trained model: its artifact, what it was trained on, how it scored.
+
+    At most one row is active; the database enforces it with a partial unique constraint, so no
+    race between web processes can ever leave two active versions.
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "training"
+        READY = "ready", "ready"
+        FAILED = "failed", "failed"
+
+    version = models.PositiveIntegerField(unique=True, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    config = models.JSONField(default=dict, help_text="The training configuration, as run.")
+    feature_spec = models.JSONField(
+        default=dict, help_text="window, horizon and the ordered model input features."
+    )
+    metrics = models.JSONField(default=dict, help_text="train, validation and naive baselines.")
+    dataset = models.JSONField(default=dict, help_text="Dataset window and sha256 fingerprint.")
+    baseline = models.JSONField(
+        default=dict, help_text="Per-feature training statistics for drift checks."
+    )
+    beats_baseline = models.BooleanField(
+        default=False, help_text="Validation accuracy above the always-up baseline."
+    )
+
+    artifact_name = models.CharField(max_length=255, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    artifact_size = models.PositiveBigIntegerField(default=0)
+    library_versions = models.JSONField(default=dict)
+    training_duration_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=Q(is_active=True),
+                name="models_registry_one_active_version",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_active=False) | Q(status="ready"),
+                name="models_registry_active_version_is_ready",
+            ),
+            models.CheckConstraint(
+                condition=Q(version__gte=1), name="models_registry_version_positive"
+            ),
+        ]
+        permissions = [
+            ("manage_registry", "Can train, activate and roll back model versions"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """The public name of a version: ``v3``."""
+        return f"v{self.version}"
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        return (self.metrics.get("validation") or {}).get("accuracy")
+
+    @property
+    def validation_auc(self) -> float | None:
+        return (self.metrics.get("validation") or {}).get("roc_auc")
+
+    @property
+    def baseline_accuracy(self) -> float | None:
+        return ((self.metrics.get("baselines") or {}).get("always_up") or {}).get("accuracy")
+
+
+class TrainingRun(models.Model):
+    """A request to train: who asked, with which config, and what came of it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+
+    class Source(models.TextChoices):
+        COMMAND = "command", "management command"
+        API = "api", "REST API"
+        ADMIN = "admin", "admin"
+        TASK = "task", "Celery task"
+        BOOTSTRAP = "bootstrap", "make run bootstrap"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    config = models.JSONField(default=dict)
+    activate = models.BooleanField(
+        default=False, help_text="Activate the version when it is ready."
+    )
+    task_id = models.CharField(max_length=255, blank=True)
+    stage = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    model_version = models.OneToOneField(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="training_run",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class ActivationEvent(models.Model):
+    """Append-only history of what was live when: one row per effective change."""
+
+    class Action(models.TextChoices):
+        ACTIVATE = "activate", "activate"
+        ROLLBACK = "rollback", "rollback"
+
+    action = models.CharField(max_length=16, choices=Action.choices)
+    from_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, help_text="Who, as it was at the time.")
+    reason = models.TextField(blank=True)
+    forced = models.BooleanField(default=False)
+    warning = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        start = self.from_version.label if self.from_version else "none"
+        return f"{self.action} {start} -> {self.to_version.label}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ValueError("ActivationEvent rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise ValueError("ActivationEvent rows are append-only")

@@ -1,0 +1,118 @@
+"""Registry representations shared by the API, the export command and the admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
+
+
+class ModelVersionSummarySerializer(serializers.ModelSerializer):
+    version = serializers.CharField(source="label")
+
+    class Meta:
+        model = ModelVersion
+        fields = ["version", "is_active", "status", "created_at", "metrics", "dataset"]
+
+
+class ModelVersionDetailSerializer(serializers.ModelSerializer):
+    version = serializers.CharField(source="label")
+    artifact = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "version",
+            "is_active",
+            "status",
+            "created_at",
+            "activated_at",
+            "metrics",
+            "dataset",
+            "config",
+            "feature_spec",
+            "beats_baseline",
+            "artifact",
+            "library_versions",
+            "training_duration_seconds",
+            "baseline",
+        ]
+
+    def get_artifact(self, obj: ModelVersion) -> dict[str, Any]:
+        return {"name": obj.artifact_name, "sha256": obj.artifact_sha256, "size": obj.artifact_size}
+
+
+class ActivationEventSerializer(serializers.ModelSerializer):
+    from_version = serializers.SerializerMethodField()
+    to_version = serializers.CharField(source="to_version.label")
+    actor = serializers.CharField(source="actor_name")
+
+    class Meta:
+        model = ActivationEvent
+        fields = [
+            "id",
+            "action",
+            "from_version",
+            "to_version",
+            "actor",
+            "reason",
+            "forced",
+            "warning",
+            "created_at",
+        ]
+
+    def get_from_version(self, obj: ActivationEvent) -> str | None:
+        return obj.from_version.label if obj.from_version else None
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    model_version = serializers.SerializerMethodField()
+    requested_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "status",
+            "stage",
+            "source",
+            "requested_by",
+            "config",
+            "activate",
+            "task_id",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "error",
+            "model_version",
+        ]
+
+    def get_model_version(self, obj: TrainingRun) -> str | None:
+        return obj.model_version.label if obj.model_version else None
+
+    def get_requested_by(self, obj: TrainingRun) -> str | None:
+        return obj.requested_by.get_username() if obj.requested_by else None
+
+
+class ActivateRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    force = serializers.BooleanField(required=False, default=False)
+
+
+class RollbackRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class TrainRequestSerializer(serializers.Serializer):
+    """Overrides of ``configs/train.yaml``, or a whole ``config`` in the file's layout."""
+
+    config = serializers.DictField(required=False)
+    symbols = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, min_length=1, max_length=20
+    )
+    model = serializers.CharField(required=False, max_length=64)
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**32 - 1)
+    activate = serializers.BooleanField(required=False, default=False)

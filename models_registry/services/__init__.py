@@ -1,0 +1,1 @@
+"""Registry services: training (one service behind every entry point) and activation."""

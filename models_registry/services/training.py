@@ -1,0 +1,262 @@
+"""Training: the one service behind ``manage.py train_model``, the Celery task, the REST
+endpoint and the admin. Fetch candles → build the dataset → fit → evaluate → save the artifact →
+register the version, recording every step on a ``TrainingRun``.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from features.sources import get_candle_source
+from mlengine.errors import DomainError, InvalidParameter
+from models_registry.artifacts import artifact_delete, artifact_write, serialize_model
+from models_registry.errors import TrainingFailed
+from models_registry.models import ModelVersion, TrainingRun
+from models_registry.training.baseline import feature_baseline
+from models_registry.training.config import ConfigError, TrainingConfig, load_training_config
+from models_registry.training.dataset import Dataset, build_dataset
+from models_registry.training.trainer import TrainingResult, train_model
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, str], None]
+STAGES: tuple[str, ...] = ("fetch", "features", "fit", "evaluate", "save")
+DEFAULT_CONFIG_PATH = Path(settings.BASE_DIR) / "configs" / "train.yaml"
+
+
+def _noop(stage: str, message: str) -> None:
+    return None
+
+
+def training_config_resolve(
+    *,
+    config_path: str | Path | None = None,
+    config_data: dict[str, Any] | None = None,
+    symbols: list[str] | None = None,
+    model_type: str | None = None,
+    seed: int | None = None,
+) -> TrainingConfig:
+    """The config to train with: a file (default ``configs/train.yaml``) or a dict, plus overrides.
+
+    A bad config raises ``InvalidParameter`` (400) naming the offending key, before any work.
+    """
+    try:
+        if config_data is not None:
+            config = TrainingConfig.from_dict(config_data)
+        else:
+            config = load_training_config(config_path or DEFAULT_CONFIG_PATH)
+        if symbols or model_type or seed is not None:
+            config = config.with_overrides(symbols=symbols, model_type=model_type, seed=seed)
+    except ConfigError as exc:
+        key = getattr(exc, "key", None) or "config"
+        raise InvalidParameter(f"invalid training config: {exc}", details={key: str(exc)}) from exc
+    return config
+
+
+def training_run_create(
+    *,
+    config: TrainingConfig,
+    source: str,
+    requested_by: Any = None,
+    activate: bool = False,
+) -> TrainingRun:
+    """Record a queued training run."""
+    user = requested_by if getattr(requested_by, "is_authenticated", False) else None
+    return TrainingRun.objects.create(
+        config=config.to_dict(), source=source, requested_by=user, activate=activate
+    )
+
+
+def _version_register(
+    *, run: TrainingRun, result: TrainingResult, dataset: Dataset, artifact: Any
+) -> ModelVersion:
+    """Create the version row with the next free number.
+
+    Two trainings finishing together may both read the same maximum; the unique constraint
+    rejects the second insert and it retries with the next number.
+    """
+    config: TrainingConfig = dataset.config
+    baseline = {
+        "features": result.baseline,
+        "prediction": feature_baseline(
+            np.asarray(result.validation_predictions, dtype="float64"),
+            seed=config.seed,
+        ),
+    }
+    fields = {
+        "status": ModelVersion.Status.READY,
+        "config": config.to_dict(),
+        "feature_spec": {
+            "window": config.window,
+            "horizon": config.horizon,
+            "features": list(result.feature_names),
+        },
+        "metrics": result.metrics,
+        "dataset": dataset.window_info(),
+        "baseline": baseline,
+        "beats_baseline": bool(result.beats_baseline),
+        "artifact_name": artifact.name,
+        "artifact_sha256": artifact.sha256,
+        "artifact_size": artifact.size,
+        "library_versions": result.library_versions,
+        "training_duration_seconds": result.duration_seconds,
+    }
+    for attempt in range(20):
+        try:
+            with transaction.atomic():
+                latest = ModelVersion.objects.aggregate(latest=Max("version"))["latest"] or 0
+                version = ModelVersion.objects.create(version=latest + 1, **fields)
+                TrainingRun.objects.filter(pk=run.pk).update(
+                    model_version=version,
+                    status=TrainingRun.Status.SUCCEEDED,
+                    stage="done",
+                    finished_at=timezone.now(),
+                    error="",
+                )
+                return version
+        except IntegrityError:
+            if attempt == 19:
+                raise
+            logger.info("version number taken by a concurrent training, retrying")
+    raise AssertionError("unreachable")
+
+
+def _mark(run_id: int, **fields: Any) -> None:
+    TrainingRun.objects.filter(pk=run_id).update(**fields)
+
+
+def training_run_execute(
+    *,
+    run_id: int,
+    progress: ProgressCallback | None = None,
+    retryable: tuple[type[Exception], ...] = (),
+) -> ModelVersion:
+    """Run a queued ``TrainingRun`` to completion and return the new ready version.
+
+    Any failure marks the run ``failed`` with a one-line reason and leaves no version and no
+    artifact behind, then raises ``TrainingFailed`` (or the domain error itself). An exception of
+    a ``retryable`` type instead puts the run back to ``queued`` and is re-raised, for a caller
+    (the Celery task) that will try again. A run that already succeeded returns its version, so
+    a redelivered task does no work twice.
+    """
+    progress = progress or _noop
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run_id)
+        if run.status == TrainingRun.Status.SUCCEEDED and run.model_version_id:
+            return run.model_version
+        run.status = TrainingRun.Status.RUNNING
+        run.started_at = timezone.now()
+        run.finished_at = None
+        run.error = ""
+        run.save(update_fields=["status", "started_at", "finished_at", "error"])
+
+    artifact = None
+    try:
+        config = TrainingConfig.from_dict(run.config)
+
+        def step(stage: str, message: str) -> None:
+            _mark(run_id, stage=stage)
+            progress(stage, message)
+
+        step("fetch", f"fetching candles for {', '.join(config.symbols)}")
+        source = get_candle_source()
+        candles = {symbol: source.get_candles(symbol) for symbol in config.symbols}
+        step("features", f"building features (window {config.window}, horizon {config.horizon})")
+        dataset = build_dataset(candles, config)
+        info = dataset.window_info()
+        rows = f"{info['train_rows']} train, {info['validation_rows']} validation"
+        progress("features", f"{info['rows']} rows: {rows}")
+        result = train_model(dataset, progress=step)
+        step("save", "writing the artifact and registering the version")
+        artifact = artifact_write(data=serialize_model(result.pipeline))
+        version = _version_register(run=run, result=result, dataset=dataset, artifact=artifact)
+    except Exception as exc:
+        if artifact is not None:
+            artifact_delete(name=artifact.name)
+        reason = _one_line(exc)
+        if retryable and isinstance(exc, retryable):
+            _mark(run_id, status=TrainingRun.Status.QUEUED, error=f"will retry: {reason}")
+            raise
+        logger.warning("training run %s failed: %s\n%s", run_id, reason, traceback.format_exc())
+        _mark(run_id, status=TrainingRun.Status.FAILED, error=reason, finished_at=timezone.now())
+        if isinstance(exc, DomainError):
+            raise
+        raise TrainingFailed(f"Training failed: {reason}", details={"run": run_id}) from exc
+
+    progress("save", f"registered {version.label}")
+    if run.activate:
+        _activate_after_training(run_id=run_id, version=version, actor=run.requested_by)
+    return version
+
+
+def _activate_after_training(*, run_id: int, version: ModelVersion, actor: Any) -> None:
+    from models_registry.services.activation import model_version_activate
+
+    try:
+        model_version_activate(
+            version=version.version,
+            actor=actor,
+            actor_name="training",
+            reason=f"activated on completion of training run {run_id}",
+        )
+    except DomainError as exc:
+        # The version is trained and registered; only the promotion was refused.
+        _mark(run_id, error=f"trained but not activated: {exc.message}")
+        logger.warning("training run %s: %s not activated: %s", run_id, version, exc.message)
+    version.refresh_from_db()
+
+
+def _one_line(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return " ".join(str(message).split())[:500]
+
+
+def model_train(
+    *,
+    config: TrainingConfig,
+    source: str,
+    requested_by: Any = None,
+    activate: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[TrainingRun, ModelVersion]:
+    """Create a run and execute it in this process (the command and ``make run`` use this)."""
+    run = training_run_create(
+        config=config, source=source, requested_by=requested_by, activate=activate
+    )
+    version = training_run_execute(run_id=run.pk, progress=progress)
+    run.refresh_from_db()
+    return run, version
+
+
+def training_run_enqueue(
+    *, config: TrainingConfig, source: str, requested_by: Any = None, activate: bool = False
+) -> TrainingRun:
+    """Record a run and hand it to a Celery worker once the row is committed.
+
+    With no broker configured the task runs eagerly, in this process, right after the commit.
+    """
+    from models_registry.tasks import train_model_task
+
+    with transaction.atomic():
+        run = training_run_create(
+            config=config, source=source, requested_by=requested_by, activate=activate
+        )
+        transaction.on_commit(lambda: _send(run.pk, train_model_task))
+    run.refresh_from_db()
+    return run
+
+
+def _send(run_id: int, task: Any) -> None:
+    result = task.apply_async(args=[run_id])
+    if result.id:
+        TrainingRun.objects.filter(pk=run_id, task_id="").update(task_id=result.id)

@@ -1,0 +1,64 @@
+"""Row factories for tests: real artifacts, real rows, no training unless asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from django.contrib.auth.models import Permission, User
+from django.db.models import Max
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from models_registry.artifacts import artifact_write, serialize_model
+from models_registry.models import ModelVersion
+
+SMALL_CONFIG: dict[str, Any] = {
+    "symbols": ["SP500"],
+    "start": "2012-01-01",
+    "end": "2015-12-31",
+    "window": 10,
+    "features": ["simple_return", "ma_gap", "rolling_volatility", "momentum"],
+    "horizon": 1,
+    "model": {"type": "logistic_regression", "params": {"C": 1.0, "max_iter": 500}},
+    "validation": {"fraction": 0.2},
+    "seed": 7,
+}
+
+
+def tiny_model() -> Pipeline:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(50, 4))
+    labels = (features[:, 0] > 0).astype(int)
+    return Pipeline([("model", LogisticRegression())]).fit(features, labels)
+
+
+def make_version(
+    *, beats_baseline: bool = True, status: str = "ready", is_active: bool = False, **fields: Any
+) -> ModelVersion:
+    """A registry row with a real, verifiable artifact."""
+    artifact = artifact_write(data=serialize_model(tiny_model()))
+    latest = ModelVersion.objects.aggregate(latest=Max("version"))["latest"] or 0
+    defaults: dict[str, Any] = {
+        "version": latest + 1,
+        "status": status,
+        "is_active": is_active,
+        "beats_baseline": beats_baseline,
+        "metrics": {
+            "validation": {"accuracy": 0.56 if beats_baseline else 0.50, "roc_auc": 0.55},
+            "baselines": {"always_up": {"accuracy": 0.53}, "majority_class": {"accuracy": 0.53}},
+        },
+        "feature_spec": {"window": 10, "horizon": 1, "features": SMALL_CONFIG["features"]},
+        "artifact_name": artifact.name,
+        "artifact_sha256": artifact.sha256,
+        "artifact_size": artifact.size,
+    }
+    defaults.update(fields)
+    return ModelVersion.objects.create(**defaults)
+
+
+def make_user(username: str = "operator", *, registry: bool = True, staff: bool = False) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username, is_staff=staff)
+    if registry:
+        user.user_permissions.add(Permission.objects.get(codename="manage_registry"))
+    return User.objects.get(pk=user.pk)
