@@ -24,7 +24,7 @@ def skip_or_fail(reason: str) -> None:
 
 
 @pytest.fixture
-def require_postgres(settings) -> None:  # noqa: ANN001 - pytest-django fixture
+def require_postgres(settings) -> None:
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         skip_or_fail("needs PostgreSQL (DATABASE_URL=postgres://...)")
 
@@ -72,7 +72,7 @@ def _celery_eager() -> None:
 
 
 @pytest.fixture
-def celery_worker_process(require_redis: str, require_postgres: None, transactional_db: None):  # noqa: ANN201
+def celery_worker_process(require_redis: str, require_postgres: None, transactional_db: None):
     """A real Celery worker (subprocess) on the Redis broker, sharing the test database."""
     import subprocess
     import sys
@@ -99,8 +99,22 @@ def celery_worker_process(require_redis: str, require_postgres: None, transactio
     name = f"{queue}@%h"
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "mlengine", "worker", "--pool=solo",
-             "--loglevel=INFO", "-Q", queue, "-n", name, "--without-gossip", "--without-mingle"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mlengine",
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "-Q",
+                queue,
+                "-n",
+                name,
+                "--without-gossip",
+                "--without-mingle",
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -24,7 +24,10 @@ def _parse_timestamps(raw: pd.Series) -> pd.Series:
         numbers = pd.to_numeric(raw, errors="raise").astype("float64")
         if not np.isfinite(numbers).all():
             raise CandleValidationError("a candle timestamp is not a finite number")
-        return pd.to_datetime(numbers, unit="s", utc=True)
+        try:
+            return pd.to_datetime(numbers, unit="s", utc=True)
+        except (pd.errors.OutOfBoundsDatetime, OverflowError) as exc:
+            raise CandleValidationError(f"a candle timestamp is out of range: {exc}") from exc
     if all(isinstance(value, str) for value in raw):
         try:
             parsed = pd.to_datetime(raw, utc=True, format="ISO8601")
@@ -46,7 +49,15 @@ def _typed_columns(frame: pd.DataFrame) -> pd.DataFrame:
         timestamps = _parse_timestamps(timestamps)
     elif timestamps.dt.tz is None:
         timestamps = timestamps.dt.tz_localize("UTC")
-    out = pd.DataFrame({"timestamp": timestamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")})
+    try:
+        utc = timestamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    except (pd.errors.OutOfBoundsDatetime, OverflowError) as exc:
+        # Nanoseconds reach only 1677-2262; a date beyond is bad data, not a server error.
+        raise CandleValidationError(f"a candle timestamp is out of range: {exc}") from exc
+    # "" and "NaT" parse to NaT without an error.
+    if utc.isna().any():
+        raise CandleValidationError("a candle timestamp is not a valid time")
+    out = pd.DataFrame({"timestamp": utc})
     for name in CANDLE_COLUMNS[1:]:
         column = frame[name]
         numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
@@ -70,8 +81,11 @@ def normalise_candles(records: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd
         records = list(records)
         if not all(isinstance(item, Mapping) for item in records):
             raise CandleValidationError("every candle must be an object")
-        frame = pd.DataFrame.from_records(records)
-    if frame.empty:
+        # Not ``from_records``: it turns ``[{}]`` into a frame with no rows at all.
+        frame = pd.DataFrame(records)
+    # Not ``frame.empty``: that is also true for ``[{}]`` (rows without columns), which must fail
+    # as missing fields rather than pass as no candles.
+    if len(frame.index) == 0:
         return pd.DataFrame(
             {
                 "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),

@@ -21,6 +21,7 @@ body that breaks the contract, other 4xx      502     ``upstream_bad_response``
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -29,6 +30,8 @@ from typing import Any
 import pandas as pd
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from features.candles import CandleValidationError, normalise_candles
@@ -50,8 +53,10 @@ class CappedRetry(Retry):
     """``Retry`` that honours ``Retry-After`` but never sleeps longer than ``retry_after_max``."""
 
     def __init__(self, *args: Any, retry_after_max: float = 30.0, **kwargs: Any) -> None:
-        self.retry_after_max = retry_after_max
         super().__init__(*args, **kwargs)
+        # After ``super().__init__``: urllib3 >= 2.4 has its own ``retry_after_max`` (six hours by
+        # default) and would overwrite the cap if it were set first.
+        self.retry_after_max = retry_after_max
 
     def new(self, **kwargs: Any) -> CappedRetry:
         kwargs.setdefault("retry_after_max", self.retry_after_max)
@@ -60,6 +65,30 @@ class CappedRetry(Retry):
     def get_retry_after(self, response: Any) -> float | None:
         value = super().get_retry_after(response)
         return None if value is None else min(value, self.retry_after_max)
+
+
+def _answered_non_http(exc: BaseException) -> bool:
+    """Whether a failed request met bytes that are not HTTP (a 502), not a missing server (503).
+
+    The ``http.client`` parse error sits a few exceptions deep (requests wraps urllib3, which
+    wraps ``http.client``). ``RemoteDisconnected`` is the server hanging up without a word: an
+    outage, not garbage.
+    """
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, http.client.HTTPException) and not isinstance(
+            current, http.client.RemoteDisconnected
+        ):
+            return True
+        linked = [*current.args, getattr(current, "reason", None)]
+        linked += [current.__cause__, current.__context__]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return False
 
 
 class MarketDataClient:
@@ -86,8 +115,10 @@ class MarketDataClient:
             total=retries,
             connect=retries,
             # A read timeout is not retried: the caller gets a prompt 504 instead of waiting
-            # (retries + 1) times the timeout.
-            read=0,
+            # (retries + 1) times the timeout. False, not 0: with 0 urllib3 books the timeout and
+            # raises MaxRetryError, which requests reports as a ConnectionError (a 503), while
+            # False re-raises the ReadTimeoutError, which requests reports as a Timeout.
+            read=False,
             status=retries,
             other=0,
             backoff_factor=backoff,
@@ -150,6 +181,12 @@ class MarketDataClient:
             logger.warning("market data gave up after retries on %s: %s", url, exc)
             raise UpstreamUnavailable(details={"url": url}) from exc
         except requests.exceptions.RequestException as exc:
+            if _answered_non_http(exc):
+                logger.warning("market data answered something that is not HTTP at %s", url)
+                raise UpstreamBadResponse(
+                    "The market data platform answered something that is not HTTP.",
+                    details={"url": url},
+                ) from exc
             logger.warning("market data unreachable at %s: %s", url, exc)
             raise UpstreamUnavailable(details={"url": url}) from exc
 
@@ -181,7 +218,11 @@ class MarketDataClient:
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in response.iter_content(chunk_size=65536):
+            # ``read1`` returns whatever one socket read brings, so the deadline is checked after
+            # every read. ``iter_content`` would block until a whole chunk arrived, and a body
+            # trickling in a byte at a time (each read within the read timeout) never fills one.
+            # requests asks urllib3 not to decode, so gzip is undone here, as iter_content did.
+            while chunk := response.raw.read1(65536, decode_content=True):
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
@@ -190,20 +231,11 @@ class MarketDataClient:
                     )
                 if time.monotonic() > deadline:
                     raise UpstreamTimeout("The market data platform sent its answer too slowly.")
-        except requests.exceptions.ConnectionError as exc:
-            # urllib3 reports a read timeout in the middle of a body as a ConnectionError.
-            if "timed out" in str(exc).lower():
-                raise UpstreamTimeout(
-                    "The market data platform stopped sending its answer."
-                ) from exc
-            raise UpstreamBadResponse("The market data platform broke off its answer.") from exc
-        except (
-            requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError,
-        ) as exc:
-            raise UpstreamBadResponse("The market data platform broke off its answer.") from exc
-        except requests.exceptions.Timeout as exc:
+        except ReadTimeoutError as exc:
             raise UpstreamTimeout("The market data platform stopped sending its answer.") from exc
+        except (Urllib3HTTPError, OSError) as exc:
+            # A body shorter than its Content-Length, broken chunking or content encoding.
+            raise UpstreamBadResponse("The market data platform broke off its answer.") from exc
         return b"".join(chunks)
 
     @staticmethod

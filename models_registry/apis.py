@@ -103,6 +103,24 @@ class ModelDetailApi(APIView):
         return Response(ModelVersionDetailSerializer(model_version_get(version=version)).data)
 
 
+class LegacyModelDetailApi(ModelDetailApi):
+    """``GET /model/{version}``: the seed API's path, kept for existing clients."""
+
+    @extend_schema(
+        operation_id="model_retrieve_legacy",
+        summary="One model version in full (legacy path of /models/{version})",
+        deprecated=True,
+        responses={
+            200: ModelVersionDetailSerializer,
+            404: error_response(
+                "Unknown version", "unknown_model_version", "Unknown model version v9."
+            ),
+        },
+    )
+    def get(self, request: Request, version: str) -> Response:
+        return super().get(request, version)
+
+
 class ModelActivateApi(APIView):
     permission_classes = [HasRegistryPermission]
 

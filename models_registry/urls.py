@@ -2,6 +2,7 @@ from django.urls import path
 
 from models_registry.apis import (
     ActivationListApi,
+    LegacyModelDetailApi,
     ModelActivateApi,
     ModelDetailApi,
     ModelListApi,
@@ -17,6 +18,6 @@ urlpatterns = [
     path("models/train", ModelTrainApi.as_view(), name="model-train"),
     path("models/activate/<str:version>", ModelActivateApi.as_view(), name="model-activate"),
     path("models/<str:version>", ModelDetailApi.as_view(), name="model-detail"),
-    path("model/<str:version>", ModelDetailApi.as_view(), name="model-detail-legacy"),
+    path("model/<str:version>", LegacyModelDetailApi.as_view(), name="model-detail-legacy"),
     path("training-runs/<str:run_id>", TrainingRunDetailApi.as_view(), name="training-run-detail"),
 ]

@@ -162,12 +162,12 @@ def test_session_writes_need_csrf() -> None:
     assert "CSRF" in response.json()["error"]["message"]
 
 
-def test_reads_can_require_auth(settings) -> None:  # noqa: ANN001
+def test_reads_can_require_auth(settings) -> None:
     settings.API_READ_REQUIRES_AUTH = True
     assert APIClient().get("/models").status_code == 401
 
 
-def test_warn_policy_activates_with_a_warning(operator_client: APIClient, settings) -> None:  # noqa: ANN001
+def test_warn_policy_activates_with_a_warning(operator_client: APIClient, settings) -> None:
     settings.PROMOTION_POLICY = "warn"
     make_version(beats_baseline=False)
     body = operator_client.post("/models/activate/v1", format="json").json()
@@ -178,7 +178,7 @@ def test_warn_policy_activates_with_a_warning(operator_client: APIClient, settin
 
 def test_enforce_policy_refuses_unless_forced_with_a_reason(
     operator_client: APIClient, settings
-) -> None:  # noqa: ANN001
+) -> None:
     settings.PROMOTION_POLICY = "enforce"
     make_version(beats_baseline=False)
     refused = operator_client.post("/models/activate/v1", format="json")
@@ -195,7 +195,7 @@ def test_enforce_policy_refuses_unless_forced_with_a_reason(
     assert event.reason == "known regime change"
 
 
-def test_enforce_policy_lets_a_good_version_through(operator_client: APIClient, settings) -> None:  # noqa: ANN001
+def test_enforce_policy_lets_a_good_version_through(operator_client: APIClient, settings) -> None:
     settings.PROMOTION_POLICY = "enforce"
     make_version(beats_baseline=True)
     assert operator_client.post("/models/activate/v1", format="json").status_code == 200
@@ -214,7 +214,7 @@ def test_bad_body_is_a_400(operator_client: APIClient) -> None:
 
 def test_tampered_artifact_is_refused_and_the_active_version_stays(
     operator_client: APIClient, settings
-) -> None:  # noqa: ANN001
+) -> None:
     make_version(), make_version()
     operator_client.post("/models/activate/v1", format="json")
     v2 = ModelVersion.objects.get(version=2)

@@ -108,7 +108,7 @@ def test_command_failure_exits_nonzero_and_leaves_a_failed_run(small_config_file
 
 def test_command_failure_after_fit_leaves_no_version_and_no_artifact(
     small_config_file: Path, monkeypatch, settings
-) -> None:  # noqa: ANN001
+) -> None:
     def broken_register(**kwargs: object) -> None:
         raise RuntimeError("disk full")
 
@@ -180,7 +180,7 @@ def test_task_runs_the_same_service(small_config_file: Path) -> None:
     assert ModelVersion.objects.count() == 1
 
 
-def test_task_retries_upstream_outages_then_gives_up(small_config_file: Path, settings) -> None:  # noqa: ANN001
+def test_task_retries_upstream_outages_then_gives_up(small_config_file: Path, settings) -> None:
     from models_registry.services.training import training_config_resolve, training_run_create
     from models_registry.tasks import train_model_task
 
@@ -213,7 +213,7 @@ def test_export_registry_writes_both_files(tmp_path: Path, small_config_file: Pa
 @pytest.mark.services
 def test_celery_worker_on_redis_trains_a_version(
     celery_worker_process, operator_client: APIClient
-) -> None:  # noqa: ANN001
+) -> None:
     response = operator_client.post("/models/train", {"config": SMALL_CONFIG}, format="json")
     assert response.status_code == 202
     run_id = response.json()["id"]

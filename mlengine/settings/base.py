@@ -140,6 +140,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["mlengine.schema.only_seed_paths"],
+    "ENUM_NAME_OVERRIDES": {
+        "ModelVersionStatus": "models_registry.models.ModelVersion.Status",
+        "TrainingRunStatus": "models_registry.models.TrainingRun.Status",
+    },
 }
 
 # --- Celery ------------------------------------------------------------------------------------

@@ -1,0 +1,318 @@
+"""``CachedCandleSource``, ``BundledCandleSource`` and ``get_candle_source``.
+
+The cache is Django's configured default (local memory here, Redis under ``.ci/run``); the root
+``conftest.py`` clears it before every test.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+import responses
+
+from features.candles import normalise_candles
+from features.client import MarketDataClient
+from features.engineering import CANDLE_COLUMNS
+from features.sources import BundledCandleSource, CachedCandleSource, get_candle_source
+from mlengine.errors import UnknownSymbol, UpstreamUnavailable
+
+
+class CountingSource:
+    """A candle source that counts its calls, optionally slow or failing."""
+
+    def __init__(self, name: str = "fake", delay: float = 0.0) -> None:
+        self.name = name
+        self.delay = delay
+        self.calls: list[tuple[str, int | None]] = []
+        self.failures: list[Exception] = []
+        self._lock = threading.Lock()
+
+    def symbols(self) -> list[str]:
+        return ["AAA", "BBB"]
+
+    def get_candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
+        with self._lock:
+            self.calls.append((symbol, limit))
+            failure = self.failures.pop(0) if self.failures else None
+        if self.delay:
+            # Holds the first fetch open so concurrent callers really do miss together.
+            time.sleep(self.delay)
+        if failure is not None:
+            raise failure
+        count = limit or 3
+        return normalise_candles(
+            [
+                {
+                    "timestamp": 1704153600 + day * 86400,
+                    "open": 10.0 + day,
+                    "high": 11.0 + day,
+                    "low": 9.0 + day,
+                    "close": 10.5 + day,
+                    "volume": 100.0 * (len(self.calls) + day),
+                }
+                for day in range(count)
+            ]
+        )
+
+
+# --- CachedCandleSource --------------------------------------------------------------------------
+
+
+def test_a_burst_for_one_symbol_costs_one_upstream_call() -> None:
+    upstream = CountingSource()
+    source = CachedCandleSource(upstream, ttl=60)
+
+    answers = [source.get_candles("AAA", 5) for _ in range(20)]
+
+    assert upstream.calls == [("AAA", 5)]
+    for candles in answers:
+        pd.testing.assert_frame_equal(candles, answers[0])
+    assert len(answers[0]) == 5
+
+
+def test_a_concurrent_burst_from_eight_threads_costs_one_upstream_call() -> None:
+    upstream = CountingSource(delay=0.3)
+    source = CachedCandleSource(upstream, ttl=60)
+    start = threading.Barrier(8)
+
+    def burst() -> list[pd.DataFrame]:
+        start.wait(timeout=10)
+        return [source.get_candles("AAA", 5) for _ in range(3)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [frame for frames in pool.map(lambda _: burst(), range(8)) for frame in frames]
+
+    assert upstream.calls == [("AAA", 5)]
+    assert len(results) == 24
+    for candles in results:
+        pd.testing.assert_frame_equal(candles, results[0])
+
+
+def test_different_symbols_and_limits_are_separate_entries() -> None:
+    upstream = CountingSource()
+    source = CachedCandleSource(upstream, ttl=60)
+
+    source.get_candles("AAA", 5)
+    source.get_candles("AAA", 10)
+    source.get_candles("BBB", 5)
+    source.get_candles("AAA", None)
+    # Symbols are case-insensitive, so these hit the entries above.
+    source.get_candles("aaa", 5)
+    source.get_candles(" bbb ", 5)
+
+    assert upstream.calls == [("AAA", 5), ("AAA", 10), ("BBB", 5), ("AAA", None)]
+    assert len(source.get_candles("AAA", 10)) == 10
+
+
+def test_sources_with_different_names_do_not_share_entries() -> None:
+    first, second = CountingSource(name="one"), CountingSource(name="two")
+
+    CachedCandleSource(first, ttl=60).get_candles("AAA", 5)
+    CachedCandleSource(second, ttl=60).get_candles("AAA", 5)
+
+    assert len(first.calls) == 1
+    assert len(second.calls) == 1
+
+
+@pytest.mark.parametrize("ttl", [0, -1])
+def test_a_ttl_of_zero_or_less_does_not_cache(ttl: int) -> None:
+    upstream = CountingSource()
+    source = CachedCandleSource(upstream, ttl=ttl)
+
+    for _ in range(3):
+        source.get_candles("AAA", 5)
+
+    assert len(upstream.calls) == 3
+
+
+def test_fetches_again_after_the_ttl_expires() -> None:
+    upstream = CountingSource()
+    source = CachedCandleSource(upstream, ttl=1)
+
+    first = source.get_candles("AAA", 5)
+    time.sleep(1.2)
+    second = source.get_candles("AAA", 5)
+
+    assert len(upstream.calls) == 2
+    # The fake source stamps its call number into the volume: the second answer is a new fetch.
+    assert list(second["volume"]) != list(first["volume"])
+
+
+def test_fetches_again_once_the_entry_is_gone() -> None:
+    from django.core.cache import cache
+
+    upstream = CountingSource()
+    source = CachedCandleSource(upstream, ttl=60)
+    source.get_candles("AAA", 5)
+    source.get_candles("AAA", 5)
+
+    # What expiry does, without waiting for it.
+    cache.delete("candles:fake:AAA:5")
+    source.get_candles("AAA", 5)
+
+    assert len(upstream.calls) == 2
+
+
+def test_errors_are_not_cached() -> None:
+    upstream = CountingSource()
+    upstream.failures.append(UpstreamUnavailable())
+    source = CachedCandleSource(upstream, ttl=60)
+
+    with pytest.raises(UpstreamUnavailable):
+        source.get_candles("AAA", 5)
+    candles = source.get_candles("AAA", 5)
+    source.get_candles("AAA", 5)
+
+    assert len(candles) == 5
+    assert len(upstream.calls) == 2
+
+
+def test_unknown_symbol_is_not_cached() -> None:
+    upstream = CountingSource()
+    upstream.failures.extend([UnknownSymbol(), UnknownSymbol()])
+    source = CachedCandleSource(upstream, ttl=60)
+
+    for _ in range(2):
+        with pytest.raises(UnknownSymbol):
+            source.get_candles("ZZZ", 5)
+
+    assert len(upstream.calls) == 2
+
+
+def test_cached_source_names_itself_after_and_lists_the_symbols_of_its_source() -> None:
+    source = CachedCandleSource(CountingSource(), ttl=60)
+
+    assert source.name == "cached-fake"
+    assert source.symbols() == ["AAA", "BBB"]
+
+
+# --- get_candle_source ---------------------------------------------------------------------------
+
+
+def test_get_candle_source_without_a_url_is_the_bundled_data(settings) -> None:
+    settings.MARKET_DATA_URL = None
+
+    source = get_candle_source()
+
+    assert isinstance(source, BundledCandleSource)
+    assert source.name == "bundled"
+
+
+def test_get_candle_source_with_a_url_is_a_cached_configured_client(settings) -> None:
+    settings.MARKET_DATA_URL = "http://127.0.0.1:9/market"
+    settings.MARKET_DATA_TIMEOUT = 1.5
+    settings.MARKET_DATA_CONNECT_TIMEOUT = 0.7
+    settings.MARKET_DATA_RETRIES = 5
+    settings.MARKET_DATA_BACKOFF = 0.25
+    settings.MARKET_DATA_CACHE_TTL = 45
+
+    source = get_candle_source()
+
+    assert isinstance(source, CachedCandleSource)
+    assert source.ttl == 45
+    assert source.name == "cached-upstream"
+    client = source.source
+    assert isinstance(client, MarketDataClient)
+    assert client.base_url == "http://127.0.0.1:9/market"
+    assert client.read_timeout == 1.5
+    assert client.connect_timeout == 0.7
+    assert client.retry.total == 5
+    assert client.retry.connect == 5
+    assert client.retry.status == 5
+    assert client.retry.backoff_factor == 0.25
+
+
+def test_get_candle_source_is_built_once_per_configuration(settings) -> None:
+    settings.MARKET_DATA_URL = "http://127.0.0.1:9/market"
+    settings.MARKET_DATA_RETRIES = 2
+
+    first = get_candle_source()
+    again = get_candle_source()
+    settings.MARKET_DATA_RETRIES = 4
+    rebuilt = get_candle_source()
+
+    assert again is first
+    assert rebuilt is not first
+    assert isinstance(rebuilt, CachedCandleSource)
+    assert rebuilt.source.retry.total == 4  # type: ignore[attr-defined]
+
+
+def test_configured_upstream_source_serves_a_burst_with_one_request(settings) -> None:
+    settings.MARKET_DATA_URL = "http://market-data.test"
+    settings.MARKET_DATA_CACHE_TTL = 60
+    body = {
+        "symbol": "SP500",
+        "candles": [
+            {
+                "timestamp": "2024-01-02T00:00:00Z",
+                "open": 1.0,
+                "high": 1.1,
+                "low": 0.9,
+                "close": 1.05,
+                "volume": 1200,
+            }
+        ],
+    }
+
+    with responses.RequestsMock() as mock:
+        mock.get("http://market-data.test/candles", json=body)
+        answers = [get_candle_source().get_candles("sp500", 100) for _ in range(20)]
+
+        assert len(mock.calls) == 1
+    assert all(len(candles) == 1 for candles in answers)
+
+
+# --- BundledCandleSource -------------------------------------------------------------------------
+
+
+def test_bundled_source_lists_its_symbols() -> None:
+    assert BundledCandleSource().symbols() == ["NASDAQ", "SP500"]
+
+
+@pytest.mark.parametrize("symbol", ["SP500", "NASDAQ"])
+def test_bundled_history_is_twenty_years_of_daily_candles(symbol: str) -> None:
+    candles = BundledCandleSource().get_candles(symbol)
+
+    assert list(candles.columns) == list(CANDLE_COLUMNS)
+    assert len(candles) == 5031
+    assert candles["timestamp"].iloc[0] == pd.Timestamp("1999-01-04T00:00:00Z")
+    assert candles["timestamp"].iloc[-1] == pd.Timestamp("2018-12-31T00:00:00Z")
+    assert candles["timestamp"].is_monotonic_increasing
+    assert candles["timestamp"].is_unique
+    assert (candles["high"] >= candles["low"]).all()
+
+
+def test_bundled_symbols_are_case_insensitive() -> None:
+    source = BundledCandleSource()
+
+    pd.testing.assert_frame_equal(source.get_candles("sp500"), source.get_candles("SP500"))
+    pd.testing.assert_frame_equal(source.get_candles(" Nasdaq "), source.get_candles("NASDAQ"))
+
+
+def test_bundled_unknown_symbol_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownSymbol) as caught:
+        BundledCandleSource().get_candles("xyz")
+
+    assert caught.value.status_code == 404
+    assert caught.value.code == "unknown_symbol"
+    assert caught.value.details == {"symbol": "xyz", "known_symbols": ["NASDAQ", "SP500"]}
+
+
+def test_bundled_limit_returns_the_newest_candles() -> None:
+    source = BundledCandleSource()
+    everything = source.get_candles("SP500")
+
+    newest = source.get_candles("SP500", 10)
+
+    assert len(newest) == 10
+    assert list(newest.index) == list(range(10))
+    assert newest["timestamp"].iloc[-1] == pd.Timestamp("2018-12-31T00:00:00Z")
+    pd.testing.assert_frame_equal(newest, everything.iloc[-10:].reset_index(drop=True))
+
+
+def test_bundled_limit_beyond_the_history_returns_all_of_it() -> None:
+    assert len(BundledCandleSource().get_candles("NASDAQ", 100_000)) == 5031
