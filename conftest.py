@@ -140,3 +140,94 @@ def celery_worker_process(require_redis: str, require_postgres: None, transactio
         except subprocess.TimeoutExpired:
             worker.kill()
         app.conf.task_default_queue = "celery"
+
+
+def test_database_url() -> str:
+    """A DATABASE_URL for a subprocess that must share this test run's database."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def web_server_process(transactional_db: None):
+    """A real gunicorn (one worker process) serving the app on the test database.
+
+    It stands for another web worker or host: it shares the database and the artifacts, and
+    nothing else with the test process.
+    """
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"CACHE_URL", "CELERY_BROKER_URL"}
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "mlengine.settings.test",
+            "DATABASE_URL": test_database_url(),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        }
+    )
+    log = Path(settings.VAR_DIR) / f"gunicorn-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "mlengine.wsgi:application",
+                "--workers",
+                "1",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--timeout",
+                "60",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(settings.BASE_DIR),
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"gunicorn exited: {log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"gunicorn did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
@@ -36,7 +38,7 @@ FEATURES_EXAMPLE = {
 }
 
 
-def parse_symbol(params: dict[str, str]) -> str:
+def parse_symbol(params: Any) -> str:
     """The required ``symbol`` query parameter, stripped."""
     symbol = (params.get("symbol") or "").strip()
     if not symbol:

@@ -32,13 +32,14 @@ import numpy as np
 import pandas as pd
 
 CANDLE_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
+# The four core fields first: every answer shows them in this order.
 FEATURE_NAMES: tuple[str, ...] = (
     "close",
     "simple_return",
-    "log_return",
     "moving_average",
-    "ma_gap",
     "rolling_volatility",
+    "log_return",
+    "ma_gap",
     "momentum",
     "range_pct",
     "volume_ratio",
@@ -102,6 +103,44 @@ def validate_window(window: int) -> int:
     return int(window)
 
 
+def feature_arrays(
+    close: np.ndarray, high: np.ndarray, low: np.ndarray, volume: np.ndarray, window: int
+) -> dict[str, np.ndarray]:
+    """Every feature as a float64 array aligned with the inputs (the maths behind
+    ``compute_features``; serving calls it directly on a short tail to skip pandas)."""
+    previous_close = _shift(close, 1)
+    simple_return = close / previous_close - 1.0
+    moving_average = rolling_mean(close, window)
+    volatility = np.full(close.shape[0], np.nan)
+    if close.shape[0] > 1:
+        volatility[1:] = rolling_std(simple_return[1:], window)
+    mean_volume = rolling_mean(volume, window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        volume_ratio = np.where(mean_volume > 0, volume / mean_volume, np.nan)
+    return {
+        "close": close,
+        "simple_return": simple_return,
+        "log_return": np.log(close / previous_close),
+        "moving_average": moving_average,
+        "ma_gap": close / moving_average - 1.0,
+        "rolling_volatility": volatility,
+        "momentum": close / _shift(close, window) - 1.0,
+        "range_pct": (high - low) / close,
+        "volume_ratio": volume_ratio,
+    }
+
+
+def _columns(
+    candles: pd.DataFrame, last: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The float64 price and volume columns, optionally only the ``last`` rows (no copy)."""
+    start = -last if last else None
+    return tuple(  # type: ignore[return-value]
+        candles[name].to_numpy(dtype=np.float64)[start:]
+        for name in ("close", "high", "low", "volume")
+    )
+
+
 def compute_features(candles: pd.DataFrame, window: int) -> pd.DataFrame:
     """Features for every candle of one symbol, in the candles' (time) order.
 
@@ -110,39 +149,23 @@ def compute_features(candles: pd.DataFrame, window: int) -> pd.DataFrame:
     ``FEATURE_NAMES``, one row per candle; rows before the first full window hold NaN.
     """
     window = validate_window(window)
-    close = candles["close"].to_numpy(dtype=np.float64)
-    high = candles["high"].to_numpy(dtype=np.float64)
-    low = candles["low"].to_numpy(dtype=np.float64)
-    volume = candles["volume"].to_numpy(dtype=np.float64)
-
-    previous_close = _shift(close, 1)
-    simple_return = close / previous_close - 1.0
-    log_return = np.log(close / previous_close)
-    moving_average = rolling_mean(close, window)
-    ma_gap = close / moving_average - 1.0
-    volatility = np.full(close.shape[0], np.nan)
-    if close.shape[0] > 1:
-        volatility[1:] = rolling_std(simple_return[1:], window)
-    momentum = close / _shift(close, window) - 1.0
-    range_pct = (high - low) / close
-    mean_volume = rolling_mean(volume, window)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        volume_ratio = np.where(mean_volume > 0, volume / mean_volume, np.nan)
-
+    arrays = feature_arrays(*_columns(candles), window)
     return pd.DataFrame(
-        {
-            "timestamp": candles["timestamp"].reset_index(drop=True),
-            "close": close,
-            "simple_return": simple_return,
-            "log_return": log_return,
-            "moving_average": moving_average,
-            "ma_gap": ma_gap,
-            "rolling_volatility": volatility,
-            "momentum": momentum,
-            "range_pct": range_pct,
-            "volume_ratio": volume_ratio,
-        }
+        {"timestamp": candles["timestamp"].reset_index(drop=True), **arrays},
+        columns=["timestamp", *FEATURE_NAMES],
     )
+
+
+def latest_feature_row(candles: pd.DataFrame, window: int) -> tuple[pd.Timestamp, dict[str, float]]:
+    """The newest candle's time and features, computed from only the candles it needs.
+
+    The same arithmetic as ``compute_features`` on the same window, so the values are identical
+    bit for bit to the training row of that candle; used on the serving path, where building a
+    DataFrame would cost more than the maths.
+    """
+    window = validate_window(window)
+    arrays = feature_arrays(*_columns(candles, min_candles(window)), window)
+    return candles["timestamp"].iloc[-1], {name: float(arrays[name][-1]) for name in FEATURE_NAMES}
 
 
 def complete_rows(features: pd.DataFrame, names: Sequence[str] = FEATURE_NAMES) -> pd.DataFrame:

@@ -12,6 +12,7 @@ api_patterns = [
     path("health", HealthApi.as_view(), name="health"),
     path("features", FeaturesApi.as_view(), name="features"),
     path("", include("models_registry.urls")),
+    path("", include("predictions.urls")),
 ]
 
 urlpatterns = [

@@ -138,8 +138,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         )
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        # Actions are the only way to change anything here; Django hides them from read-only
-        # admins unless we keep them explicitly (the permission is checked inside each action).
+        # Rows are changed only by the lifecycle actions (which check the registry permission
+        # themselves); bulk delete would bypass the append-only history.
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions

@@ -1,0 +1,30 @@
+"""The audit trail in the admin: read-only, searchable by request id."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from models_registry.admin import ReadOnlyAdmin
+from predictions.models import PredictionRecord
+
+
+@admin.register(PredictionRecord)
+class PredictionRecordAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "request_id",
+        "symbol",
+        "model_version",
+        "prediction",
+        "confidence",
+        "as_of",
+        "latency_ms",
+        "outcome",
+        "is_replay",
+    ]
+    list_filter = ["model_version", "symbol", "is_replay", "outcome", "created_at"]
+    search_fields = ["=request_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["model_version"]
+    show_full_result_count = False
+    ordering = ["-created_at", "-id"]

@@ -1,0 +1,163 @@
+"""``/predict`` and the audit trail API."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.decorators import method_decorator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from features.apis import parse_symbol
+from mlengine.api import parse_int_param
+from mlengine.schema import ERROR_RESPONSES, error_response
+from predictions.selectors import prediction_get, prediction_recent_list
+from predictions.services import prediction_create
+
+CONFIDENCE_DEFINITION = (
+    "`prediction` is the model's probability that the close `horizon` candles after `as_of` is "
+    "above the close at `as_of`. `confidence` is how far that probability is from a coin flip, "
+    "scaled to [0, 1]: `|prediction - 0.5| * 2` (0 = no opinion, 1 = certain)."
+)
+PREDICTION_EXAMPLE = {
+    "symbol": "SP500",
+    "prediction": 0.53,
+    "confidence": 0.06,
+    "model_version": "v2",
+    "features": {
+        "close": 2506.85,
+        "simple_return": 0.0085,
+        "log_return": 0.0085,
+        "moving_average": 2576.95,
+        "ma_gap": -0.0272,
+        "rolling_volatility": 0.0185,
+        "momentum": -0.0844,
+        "range_pct": 0.0105,
+        "volume_ratio": 0.7809,
+    },
+    "as_of": "2018-12-31T00:00:00+00:00",
+    "timestamp": "2026-11-26T10:00:00.123456+00:00",
+    "request_id": "5a801341-6492-4cf5-a4d9-030052454008",
+    "latency_ms": 3.1,
+}
+PredictionSerializer = inline_serializer(
+    "Prediction",
+    {
+        "symbol": serializers.CharField(),
+        "prediction": serializers.FloatField(),
+        "confidence": serializers.FloatField(),
+        "model_version": serializers.CharField(),
+        "features": serializers.DictField(child=serializers.FloatField(allow_null=True)),
+        "as_of": serializers.DateTimeField(),
+        "timestamp": serializers.DateTimeField(),
+        "request_id": serializers.UUIDField(),
+        "latency_ms": serializers.FloatField(),
+    },
+)
+RecordSerializer = inline_serializer(
+    "PredictionRecord",
+    {
+        "request_id": serializers.UUIDField(),
+        "symbol": serializers.CharField(),
+        "prediction": serializers.FloatField(),
+        "confidence": serializers.FloatField(),
+        "model_version": serializers.CharField(),
+        "features": serializers.DictField(),
+        "as_of": serializers.DateTimeField(),
+        "timestamp": serializers.DateTimeField(),
+        "event_time": serializers.DateTimeField(),
+        "replay": serializers.BooleanField(),
+        "latency_ms": serializers.FloatField(),
+        "outcome": serializers.IntegerField(allow_null=True),
+    },
+)
+
+
+# The audit row must be committed before the answer leaves: never run inside a request-wide
+# transaction (ATOMIC_REQUESTS), which would commit only after the response is built.
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class PredictApi(APIView):
+    @extend_schema(
+        operation_id="predict",
+        summary="Predict the next move of a symbol with the active model",
+        description=CONFIDENCE_DEFINITION
+        + " Every answer is committed to the audit trail first; if that fails the answer is "
+        "503 `audit_unavailable` and no prediction. `request_id` is also sent as `X-Request-ID`.",
+        parameters=[
+            OpenApiParameter(
+                "symbol",
+                OpenApiTypes.STR,
+                required=True,
+                examples=[OpenApiExample("S&P 500", value="SP500")],
+            )
+        ],
+        responses={
+            200: OpenApiResponse(
+                PredictionSerializer,
+                examples=[OpenApiExample("prediction", value=PREDICTION_EXAMPLE)],
+            ),
+            **ERROR_RESPONSES,
+            503: error_response(
+                "No active model, audit trail or upstream unavailable",
+                "no_active_model",
+                "No model version is active.",
+            ),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        symbol = parse_symbol(request.query_params)
+        result = prediction_create(symbol=symbol)
+        request._request.request_id = str(result.record.request_id)  # echoed as X-Request-ID
+        return Response(result.as_dict())
+
+
+class PredictionRecentApi(APIView):
+    @extend_schema(
+        operation_id="predictions_recent",
+        summary="The newest predictions of the audit trail",
+        parameters=[
+            OpenApiParameter(
+                "limit",
+                OpenApiTypes.INT,
+                description="1 to AUDIT_LOG_LIMIT (default 100); default 20.",
+            )
+        ],
+        responses={
+            200: inline_serializer(
+                "RecentPredictions", {"results": serializers.ListField(child=RecordSerializer)}
+            ),
+            400: ERROR_RESPONSES[400],
+        },
+    )
+    def get(self, request: Request) -> Response:
+        maximum = settings.AUDIT_LOG_LIMIT
+        limit = parse_int_param(
+            request.query_params, "limit", default=min(20, maximum), minimum=1, maximum=maximum
+        )
+        return Response({"results": prediction_recent_list(limit=limit)})
+
+
+class PredictionDetailApi(APIView):
+    @extend_schema(
+        operation_id="predictions_retrieve",
+        summary="One prediction of the audit trail by its request id",
+        responses={
+            200: RecordSerializer,
+            400: ERROR_RESPONSES[400],
+            404: error_response(
+                "Unknown request id", "not_found", "No prediction with request_id ..."
+            ),
+        },
+    )
+    def get(self, request: Request, request_id: str) -> Response:
+        return Response(prediction_get(request_id=request_id))

@@ -1,0 +1,68 @@
+"""The JSONL audit sink: one JSON object per committed prediction, appended to ``AUDIT_LOG_FILE``.
+
+The database row is the record of truth; this file is a convenience for tools that tail files.
+Several gunicorn workers append at once: each line is written with a single ``write`` on an
+``O_APPEND`` descriptor under an exclusive ``flock``, so lines never interleave. A failure to
+write is logged as an error and counted, and never fails the prediction.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+class AuditLogStats:
+    """Process-local counters, exported by ``/metrics``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.lines_written = 0
+        self.write_failures = 0
+
+    def record(self, *, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.lines_written += 1
+            else:
+                self.write_failures += 1
+
+
+audit_log_stats = AuditLogStats()
+
+
+def audit_line(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
+
+
+def audit_log_append(*, record: dict[str, Any], path: str | None = None) -> bool:
+    """Append one prediction to the JSONL file; False (and an error logged) if it failed."""
+    target = path if path is not None else settings.AUDIT_LOG_FILE
+    if not target:
+        return True
+    data = audit_line(record)
+    try:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            written = os.write(descriptor, data)
+            if written != len(data):
+                raise OSError(f"short write: {written} of {len(data)} bytes")
+        finally:
+            os.close(descriptor)  # closing releases the lock
+    except OSError as exc:
+        audit_log_stats.record(ok=False)
+        logger.error("audit log write to %s failed: %s", target, exc)
+        return False
+    audit_log_stats.record(ok=True)
+    return True

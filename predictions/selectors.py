@@ -1,0 +1,63 @@
+"""Reads of the audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from mlengine.errors import InvalidParameter, NotFoundError
+from predictions.models import PredictionRecord
+
+_FIELDS = (
+    "request_id",
+    "created_at",
+    "event_time",
+    "is_replay",
+    "symbol",
+    "model_version__version",
+    "features",
+    "prediction",
+    "confidence",
+    "as_of",
+    "latency_ms",
+    "outcome",
+)
+
+
+def _as_dict(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "request_id": str(row["request_id"]),
+        "symbol": row["symbol"],
+        "prediction": row["prediction"],
+        "confidence": row["confidence"],
+        "model_version": f"v{row['model_version__version']}",
+        "features": row["features"],
+        "as_of": row["as_of"].isoformat(),
+        "timestamp": row["created_at"].isoformat(),
+        "event_time": row["event_time"].isoformat(),
+        "replay": row["is_replay"],
+        "latency_ms": row["latency_ms"],
+        "outcome": row["outcome"],
+    }
+
+
+def prediction_recent_list(*, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` predictions, newest first, read off the (created_at, id) index."""
+    rows = PredictionRecord.objects.order_by("-created_at", "-id").values(*_FIELDS)[:limit]
+    return [_as_dict(row) for row in rows]
+
+
+def prediction_get(*, request_id: str) -> dict[str, Any]:
+    """One prediction by its request id; ``InvalidParameter`` for a malformed id, 404 if unknown."""
+    try:
+        key = uuid.UUID(str(request_id))
+    except ValueError as exc:
+        raise InvalidParameter(
+            "request_id must be a UUID", details={"request_id": str(request_id)[:64]}
+        ) from exc
+    row = PredictionRecord.objects.filter(request_id=key).values(*_FIELDS).first()
+    if row is None:
+        raise NotFoundError(
+            f"No prediction with request_id {key}.", details={"request_id": str(key)}
+        )
+    return _as_dict(row)

@@ -1,0 +1,144 @@
+"""Predictions: serve the active model on fresh features and audit every answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from features.engineering import FEATURE_NAMES, latest_feature_row
+from features.selectors import candles_for_window
+from features.sources import normalise_symbol
+from mlengine.errors import InsufficientHistory
+from predictions.audit_log import audit_log_append
+from predictions.errors import AuditUnavailable
+from predictions.inference import model_cache
+from predictions.models import PredictionRecord
+
+logger = logging.getLogger(__name__)
+
+
+def confidence_of(probability: float) -> float:
+    """How far the probability is from a coin flip, scaled to [0, 1]: ``|p - 0.5| * 2``."""
+    return min(1.0, abs(probability - 0.5) * 2.0)
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    record: PredictionRecord
+    version_label: str
+    timings: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return prediction_as_dict(self.record, version_label=self.version_label)
+
+
+def prediction_as_dict(
+    record: PredictionRecord, *, version_label: str | None = None
+) -> dict[str, Any]:
+    """The API representation of an audit row (``/predict`` answers exactly this)."""
+    return {
+        "symbol": record.symbol,
+        "prediction": record.prediction,
+        "confidence": record.confidence,
+        "model_version": version_label or record.model_version.label,
+        "features": record.features,
+        "as_of": record.as_of.isoformat(),
+        "timestamp": record.created_at.isoformat(),
+        "request_id": str(record.request_id),
+        "latency_ms": record.latency_ms,
+    }
+
+
+def prediction_create(
+    *,
+    symbol: str,
+    candles: pd.DataFrame | None = None,
+    event_time: datetime | None = None,
+    is_replay: bool = False,
+    request_id: uuid.UUID | None = None,
+) -> PredictionResult:
+    """Predict for the newest candle of ``symbol`` with the active model and commit the audit row.
+
+    The features come from ``latest_feature_row``, the same arithmetic training used. The row is
+    committed before this returns; if it cannot be (database down, constraint error) the caller
+    gets ``AuditUnavailable`` (503) and no prediction. ``candles`` lets the replay feed history
+    one step at a time through this same path.
+    """
+    started = time.perf_counter()
+    model = model_cache.get_active()
+    loaded = time.perf_counter()
+    if candles is None:
+        candles = candles_for_window(symbol=symbol, window=model.window)
+    fetched = time.perf_counter()
+    as_of, features = latest_feature_row(candles, model.window)
+    inputs = np.array([[features[name] for name in model.features]], dtype=np.float64)
+    if not np.isfinite(inputs).all():
+        raise InsufficientHistory(
+            f"The newest candle of {normalise_symbol(symbol)} has undefined model features.",
+            details={"symbol": symbol, "features": [n for n in model.features]},
+        )
+    computed = time.perf_counter()
+    probability = float(model.pipeline.predict_proba(inputs)[0, 1])
+    predicted = time.perf_counter()
+    timings = {
+        "model_lookup": (loaded - started) * 1000,
+        "candles": (fetched - loaded) * 1000,
+        "features": (computed - fetched) * 1000,
+        "model": (predicted - computed) * 1000,
+    }
+    now = timezone.now()
+    record = PredictionRecord(
+        request_id=request_id or uuid.uuid4(),
+        created_at=now,
+        event_time=event_time or now,
+        is_replay=is_replay,
+        symbol=normalise_symbol(symbol),
+        model_version_id=model.pk,
+        features={name: _json_number(features[name]) for name in FEATURE_NAMES},
+        prediction=probability,
+        confidence=confidence_of(probability),
+        as_of=pd.Timestamp(as_of).to_pydatetime(),
+        horizon=model.horizon,
+        latency_ms=round((predicted - started) * 1000, 3),
+        timings={key: round(value, 3) for key, value in timings.items()},
+    )
+    try:
+        with transaction.atomic():
+            record.save(force_insert=True)
+    except DatabaseError as exc:
+        logger.error("audit row for %s not committed: %s", record.request_id, exc)
+        raise AuditUnavailable(details={"request_id": str(record.request_id)}) from exc
+    timings["audit"] = (time.perf_counter() - predicted) * 1000
+    # Only after the commit: the file must never hold a prediction the database does not.
+    audit_log_append(record=_audit_line(record, model.label))
+    timings["audit_log"] = (time.perf_counter() - predicted) * 1000 - timings["audit"]
+    return PredictionResult(record=record, version_label=model.label, timings=timings)
+
+
+def _json_number(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+def _audit_line(record: PredictionRecord, version_label: str) -> dict[str, Any]:
+    return {
+        "request_id": str(record.request_id),
+        "timestamp": record.created_at.isoformat(),
+        "event_time": record.event_time.isoformat(),
+        "symbol": record.symbol,
+        "model_version": version_label,
+        "features": record.features,
+        "prediction": record.prediction,
+        "confidence": record.confidence,
+        "as_of": record.as_of.isoformat(),
+        "latency_ms": record.latency_ms,
+        "replay": record.is_replay,
+    }

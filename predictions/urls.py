@@ -1,0 +1,9 @@
+from django.urls import path
+
+from predictions.apis import PredictApi, PredictionDetailApi, PredictionRecentApi
+
+urlpatterns = [
+    path("predict", PredictApi.as_view(), name="predict"),
+    path("predictions/recent", PredictionRecentApi.as_view(), name="prediction-recent"),
+    path("predictions/<str:request_id>", PredictionDetailApi.as_view(), name="prediction-detail"),
+]
