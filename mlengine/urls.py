@@ -7,15 +7,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from features.apis import FeaturesApi
 from mlengine.api import json_error_view
 from mlengine.apis import HealthApi
+from monitoring.metrics import metrics_view
 
 api_patterns = [
     path("health", HealthApi.as_view(), name="health"),
     path("features", FeaturesApi.as_view(), name="features"),
     path("", include("models_registry.urls")),
     path("", include("predictions.urls")),
+    path("", include("monitoring.urls")),
 ]
 
 urlpatterns = [
+    path("metrics", metrics_view, name="metrics"),
     path("", include(api_patterns)),
     path("api/v1/", include((api_patterns, "v1"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

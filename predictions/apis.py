@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from features.apis import parse_symbol
 from mlengine.api import parse_int_param
 from mlengine.schema import ERROR_RESPONSES, error_response
+from monitoring.metrics import observe_prediction
 from predictions.selectors import prediction_get, prediction_recent_list
 from predictions.services import prediction_create
 
@@ -83,6 +84,15 @@ RecordSerializer = inline_serializer(
 )
 
 
+def server_timing(timings: dict[str, float]) -> str:
+    """A ``Server-Timing`` header value (``name;dur=ms, ...``) for the service's stage timings.
+
+    Browsers' dev tools and load generators read it, so a slow stage shows up per request without
+    a profiler; the values are milliseconds, as the header's ``dur`` parameter specifies.
+    """
+    return ", ".join(f"{name};dur={value:.3f}" for name, value in timings.items())
+
+
 # The audit row must be committed before the answer leaves: never run inside a request-wide
 # transaction (ATOMIC_REQUESTS), which would commit only after the response is built.
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
@@ -118,7 +128,10 @@ class PredictApi(APIView):
         symbol = parse_symbol(request.query_params)
         result = prediction_create(symbol=symbol)
         request._request.request_id = str(result.record.request_id)  # echoed as X-Request-ID
-        return Response(result.as_dict())
+        observe_prediction(result.timings)
+        response = Response(result.as_dict())
+        response["Server-Timing"] = server_timing(result.timings)
+        return response
 
 
 class PredictionRecentApi(APIView):

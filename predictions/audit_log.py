@@ -18,6 +18,8 @@ from typing import Any
 
 from django.conf import settings
 
+from monitoring.metrics import AUDIT_LOG_FAILURES
+
 logger = logging.getLogger(__name__)
 
 
@@ -62,6 +64,7 @@ def audit_log_append(*, record: dict[str, Any], path: str | None = None) -> bool
             os.close(descriptor)  # closing releases the lock
     except OSError as exc:
         audit_log_stats.record(ok=False)
+        AUDIT_LOG_FAILURES.inc()
         logger.error("audit log write to %s failed: %s", target, exc)
         return False
     audit_log_stats.record(ok=True)

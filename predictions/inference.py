@@ -22,6 +22,7 @@ from mlengine.errors import DomainError
 from models_registry.artifacts import artifact_load
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
+from monitoring.metrics import MODEL_LOAD_FAILURES
 from predictions.errors import ModelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -93,19 +94,13 @@ class ModelCache:
             failed_at = self._failed.get(key)
             if failed_at is None or time.monotonic() - failed_at > RELOAD_RETRY_SECONDS:
                 try:
-                    pipeline = artifact_load(name=name, sha256=sha256)
-                    loaded = LoadedModel(
-                        pk=pk,
-                        version=version,
-                        sha256=sha256,
-                        window=int(spec["window"]),
-                        horizon=int(spec.get("horizon", 1)),
-                        features=tuple(spec["features"]),
-                        pipeline=pipeline,
+                    loaded = _load_model(
+                        pk=pk, version=version, sha256=sha256, name=name, spec=spec
                     )
                 except (DomainError, KeyError, ValueError, OSError) as exc:
                     self._failed[key] = time.monotonic()
                     self.stats.load_failures += 1
+                    MODEL_LOAD_FAILURES.inc()
                     logger.error("cannot load model v%s (%s): %s", version, sha256[:12], exc)
                 else:
                     self._current = loaded
@@ -121,6 +116,29 @@ class ModelCache:
                 )
             self.stats.stale_serves += 1
             return current
+
+
+def _load_model(*, pk: int, version: int, sha256: str, name: str, spec: dict) -> LoadedModel:
+    return LoadedModel(
+        pk=pk,
+        version=version,
+        sha256=sha256,
+        window=int(spec["window"]),
+        horizon=int(spec.get("horizon", 1)),
+        features=tuple(spec["features"]),
+        pipeline=artifact_load(name=name, sha256=sha256),
+    )
+
+
+def load_model_version(version: ModelVersion) -> LoadedModel:
+    """Load any version (active or not), verifying its artifact first; for replays and tools."""
+    return _load_model(
+        pk=version.pk,
+        version=version.version,
+        sha256=version.artifact_sha256,
+        name=version.artifact_name,
+        spec=version.feature_spec,
+    )
 
 
 def _active_key() -> tuple[int, int, str] | None:

@@ -20,7 +20,7 @@ from features.sources import normalise_symbol
 from mlengine.errors import InsufficientHistory
 from predictions.audit_log import audit_log_append
 from predictions.errors import AuditUnavailable
-from predictions.inference import model_cache
+from predictions.inference import LoadedModel, model_cache
 from predictions.models import PredictionRecord
 
 logger = logging.getLogger(__name__)
@@ -65,16 +65,17 @@ def prediction_create(
     event_time: datetime | None = None,
     is_replay: bool = False,
     request_id: uuid.UUID | None = None,
+    model: LoadedModel | None = None,
 ) -> PredictionResult:
     """Predict for the newest candle of ``symbol`` with the active model and commit the audit row.
 
     The features come from ``latest_feature_row``, the same arithmetic training used. The row is
     committed before this returns; if it cannot be (database down, constraint error) the caller
-    gets ``AuditUnavailable`` (503) and no prediction. ``candles`` lets the replay feed history
-    one step at a time through this same path.
+    gets ``AuditUnavailable`` (503) and no prediction. ``candles`` and ``model`` let the replay
+    feed history one step at a time, with a chosen version, through this same path.
     """
     started = time.perf_counter()
-    model = model_cache.get_active()
+    model = model or model_cache.get_active()
     loaded = time.perf_counter()
     if candles is None:
         candles = candles_for_window(symbol=symbol, window=model.window)

@@ -6,6 +6,7 @@ module and only adjust it. Each variable is listed in ``.env.example`` and in th
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mlengine.settings.env import (
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "mlengine.middleware.RequestIDMiddleware",
+    "monitoring.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -180,6 +182,22 @@ DRIFT_THRESHOLD = env_float("DRIFT_THRESHOLD", 0.2, minimum=0)
 AUDIT_LOG_LIMIT = env_int("AUDIT_LOG_LIMIT", 100, minimum=1, maximum=10_000)
 AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE", str(ARTIFACTS_DIR / "audit" / "predictions.jsonl"))
 PROMOTION_POLICY = env_str("PROMOTION_POLICY", "warn", choices=("warn", "enforce"))
+DRIFT_WINDOW = env_int("DRIFT_WINDOW", 500, minimum=10, maximum=100_000)
+# A year: the bundled daily candles give ~500 distinct (symbol, candle) rows in that time.
+DRIFT_MAX_AGE = env_int("DRIFT_MAX_AGE", 365 * 24 * 3600, minimum=60)
+DRIFT_MIN_SAMPLES = env_int("DRIFT_MIN_SAMPLES", 100, minimum=1)
+DRIFT_SHARE = env_float("DRIFT_SHARE", 0.5, minimum=0.01, maximum=1.0)
+MAX_MODEL_AGE = env_int("MAX_MODEL_AGE", 30 * 24 * 3600, minimum=60)
+MAX_PREDICTION_GAP = env_int("MAX_PREDICTION_GAP", 3600, minimum=1)
+FRESHNESS_INTERVALS = env_float("FRESHNESS_INTERVALS", 4.0, minimum=1.0, maximum=1000)
+
+# --- Metrics -----------------------------------------------------------------------------------
+# prometheus_client's multiprocess mode: every gunicorn worker writes its counters to files in
+# this folder and /metrics adds them up, so the figures are right with any number of processes.
+# It must be in the environment before prometheus_client is first imported.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+Path(str(PROMETHEUS_MULTIPROC_DIR)).mkdir(parents=True, exist_ok=True)
 
 # --- Logging -----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))

@@ -91,6 +91,10 @@ def _version_register(
         "prediction": feature_baseline(
             np.asarray(result.validation_predictions, dtype="float64"),
             seed=config.seed,
+            drift_window=settings.DRIFT_WINDOW,
+            psi_floor=settings.DRIFT_THRESHOLD,
+            # Calibration windows follow candle time across symbols, as live windows do.
+            times=dataset.validation_frame["timestamp"].to_numpy(),
         ),
     }
     fields = {
@@ -176,7 +180,12 @@ def training_run_execute(
         info = dataset.window_info()
         rows = f"{info['train_rows']} train, {info['validation_rows']} validation"
         progress("features", f"{info['rows']} rows: {rows}")
-        result = train_model(dataset, progress=step)
+        result = train_model(
+            dataset,
+            progress=step,
+            drift_window=settings.DRIFT_WINDOW,
+            psi_floor=settings.DRIFT_THRESHOLD,
+        )
         step("save", "writing the artifact and registering the version")
         artifact = artifact_write(data=serialize_model(result.pipeline))
         version = _version_register(run=run, result=result, dataset=dataset, artifact=artifact)

@@ -25,6 +25,7 @@ from models_registry.training.trainer import (
     classification_metrics,
     train_model,
 )
+from monitoring.drift_stats import psi
 
 METRIC_KEYS = {
     "accuracy",
@@ -154,6 +155,44 @@ def test_training_baseline_covers_every_feature_over_training_rows(candles):
         assert stats["mean"] == pytest.approx(train[name].mean())
         assert stats["min"] == train[name].min() and stats["max"] == train[name].max()
     json.dumps(baseline)
+
+
+def test_training_baseline_carries_drift_thresholds_calibrated_along_candle_time(candles):
+    dataset = short_dataset(candles)
+    train = dataset.train_frame
+
+    baseline = train_model(dataset, drift_window=200, psi_floor=0.3).baseline
+
+    # Both symbols' rows of one stretch of time per window, like the live window.
+    by_time = train.sort_values("timestamp", kind="stable")
+    for name, stats in baseline.items():
+        calibration = stats["drift_thresholds"]
+        assert calibration["layout"] == "time" and calibration["window_size"] == 200
+        assert calibration["windows"] == len(train) // 200
+        assert calibration["psi"]["threshold"] >= 0.3
+        values = by_time[name].to_numpy()
+        windows = [values[start : start + 200] for start in range(0, len(values) - 199, 200)]
+        assert calibration["psi"]["mean"] == pytest.approx(
+            np.mean([psi(stats, window) for window in windows])
+        )
+    json.dumps(baseline, allow_nan=False)
+
+
+def test_baseline_statistics_keeps_group_windows_inside_each_symbol():
+    frame = pd.DataFrame(
+        {
+            "symbol": np.repeat(["A", "B"], 150),
+            "x": np.concatenate([np.linspace(0, 1, 150), np.linspace(5, 6, 150)]),
+        }
+    )
+
+    grouped = baseline_statistics(frame, ["x"], seed=0, group_column="symbol", drift_window=60)
+    stacked = baseline_statistics(frame, ["x"], seed=0, drift_window=60)
+
+    # Two windows per symbol; stacked, a third window would straddle both symbols.
+    assert grouped["x"]["drift_thresholds"]["windows"] == 4
+    assert grouped["x"]["drift_thresholds"]["layout"] == "groups"
+    assert stacked["x"]["drift_thresholds"]["windows"] == 5
 
 
 def test_pipeline_steps_and_fixed_settings():

@@ -28,6 +28,7 @@ from features.engineering import FEATURE_NAMES
 from models_registry.training.baseline import baseline_statistics
 from models_registry.training.config import MODEL_TYPES, RESERVED_PARAMS, estimator_class
 from models_registry.training.dataset import Dataset
+from monitoring.drift_stats import DEFAULT_DRIFT_WINDOW, DEFAULT_PSI_FLOOR
 
 ProgressCallback = Callable[[str, str], None]
 
@@ -157,12 +158,20 @@ def _positive_proba(pipeline: Pipeline, x: np.ndarray) -> np.ndarray:
     return pipeline.predict_proba(x)[:, column]
 
 
-def train_model(dataset: Dataset, *, progress: ProgressCallback | None = None) -> TrainingResult:
+def train_model(
+    dataset: Dataset,
+    *,
+    progress: ProgressCallback | None = None,
+    drift_window: int = DEFAULT_DRIFT_WINDOW,
+    psi_floor: float = DEFAULT_PSI_FLOOR,
+) -> TrainingResult:
     """Fit ``dataset.config``'s model on the training rows and score it on the validation rows.
 
     ``progress(stage, message)`` is called with stage "fit" before fitting and "evaluate"
     before scoring. ``beats_baseline`` is True when validation accuracy is above the always-up
-    baseline's.
+    baseline's. The baseline's drift thresholds are calibrated for live windows of
+    ``drift_window`` rows (``DRIFT_WINDOW``) with ``psi_floor`` (``DRIFT_THRESHOLD``) as the PSI
+    floor; the trainer reads no settings, so its caller passes them.
     """
     config = dataset.config
     report = progress or (lambda _stage, _message: None)
@@ -190,7 +199,16 @@ def train_model(dataset: Dataset, *, progress: ProgressCallback | None = None) -
         "validation": validation_metrics,
         "baselines": baselines,
     }
-    baseline = baseline_statistics(dataset.train_frame, FEATURE_NAMES, seed=config.seed)
+    # The live drift window is "the newest N (symbol, candle) rows", every symbol's rows of one
+    # stretch of time; calibration windows are cut along the candle time to match.
+    baseline = baseline_statistics(
+        dataset.train_frame,
+        FEATURE_NAMES,
+        seed=config.seed,
+        time_column="timestamp",
+        drift_window=drift_window,
+        psi_floor=psi_floor,
+    )
 
     return TrainingResult(
         pipeline=pipeline,

@@ -1,0 +1,28 @@
+"""gunicorn settings read from the working directory by every `gunicorn` start (the Docker
+image, docker compose, the benchmarks): keeps Prometheus multiprocess metrics correct."""
+
+import os
+import shutil
+from pathlib import Path
+
+# The same default as the Django settings, set here so the master clears the right folder and
+# every worker inherits it.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(Path(__file__).resolve().parent / "var" / "prometheus")
+)
+
+
+def on_starting(server) -> None:  # noqa: ANN001 - gunicorn hook signature
+    # Counters of a previous run must not be added to this one's.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        Path(directory).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn hook signature
+    # A dead worker's live gauges must stop counting; its counters stay in the sum.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,299 @@
+"""Monitoring API: drift, freshness, latency and history, all read from the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlengine.api import parse_int_param
+from mlengine.schema import ERROR_RESPONSES, error_response
+from models_registry.errors import NoActiveModel
+from models_registry.models import ModelVersion
+from models_registry.selectors import activation_event_list, model_version_get
+from models_registry.serializers import ActivationEventSerializer
+from monitoring.models import DriftSnapshot
+from monitoring.selectors import (
+    drift_history,
+    latency_summary,
+    live_performance,
+    parse_latency_window,
+    training_history,
+)
+from monitoring.services.drift import drift_check_run, drift_report
+from monitoring.services.freshness import freshness_report
+
+DRIFT_EXAMPLE = {
+    "model_version": "v2",
+    "check_id": "0d1f0c8e-3c52-4f5b-a3f7-4d2f1d1c9a11",
+    "checked_at": "2026-11-26T10:15:00+00:00",
+    "event_time": "2026-11-26T10:15:00+00:00",
+    "replay": False,
+    "status": "ok",
+    "drifted_features": [],
+    "window": {
+        "start": "2026-10-30T09:00:00+00:00",
+        "end": "2026-11-26T10:14:58+00:00",
+        "distinct_candles": 500,
+        "size_limit": 500,
+        "max_age_seconds": 2592000,
+    },
+    "features": {
+        "rolling_volatility": {
+            "status": "ok",
+            "psi": 0.11,
+            "threshold": 0.62,
+            "wasserstein": 0.21,
+            "ks_statistic": 0.12,
+            "ks_pvalue": 0.003,
+            "mean_shift": 0.25,
+            "sample_size": 500,
+            "decides_verdict": True,
+        }
+    },
+    "prediction": {
+        "status": "ok",
+        "psi": 0.05,
+        "threshold": 0.2,
+        "wasserstein": 0.1,
+        "ks_statistic": 0.08,
+        "ks_pvalue": 0.1,
+        "mean_shift": 0.1,
+        "sample_size": 500,
+        "decides_verdict": False,
+    },
+}
+FRESHNESS_EXAMPLE = {
+    "status": "ok",
+    "checked_at": "2026-11-26T10:15:00+00:00",
+    "items": [
+        {
+            "component": "upstream",
+            "subject": "SP500",
+            "age_seconds": 3600.0,
+            "threshold_seconds": 345600.0,
+            "status": "ok",
+            "details": {"newest_candle": "2026-11-26T09:00:00+00:00", "interval_seconds": 86400.0},
+        },
+        {
+            "component": "training",
+            "subject": "v2",
+            "age_seconds": 86400.0,
+            "threshold_seconds": 2592000.0,
+            "status": "ok",
+            "details": {},
+        },
+        {
+            "component": "inference",
+            "subject": "live",
+            "age_seconds": 2.0,
+            "threshold_seconds": 3600.0,
+            "status": "ok",
+            "details": {},
+        },
+    ],
+}
+LATENCY_EXAMPLE = {
+    "window": "last 1000 predictions",
+    "version": None,
+    "count": 1000,
+    "mean_ms": 3.2,
+    "p50_ms": 2.9,
+    "p95_ms": 5.1,
+    "p99_ms": 9.8,
+    "max_ms": 31.0,
+}
+HISTORY_EXAMPLE = {
+    "versions": [
+        {
+            "version": "v1",
+            "created_at": "2026-11-01T10:00:00+00:00",
+            "status": "ready",
+            "is_active": True,
+            "model_type": "logistic_regression",
+            "validation": {"accuracy": 0.535, "roc_auc": 0.515},
+            "always_up": {"accuracy": 0.537},
+            "beats_baseline": False,
+        }
+    ],
+    "activations": [
+        {
+            "id": 1,
+            "action": "activate",
+            "from_version": None,
+            "to_version": "v1",
+            "actor": "admin",
+            "reason": "first model",
+            "forced": False,
+            "warning": "",
+            "created_at": "2026-11-01T10:01:00+00:00",
+        }
+    ],
+    "live_performance": [
+        {
+            "version": "v1",
+            "day": "2018-12-28",
+            "count": 2,
+            "accuracy": 0.5,
+            "brier": 0.25,
+            "log_loss": 0.69,
+            "up_rate": 0.5,
+            "validation_accuracy": 0.535,
+            "validation_brier": 0.249,
+            "validation_log_loss": 0.69,
+        }
+    ],
+    "drift": [
+        {
+            "check_id": "0d1f0c8e-3c52-4f5b-a3f7-4d2f1d1c9a11",
+            "event_time": "2018-12-31T00:00:00+00:00",
+            "version": "v1",
+            "replay": True,
+            "status": "ok",
+            "distinct_candles": 500,
+            "drifted_features": [],
+            "features": {"rolling_volatility": {"psi": 0.11, "threshold": 0.62, "status": "ok"}},
+        }
+    ],
+}
+
+
+def _version_param(request: Request) -> ModelVersion | None:
+    value = request.query_params.get("version")
+    return model_version_get(version=value) if value else None
+
+
+def _example(name: str, value: dict[str, Any]) -> list[OpenApiExample]:
+    return [OpenApiExample(name, value=value, response_only=True)]
+
+
+# Computing a missing snapshot writes rows; keep that out of any request-wide transaction.
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class DriftApi(APIView):
+    @extend_schema(
+        operation_id="monitoring_drift",
+        summary="Latest drift check of the active version (computed now if there is none)",
+        description=(
+            "Per feature: PSI over the training deciles, Wasserstein-1 / baseline std, KS "
+            "statistic and p-value, mean shift in baseline std; `status` is ok, drift or "
+            "insufficient_data. "
+            "Each feature's PSI threshold is max(DRIFT_THRESHOLD, mean + 3 sd of PSI over "
+            "non-overlapping training windows). The model is in drift when at least DRIFT_SHARE "
+            "of its input features are; price levels are reported but never decide."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "version", OpenApiTypes.STR, description="v3 or 3; default: the active version"
+            )
+        ],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, examples=_example("drift", DRIFT_EXAMPLE)),
+            404: error_response(
+                "Unknown version", "unknown_model_version", "Unknown model version v9."
+            ),
+            503: error_response(
+                "No active model", "no_active_model", "No model version is active."
+            ),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        version = _version_param(request) or ModelVersion.objects.filter(is_active=True).first()
+        if version is None:
+            raise NoActiveModel("No model version is active, so there is nothing to check.")
+        latest = (
+            DriftSnapshot.objects.filter(model_version=version, kind=DriftSnapshot.Kind.MODEL)
+            .order_by("-created_at", "-id")
+            .values_list("check_id", flat=True)
+            .first()
+        )
+        if latest is None:
+            snapshots = drift_check_run(version=version)
+        else:
+            snapshots = list(
+                DriftSnapshot.objects.filter(check_id=latest).select_related("model_version")
+            )
+        return Response(drift_report(snapshots))
+
+
+class FreshnessApi(APIView):
+    @extend_schema(
+        operation_id="monitoring_freshness",
+        summary="Age of upstream candles, of the active model and of the last prediction",
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT, examples=_example("freshness", FRESHNESS_EXAMPLE)
+            )
+        },
+    )
+    def get(self, request: Request) -> Response:
+        now = timezone.now()
+        items = freshness_report(now=now)
+        statuses = {item["status"] for item in items}
+        overall = "stale" if "stale" in statuses else ("unknown" if "unknown" in statuses else "ok")
+        return Response({"status": overall, "checked_at": now.isoformat(), "items": items})
+
+
+class LatencyApi(APIView):
+    @extend_schema(
+        operation_id="monitoring_latency",
+        summary="Latency of live /predict answers over a window",
+        description=(
+            "Replayed predictions never count. Computed by the database (percentile_cont on "
+            "PostgreSQL)."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "window",
+                OpenApiTypes.STR,
+                description="Last N predictions (500) or a duration (15m, 2h, 7d); default 1000",
+            ),
+            OpenApiParameter(
+                "version", OpenApiTypes.STR, description="Only this version (v3 or 3)"
+            ),
+        ],
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT, examples=_example("latency", LATENCY_EXAMPLE)
+            ),
+            400: ERROR_RESPONSES[400],
+        },
+    )
+    def get(self, request: Request) -> Response:
+        window = parse_latency_window(request.query_params.get("window"))
+        return Response(latency_summary(window=window, version=_version_param(request)))
+
+
+class HistoryApi(APIView):
+    @extend_schema(
+        operation_id="monitoring_history",
+        summary="Training metrics, activations, live performance and drift over time",
+        parameters=[
+            OpenApiParameter(
+                "limit", OpenApiTypes.INT, description="Drift checks to return, 1-2000; default 200"
+            )
+        ],
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT, examples=_example("history", HISTORY_EXAMPLE)
+            ),
+            400: ERROR_RESPONSES[400],
+        },
+    )
+    def get(self, request: Request) -> Response:
+        limit = parse_int_param(request.query_params, "limit", default=200, minimum=1, maximum=2000)
+        events = activation_event_list()[:200]
+        return Response(
+            {
+                "versions": training_history(),
+                "activations": ActivationEventSerializer(events, many=True).data,
+                "live_performance": live_performance(),
+                "drift": drift_history(limit=limit),
+            }
+        )

@@ -1,0 +1,182 @@
+"""Prometheus metrics: request counters and latency histograms (multiprocess-safe) and gauges
+read from the database at scrape time (active version, drift, freshness).
+
+Counters and histograms use prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``),
+so ``/metrics`` from any gunicorn worker reports the sum over all of them. Gauges that describe
+the platform's state come from the database, which every process shares.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+logger = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+)
+
+HTTP_REQUESTS = Counter(
+    "mlengine_http_requests_total",
+    "HTTP requests by endpoint, method and status.",
+    ["endpoint", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "mlengine_http_request_duration_seconds",
+    "Time to answer a request, by endpoint.",
+    ["endpoint"],
+    buckets=LATENCY_BUCKETS,
+)
+PREDICT_LATENCY = Histogram(
+    "mlengine_predict_latency_seconds",
+    "/predict: model lookup to committed audit row.",
+    buckets=LATENCY_BUCKETS,
+)
+PREDICT_STAGE = Histogram(
+    "mlengine_predict_stage_seconds", "/predict time per stage.", ["stage"], buckets=LATENCY_BUCKETS
+)
+AUDIT_LOG_FAILURES = Counter(
+    "mlengine_audit_log_write_failures_total", "JSONL audit lines that could not be written."
+)
+MODEL_LOAD_FAILURES = Counter(
+    "mlengine_model_load_failures_total", "Model artifacts that failed verification or loading."
+)
+
+
+def observe_prediction(timings: dict[str, float]) -> None:
+    """Record one answered prediction's stage timings (milliseconds)."""
+    PREDICT_LATENCY.observe(sum(timings.values()) / 1000)
+    for stage, milliseconds in timings.items():
+        PREDICT_STAGE.labels(stage=stage).observe(milliseconds / 1000)
+
+
+class MetricsMiddleware:
+    """Count every request by its URL pattern (not its raw path, to keep label sets small)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        endpoint = "/" + match.route if match is not None and match.route else "unmatched"
+        if endpoint.startswith("/api/v1/"):
+            endpoint = endpoint[len("/api/v1") :]
+        HTTP_REQUESTS.labels(
+            endpoint=endpoint, method=request.method, status=response.status_code
+        ).inc()
+        HTTP_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+        return response
+
+
+class StateCollector:
+    """Gauges read from the database at scrape time."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.utils import timezone
+
+        from models_registry.models import ModelVersion
+        from monitoring.models import DriftSnapshot, FreshnessSnapshot
+
+        now = timezone.now()
+        active = ModelVersion.objects.filter(is_active=True).first()
+        version = GaugeMetricFamily(
+            "mlengine_active_model_version", "Active model version number (0: none)."
+        )
+        version.add_metric([], active.version if active else 0)
+        yield version
+        age = GaugeMetricFamily("mlengine_active_model_age_seconds", "Age of the active model.")
+        if active:
+            age.add_metric([], (now - active.created_at).total_seconds())
+        yield age
+
+        psi = GaugeMetricFamily(
+            "mlengine_drift_psi", "PSI of the latest drift check.", labels=["feature"]
+        )
+        drifting = GaugeMetricFamily(
+            "mlengine_drift_status",
+            "1 if the feature drifts in the latest check.",
+            labels=["feature"],
+        )
+        threshold = GaugeMetricFamily(
+            "mlengine_drift_threshold", "PSI threshold used.", labels=["feature"]
+        )
+        if active:
+            latest = (
+                DriftSnapshot.objects.filter(model_version=active, kind=DriftSnapshot.Kind.MODEL)
+                .order_by("-created_at", "-id")
+                .values_list("check_id", flat=True)
+                .first()
+            )
+            for row in DriftSnapshot.objects.filter(check_id=latest).values(
+                "feature", "psi", "threshold", "status"
+            ):
+                drifting.add_metric([row["feature"]], 1.0 if row["status"] == "drift" else 0.0)
+                if row["psi"] is not None:
+                    psi.add_metric([row["feature"]], row["psi"])
+                if row["threshold"] is not None:
+                    threshold.add_metric([row["feature"]], row["threshold"])
+        yield psi
+        yield drifting
+        yield threshold
+
+        fresh_age = GaugeMetricFamily(
+            "mlengine_freshness_age_seconds",
+            "Age per freshness item.",
+            labels=["component", "subject"],
+        )
+        stale = GaugeMetricFamily(
+            "mlengine_freshness_stale", "1 if the item is stale.", labels=["component", "subject"]
+        )
+        latest_check = (
+            FreshnessSnapshot.objects.filter(is_replay=False)
+            .order_by("-created_at", "-id")
+            .values_list("check_id", flat=True)
+            .first()
+        )
+        for row in FreshnessSnapshot.objects.filter(check_id=latest_check).values(
+            "component", "subject", "age_seconds", "status"
+        ):
+            labels = [row["component"], row["subject"]]
+            if row["age_seconds"] is not None:
+                fresh_age.add_metric(labels, row["age_seconds"])
+            stale.add_metric(labels, 1.0 if row["status"] == "stale" else 0.0)
+        yield fresh_age
+        yield stale
+
+
+def metrics_text() -> tuple[bytes, str]:
+    """The Prometheus exposition of every process's counters plus the database gauges."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(StateCollector())
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def metrics_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """``GET /metrics`` in the Prometheus text format."""
+    body, content_type = metrics_text()
+    return HttpResponse(body, content_type=content_type)

@@ -1,0 +1,232 @@
+"""Monitoring reads, shared by the API, /metrics and the dashboard."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.db import connection
+from django.utils import timezone
+
+from mlengine.errors import InvalidParameter
+from models_registry.models import ModelVersion
+from predictions.models import PredictionRecord
+
+_DURATION = re.compile(r"^(\d{1,6})([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_LAST_N = 1_000_000
+
+
+@dataclass(frozen=True)
+class LatencyWindow:
+    """Either the last ``last_n`` live predictions or those of the last ``seconds``."""
+
+    last_n: int | None = None
+    seconds: int | None = None
+
+    def describe(self) -> str:
+        return f"last {self.last_n} predictions" if self.last_n else f"last {self.seconds} s"
+
+
+def parse_latency_window(value: str | None) -> LatencyWindow:
+    """``"500"`` (last 500 predictions) or ``"15m"``, ``"2h"``, ``"7d"``, ``"30s"``."""
+    if value is None or value == "":
+        return LatencyWindow(last_n=1000)
+    text = str(value).strip().lower()
+    if text.isdigit() and 1 <= int(text) <= MAX_LAST_N:
+        return LatencyWindow(last_n=int(text))
+    match = _DURATION.match(text)
+    if match and int(match.group(1)) > 0:
+        return LatencyWindow(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    raise InvalidParameter(
+        f"window must be a count of predictions (1-{MAX_LAST_N}) or a duration such as 15m, 2h, 7d",
+        details={"window": str(value)[:50]},
+    )
+
+
+def _percentiles_python(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None}
+    array = np.asarray(values, dtype=np.float64)
+    # "linear" is PostgreSQL's percentile_cont, so both databases report the same figures.
+    p50, p95, p99 = np.percentile(array, [50, 95, 99], method="linear")
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+
+def latency_summary(
+    *, window: LatencyWindow, version: ModelVersion | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """count, mean, p50, p95, p99 and max of ``latency_ms`` over live predictions (replays never
+    count), computed by the database: ``percentile_cont`` on PostgreSQL, the same interpolation
+    in Python on SQLite."""
+    now = now or timezone.now()
+    rows = PredictionRecord.objects.filter(is_replay=False)
+    if version is not None:
+        rows = rows.filter(model_version=version)
+    if window.seconds is not None:
+        rows = rows.filter(created_at__gte=now - timedelta(seconds=window.seconds))
+    rows = rows.order_by("-created_at", "-id")
+    if window.last_n is not None:
+        rows = rows[: window.last_n]
+    inner = rows.values("latency_ms")
+
+    if connection.vendor == "postgresql":
+        sql, params = inner.query.sql_with_params()  # built and parametrised by Django
+        # The inner query is Django's own, with its parameters kept apart.
+        query = (
+            "SELECT count(*), avg(latency_ms), "  # noqa: S608
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), "
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), "
+            "percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), "
+            "max(latency_ms) FROM (" + sql + ") AS window_rows"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            count, mean, p50, p95, p99, maximum = cursor.fetchone()
+        figures = {"p50": p50, "p95": p95, "p99": p99}
+    else:
+        values = [row["latency_ms"] for row in inner]
+        count = len(values)
+        mean = float(np.mean(values)) if values else None
+        maximum = max(values) if values else None
+        figures = _percentiles_python(values)
+    return {
+        "window": window.describe(),
+        "version": version.label if version else None,
+        "count": int(count or 0),
+        "mean_ms": _round(mean),
+        "p50_ms": _round(figures["p50"]),
+        "p95_ms": _round(figures["p95"]),
+        "p99_ms": _round(figures["p99"]),
+        "max_ms": _round(maximum),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, Any]]:
+    """Accuracy, Brier score and log loss of predictions whose outcome is known, per version per
+    day (of event time), computed by the database, beside the version's validation figures."""
+    from django.db.models import Avg, Case, Count, F, FloatField, Q, Value, When
+    from django.db.models.functions import Cast, Greatest, Least, Ln, Power, TruncDate
+
+    eps = 1e-15
+    rows = PredictionRecord.objects.filter(outcome__isnull=False)
+    if version is not None:
+        rows = rows.filter(model_version=version)
+    outcome = Cast("outcome", FloatField())
+    probability = Least(Greatest(F("prediction"), Value(eps)), Value(1 - eps))
+    hit = Case(
+        When(Q(prediction__gte=0.5, outcome=1) | Q(prediction__lt=0.5, outcome=0), then=Value(1.0)),
+        default=Value(0.0),
+        output_field=FloatField(),
+    )
+    grouped = (
+        rows.annotate(day=TruncDate("event_time"))
+        .values("model_version__version", "day")
+        .annotate(
+            count=Count("id"),
+            accuracy=Avg(hit),
+            brier=Avg(Power(F("prediction") - outcome, 2), output_field=FloatField()),
+            log_loss=Avg(
+                -(
+                    outcome * Ln(probability)
+                    + (Value(1.0) - outcome) * Ln(Value(1.0) - probability)
+                ),
+                output_field=FloatField(),
+            ),
+            up_rate=Avg(outcome),
+        )
+        .order_by("model_version__version", "day")
+    )
+    validation = {
+        v.version: (v.metrics or {}).get("validation", {})
+        for v in ModelVersion.objects.only("version", "metrics")
+    }
+    return [
+        {
+            "version": f"v{row['model_version__version']}",
+            "day": row["day"].isoformat(),
+            "count": row["count"],
+            "accuracy": _round(row["accuracy"]),
+            "brier": _round(row["brier"]),
+            "log_loss": _round(row["log_loss"]),
+            "up_rate": _round(row["up_rate"]),
+            "validation_accuracy": validation.get(row["model_version__version"], {}).get(
+                "accuracy"
+            ),
+            "validation_brier": validation.get(row["model_version__version"], {}).get("brier"),
+            "validation_log_loss": validation.get(row["model_version__version"], {}).get(
+                "log_loss"
+            ),
+        }
+        for row in grouped
+    ]
+
+
+def drift_history(*, limit: int = 200, version: ModelVersion | None = None) -> list[dict[str, Any]]:
+    """The newest ``limit`` drift checks, oldest first: verdict and per-feature PSI of each."""
+    from monitoring.models import DriftSnapshot
+
+    verdicts = DriftSnapshot.objects.filter(kind=DriftSnapshot.Kind.MODEL)
+    if version is not None:
+        verdicts = verdicts.filter(model_version=version)
+    verdicts = list(
+        verdicts.order_by("-event_time", "-id").values(
+            "check_id",
+            "event_time",
+            "created_at",
+            "status",
+            "details",
+            "model_version__version",
+            "is_replay",
+            "sample_size",
+        )[:limit]
+    )
+    check_ids = [v["check_id"] for v in verdicts]
+    per_check: dict[Any, dict[str, Any]] = {}
+    for row in (
+        DriftSnapshot.objects.filter(check_id__in=check_ids)
+        .exclude(kind=DriftSnapshot.Kind.MODEL)
+        .values("check_id", "feature", "psi", "threshold", "status")
+    ):
+        per_check.setdefault(row["check_id"], {})[row["feature"]] = {
+            "psi": _round(row["psi"]),
+            "threshold": _round(row["threshold"]),
+            "status": row["status"],
+        }
+    return [
+        {
+            "check_id": str(v["check_id"]),
+            "event_time": v["event_time"].isoformat(),
+            "version": f"v{v['model_version__version']}",
+            "replay": v["is_replay"],
+            "status": v["status"],
+            "distinct_candles": v["sample_size"],
+            "drifted_features": (v["details"] or {}).get("drifted_features", []),
+            "features": per_check.get(v["check_id"], {}),
+        }
+        for v in reversed(verdicts)
+    ]
+
+
+def training_history() -> list[dict[str, Any]]:
+    """Every version's validation metrics beside its baseline, in version order."""
+    return [
+        {
+            "version": version.label,
+            "created_at": version.created_at.isoformat(),
+            "status": version.status,
+            "is_active": version.is_active,
+            "model_type": (version.config.get("model") or {}).get("type"),
+            "validation": (version.metrics or {}).get("validation", {}),
+            "always_up": ((version.metrics or {}).get("baselines") or {}).get("always_up", {}),
+            "beats_baseline": version.beats_baseline,
+        }
+        for version in ModelVersion.objects.order_by("version")
+    ]

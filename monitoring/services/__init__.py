@@ -1,0 +1,1 @@
+"""Monitoring services: drift, freshness, outcomes, latency and history."""

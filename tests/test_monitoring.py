@@ -1,0 +1,277 @@
+"""Monitoring from the database: drift, freshness, latency, outcomes, replay, schedules, metrics."""
+
+from __future__ import annotations
+
+import datetime
+import time
+import uuid
+from io import StringIO
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from features.sources import BundledCandleSource
+from models_registry.services.training import model_train, training_config_resolve
+from monitoring.models import DriftSnapshot, FreshnessSnapshot
+from monitoring.selectors import (
+    LatencyWindow,
+    latency_summary,
+    live_performance,
+    parse_latency_window,
+)
+from monitoring.services.drift import drift_check_run
+from monitoring.services.freshness import freshness_check_run
+from monitoring.services.outcomes import outcome_backfill
+from monitoring.services.replay import replay_run
+from predictions.inference import model_cache
+from predictions.models import PredictionRecord
+from tests.factories import SMALL_CONFIG
+
+pytestmark = pytest.mark.django_db
+
+UTC = datetime.UTC
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_cache():
+    model_cache.clear()
+    yield
+    model_cache.clear()
+
+
+@pytest.fixture
+def trained():
+    _, version = model_train(
+        config=training_config_resolve(config_data=SMALL_CONFIG), source="command", activate=True
+    )
+    return version
+
+
+def make_predictions(version, latencies, *, replay=False, symbol="SP500", start=None):
+    start = start or timezone.now() - datetime.timedelta(minutes=len(latencies))
+    rows = [
+        PredictionRecord(
+            request_id=uuid.uuid4(),
+            created_at=start + datetime.timedelta(seconds=i),
+            event_time=start + datetime.timedelta(seconds=i),
+            is_replay=replay,
+            symbol=symbol,
+            model_version=version,
+            features={},
+            prediction=0.5,
+            confidence=0.0,
+            as_of=start,
+            latency_ms=latency,
+        )
+        for i, latency in enumerate(latencies)
+    ]
+    PredictionRecord.objects.bulk_create(rows)
+
+
+def test_latency_summary_matches_an_independent_percentile(trained) -> None:
+    rng = np.random.default_rng(1)
+    latencies = rng.gamma(2.0, 2.0, 400).round(3).tolist()
+    make_predictions(trained, latencies)
+    make_predictions(trained, [999.0] * 50, replay=True)  # replays never count
+    summary = latency_summary(window=LatencyWindow(last_n=10_000))
+    assert summary["count"] == 400
+    for name, q in (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99)):
+        assert summary[name] == pytest.approx(np.percentile(latencies, q), abs=1e-3)
+    assert summary["max_ms"] == pytest.approx(max(latencies))
+    assert summary["mean_ms"] == pytest.approx(np.mean(latencies), abs=1e-3)
+    last_100 = latency_summary(window=LatencyWindow(last_n=100))
+    assert last_100["count"] == 100
+    assert last_100["p50_ms"] == pytest.approx(np.percentile(latencies[-100:], 50), abs=1e-3)
+
+
+def test_latency_endpoint_windows(trained) -> None:
+    make_predictions(trained, [1.0, 2.0, 3.0, 4.0])
+    body = Client().get("/monitoring/latency", {"window": "1h"}).json()
+    assert body["count"] == 4 and body["p50_ms"] == 2.5
+    assert (
+        Client().get("/monitoring/latency", {"window": "2", "version": "v1"}).json()["count"] == 2
+    )
+    for bad in ("abc", "0", "15x", "-1m"):
+        response = Client().get("/monitoring/latency", {"window": bad})
+        assert response.status_code == 400, bad
+    assert parse_latency_window("7d").seconds == 7 * 86400
+
+
+def test_outcome_backfill_fills_realised_labels_once_the_future_candle_exists(trained) -> None:
+    history = BundledCandleSource().get_candles("SP500")
+    as_of = history["timestamp"].iloc[-10].to_pydatetime()
+    make_predictions(trained, [1.0, 1.0], start=as_of)  # two requests about one candle
+    latest = history["timestamp"].iloc[-1].to_pydatetime()
+    make_predictions(trained, [1.0], start=latest)  # its future candle does not exist yet
+    PredictionRecord.objects.filter(as_of=latest).update(as_of=latest)
+    assert outcome_backfill() == 2
+    expected = int(history["close"].iloc[-9] > history["close"].iloc[-10])
+    assert set(PredictionRecord.objects.filter(as_of=as_of).values_list("outcome", flat=True)) == {
+        expected
+    }
+    assert PredictionRecord.objects.get(as_of=latest).outcome is None
+    assert outcome_backfill() == 0  # nothing left to do
+
+
+def test_outcome_backfill_never_peeks_past_now(trained) -> None:
+    history = BundledCandleSource().get_candles("SP500")
+    as_of = history["timestamp"].iloc[-10].to_pydatetime()
+    make_predictions(trained, [1.0], start=as_of)
+    assert outcome_backfill(now=as_of) == 0
+    assert outcome_backfill(now=history["timestamp"].iloc[-9].to_pydatetime()) == 1
+
+
+def test_freshness_rows_for_upstream_training_and_inference(trained) -> None:
+    now = datetime.datetime(2018, 12, 31, 12, tzinfo=UTC)
+    rows = freshness_check_run(now=now)
+    by_component = {(r.component, r.subject): r for r in rows}
+    upstream = by_component[("upstream", "SP500")]
+    assert upstream.status == "ok"
+    assert upstream.age_seconds == 12 * 3600
+    assert upstream.details["interval_seconds"] == 86400
+    assert by_component[("inference", "live")].status == "unknown"  # no predictions yet
+    later = freshness_check_run(now=datetime.datetime(2019, 2, 1, tzinfo=UTC))
+    assert {r.subject: r.status for r in later if r.component == "upstream"} == {"SP500": "stale"}
+    assert FreshnessSnapshot.objects.count() == len(rows) + len(later)
+
+
+def test_freshness_endpoint_reports_the_live_state(trained) -> None:
+    body = Client().get("/monitoring/freshness").json()
+    components = {item["component"] for item in body["items"]}
+    assert components == {"upstream", "training", "inference"}
+    assert body["status"] == "stale"  # the bundled data ends in 2018
+
+
+def test_replay_fills_predictions_outcomes_and_drift_history(trained) -> None:
+    summary = replay_run(
+        symbols=["SP500", "NASDAQ"],
+        start=datetime.date(2018, 6, 1),
+        end=datetime.date(2018, 8, 31),
+        version=trained,
+    )
+    assert summary.predictions == PredictionRecord.objects.filter(is_replay=True).count() > 100
+    assert summary.drift_checks == summary.steps
+    assert (
+        PredictionRecord.objects.filter(is_replay=True, outcome__isnull=False).count()
+        >= summary.predictions - 4
+    )
+    first = PredictionRecord.objects.filter(is_replay=True).order_by("event_time").first()
+    assert first.event_time == first.as_of  # event time is the candle's time
+    # Replays never count in live latency.
+    assert latency_summary(window=LatencyWindow(last_n=1000))["count"] == 0
+    assert live_performance()[0]["version"] == "v1"
+    history = Client().get("/monitoring/history").json()
+    assert len(history["drift"]) == summary.drift_checks
+    assert history["live_performance"] and history["versions"][0]["version"] == "v1"
+    assert history["drift"][-1]["features"]["rolling_volatility"]["psi"] is not None
+
+
+def test_replay_command(trained) -> None:
+    out = StringIO()
+    call_command(
+        "replay", "--symbols", "SP500", "--start", "2018-12-01", "--end", "2018-12-31", stdout=out
+    )
+    assert "Replayed" in out.getvalue()
+    history = BundledCandleSource().get_candles("SP500")
+    december = history[history["timestamp"] >= "2018-12-01"]
+    assert PredictionRecord.objects.filter(is_replay=True, symbol="SP500").count() == len(december)
+
+
+def test_drift_counts_distinct_candles_not_requests(trained, settings) -> None:
+    settings.DRIFT_MIN_SAMPLES = 10
+    for _ in range(30):
+        Client().get("/predict", {"symbol": "SP500"})
+    snapshots = drift_check_run()
+    verdict = snapshots[-1]
+    assert verdict.kind == "model"
+    assert verdict.sample_size == 1  # thirty requests, one candle
+    assert verdict.status == "insufficient_data"
+
+
+def test_drift_endpoint_computes_on_the_spot_then_serves_the_latest(trained) -> None:
+    first = Client().get("/monitoring/drift").json()
+    assert first["model_version"] == "v1"
+    assert first["status"] == "insufficient_data"
+    assert set(first["features"]) >= {"rolling_volatility", "close"}
+    assert first["features"]["close"]["decides_verdict"] is False
+    assert Client().get("/monitoring/drift").json()["check_id"] == first["check_id"]
+    assert DriftSnapshot.objects.filter(check_id=first["check_id"], kind="prediction").exists()
+
+
+def test_drift_endpoint_without_active_model_is_503() -> None:
+    response = Client().get("/monitoring/drift")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "no_active_model"
+
+
+def test_default_beat_schedules_exist_with_expiry() -> None:
+    entries = {
+        task.task: task for task in PeriodicTask.objects.filter(task__startswith="monitoring.")
+    }
+    assert set(entries) == {
+        "monitoring.drift_check",
+        "monitoring.freshness_check",
+        "monitoring.outcome_backfill",
+    }
+    assert (
+        entries["monitoring.drift_check"].interval.every,
+        entries["monitoring.drift_check"].interval.period,
+    ) == (15, "minutes")
+    assert (
+        entries["monitoring.freshness_check"].interval.every,
+        entries["monitoring.freshness_check"].interval.period,
+    ) == (5, "minutes")
+    assert (
+        entries["monitoring.outcome_backfill"].interval.every,
+        entries["monitoring.outcome_backfill"].interval.period,
+    ) == (1, "hours")
+    assert all(entry.expire_seconds for entry in entries.values())
+
+
+def test_tasks_run_the_services(trained) -> None:
+    from monitoring.tasks import drift_check_task, freshness_check_task, outcome_backfill_task
+
+    assert drift_check_task.apply().get() > 0
+    assert freshness_check_task.apply().get() > 0
+    assert outcome_backfill_task.apply().get() == 0
+
+
+def test_metrics_exposes_requests_latency_and_state(trained) -> None:
+    Client().get("/predict", {"symbol": "SP500"})
+    Client().get("/features", {"symbol": "nope"})
+    drift_check_run()
+    freshness_check_run()
+    text = Client().get("/metrics").content.decode()
+    assert 'mlengine_http_requests_total{endpoint="/predict",method="GET",status="200"}' in text
+    assert 'endpoint="/features",method="GET",status="404"' in text
+    assert "mlengine_predict_latency_seconds_bucket" in text
+    assert 'mlengine_predict_stage_seconds_count{stage="model"}' in text
+    assert "mlengine_active_model_version 1.0" in text
+    assert 'mlengine_drift_status{feature="rolling_volatility"}' in text
+    assert 'mlengine_freshness_stale{component="upstream",subject="SP500"}' in text
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_celery_worker_runs_the_drift_task_and_rows_appear(celery_worker_process) -> None:
+    from monitoring.tasks import drift_check_task
+
+    _, version = model_train(
+        config=training_config_resolve(config_data=SMALL_CONFIG), source="command", activate=True
+    )
+    assert connection.vendor == "postgresql"
+    drift_check_task.delay()
+    deadline = time.monotonic() + 60
+    while (
+        time.monotonic() < deadline
+        and not DriftSnapshot.objects.filter(model_version=version).exists()
+    ):
+        time.sleep(0.5)
+    rows = DriftSnapshot.objects.filter(model_version=version)
+    assert rows.filter(kind="model").count() == 1
+    assert rows.filter(kind="feature").count() >= 4
