@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,6 +39,20 @@ from models_registry.services.activation import model_version_activate, model_ve
 from models_registry.services.training import training_config_resolve, training_run_enqueue
 
 REGISTRY_PERMISSION = "models_registry.manage_registry"
+
+VERSION_PARAMETER = OpenApiParameter(
+    "version",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="A version number, with or without the v: v3 or 3.",
+    examples=[OpenApiExample("v1", value="v1")],
+)
+RUN_PARAMETER = OpenApiParameter(
+    "run_id",
+    OpenApiTypes.INT,
+    OpenApiParameter.PATH,
+    examples=[OpenApiExample("run 1", value=1)],
+)
 
 ACTIVATION_EXAMPLE = {
     "active_version": "v3",
@@ -90,6 +111,7 @@ class ModelListApi(APIView):
 class ModelDetailApi(APIView):
     @extend_schema(
         operation_id="models_retrieve",
+        parameters=[VERSION_PARAMETER],
         summary="One model version in full (v3 or 3)",
         responses={
             200: ModelVersionDetailSerializer,
@@ -108,6 +130,7 @@ class LegacyModelDetailApi(ModelDetailApi):
 
     @extend_schema(
         operation_id="model_retrieve_legacy",
+        parameters=[VERSION_PARAMETER],
         summary="One model version in full (legacy path of /models/{version})",
         deprecated=True,
         responses={
@@ -126,6 +149,7 @@ class ModelActivateApi(APIView):
 
     @extend_schema(
         operation_id="models_activate",
+        parameters=[VERSION_PARAMETER],
         summary="Make a version the active one",
         description=(
             "Activating the active version is a no-op (200, `changed: false`). Under "
@@ -134,6 +158,13 @@ class ModelActivateApi(APIView):
             "`force: true` and a `reason`."
         ),
         request=ActivateRequestSerializer,
+        examples=[
+            OpenApiExample(
+                "activate with a reason",
+                value={"reason": "better validation AUC"},
+                request_only=True,
+            )
+        ],
         responses={
             200: OpenApiResponse(
                 ActivationResponse, examples=[OpenApiExample("activated", value=ACTIVATION_EXAMPLE)]
@@ -164,6 +195,11 @@ class ModelRollbackApi(APIView):
         operation_id="models_rollback",
         summary="Re-activate the version that was active before the current one",
         request=RollbackRequestSerializer,
+        examples=[
+            OpenApiExample(
+                "roll back", value={"reason": "live accuracy dropped"}, request_only=True
+            )
+        ],
         responses={
             200: OpenApiResponse(
                 ActivationResponse,
@@ -216,6 +252,13 @@ class ModelTrainApi(APIView):
             "`configs/train.yaml` (`symbols`, `model`, `seed`) or gives a whole `config`."
         ),
         request=TrainRequestSerializer,
+        examples=[
+            OpenApiExample(
+                "train a random forest",
+                value={"symbols": ["SP500"], "model": "random_forest", "seed": 7},
+                request_only=True,
+            )
+        ],
         responses={
             202: OpenApiResponse(
                 TrainingRunSerializer,
@@ -247,6 +290,7 @@ class ModelTrainApi(APIView):
 class TrainingRunDetailApi(APIView):
     @extend_schema(
         operation_id="training_runs_retrieve",
+        parameters=[RUN_PARAMETER],
         summary="State of a training run",
         responses={
             200: TrainingRunSerializer,

@@ -163,6 +163,16 @@ class PredictionRecentApi(APIView):
 class PredictionDetailApi(APIView):
     @extend_schema(
         operation_id="predictions_retrieve",
+        parameters=[
+            OpenApiParameter(
+                "request_id",
+                OpenApiTypes.UUID,
+                OpenApiParameter.PATH,
+                examples=[
+                    OpenApiExample("a request id", value="5a801341-6492-4cf5-a4d9-030052454008")
+                ],
+            )
+        ],
         summary="One prediction of the audit trail by its request id",
         responses={
             200: RecordSerializer,
