@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DatabaseError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, permissions
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -87,8 +87,25 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return Response(error_body("internal_error", "An unexpected error occurred."), status=500)
 
 
+HTML_PREFIXES = ("/admin/", "/dashboard/")
+
+
 def json_error_view(status: int, code: str, message: str):  # noqa: ANN201 - Django handler factory
-    def view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """A Django error handler answering in the API's error shape, except on the HTML pages
+    (admin, dashboard), where people get Django's own error page."""
+    from django.views import defaults
+
+    html_views = {
+        400: defaults.bad_request,
+        403: defaults.permission_denied,
+        404: defaults.page_not_found,
+    }
+
+    def view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+        if request.path.startswith(HTML_PREFIXES):
+            if status == 500:
+                return defaults.server_error(request)
+            return html_views[status](request, exception)
         return JsonResponse(error_body(code, message), status=status)
 
     return view

@@ -1,23 +1,245 @@
 """Registry admin: versions, training runs and activation history, read-only; lifecycle actions
-go through the same services as the API."""
+go through the same services as the API.
+
+Activating and rolling back always pass through a confirmation page that asks for a reason (kept
+on the ``ActivationEvent``) and, when ``PROMOTION_POLICY=enforce`` would refuse the version, offers
+the explicit "force" override. The list's bulk actions, the per-row link and the object tools all
+lead to that page, so there is one place where the decision is made.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlencode
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from mlengine.errors import DomainError
+from models_registry.errors import PromotionRefused
 from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
-from models_registry.services.activation import model_version_activate, model_version_rollback
+from models_registry.selectors import activation_event_list, active_model_version
+from models_registry.services.activation import (
+    ActivationResult,
+    model_version_activate,
+    model_version_rollback,
+    rollback_target,
+)
 
 REGISTRY_PERMISSION = "models_registry.manage_registry"
+CONFIRM_TEMPLATE = "admin/models_registry/modelversion/confirm_action.html"
+
+# Metric rows of the version page, in reading order; any other metric follows alphabetically.
+METRIC_ORDER = (
+    "accuracy",
+    "balanced_accuracy",
+    "roc_auc",
+    "log_loss",
+    "brier",
+    "positive_rate",
+    "rows",
+)
+HIGHER_IS_BETTER = frozenset({"accuracy", "balanced_accuracy", "roc_auc"})
+LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+METRIC_COLUMNS = (
+    ("train", "train"),
+    ("validation", "validation"),
+    ("majority_class", "majority class"),
+    ("always_up", "always up"),
+)
+BASELINE_QUANTILES = ("p05", "p50", "p95")
+ACTIVATION_HISTORY_LIMIT = 200
 
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
+
+
+def _cell(value: Any) -> str:
+    """One table cell: floats to four decimals, integers as they are, missing as a dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _size(size: int) -> str:
+    exact = f"{size} bytes"
+    return exact if size < 1024 else f"{filesizeformat(size)} ({exact})"
+
+
+def metrics_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of metric by {train, validation, majority class, always up}, with the comparison of
+    validation against the always-up baseline that the promotion policy is about."""
+    splits = {key: metrics.get(key) or {} for key in ("train", "validation")}
+    baselines = metrics.get("baselines") or {}
+    splits.update({key: baselines.get(key) or {} for key in ("majority_class", "always_up")})
+    names = {name for split in splits.values() for name in split}
+    ordered = [name for name in METRIC_ORDER if name in names]
+    ordered += sorted(names - set(METRIC_ORDER))
+    rows = []
+    for name in ordered:
+        validation, always_up = splits["validation"].get(name), splits["always_up"].get(name)
+        comparison = ""
+        if isinstance(validation, float) and isinstance(always_up, float):
+            delta = validation - always_up
+            if name in HIGHER_IS_BETTER:
+                comparison = f"{delta:+.4f} " + ("better" if delta > 0 else "not better")
+            elif name in LOWER_IS_BETTER:
+                comparison = f"{delta:+.4f} " + ("better" if delta < 0 else "not better")
+        rows.append(
+            {
+                "name": name,
+                "values": [_cell(splits[key].get(name)) for key, _ in METRIC_COLUMNS],
+                "comparison": comparison,
+            }
+        )
+    return rows
+
+
+def dataset_rows(dataset: dict[str, Any]) -> list[tuple[str, str]]:
+    """The dataset window as (label, value) pairs; the fingerprint is shown on its own."""
+    per_symbol = dataset.get("rows_per_symbol") or {}
+    return [
+        ("symbols", ", ".join(dataset.get("symbols") or []) or "—"),
+        ("first candle", _cell(dataset.get("first_candle"))),
+        ("last candle", _cell(dataset.get("last_candle"))),
+        ("rows", _cell(dataset.get("rows"))),
+        ("train rows", _cell(dataset.get("train_rows"))),
+        ("validation rows", _cell(dataset.get("validation_rows"))),
+        ("gap rows", _cell(dataset.get("gap_rows"))),
+        ("rows per symbol", ", ".join(f"{k}: {v}" for k, v in per_symbol.items()) or "—"),
+        ("window", _cell(dataset.get("window"))),
+        ("horizon", _cell(dataset.get("horizon"))),
+    ]
+
+
+def _baseline_row(name: str, stats: dict[str, Any], *, model_input: bool) -> dict[str, Any]:
+    quantiles = stats.get("quantiles") or {}
+    psi = ((stats.get("drift_thresholds") or {}).get("psi") or {}).get("threshold")
+    return {
+        "name": name,
+        "model_input": model_input,
+        "values": [
+            _cell(stats.get("count")),
+            _cell(stats.get("missing")),
+            _cell(stats.get("mean")),
+            _cell(stats.get("std")),
+            _cell(stats.get("min")),
+            _cell(stats.get("max")),
+            *(_cell(quantiles.get(q)) for q in BASELINE_QUANTILES),
+            _cell(psi),
+        ],
+    }
+
+
+def baseline_table(baseline: dict[str, Any], model_features: list[str]) -> list[dict[str, Any]]:
+    """Summary statistics per feature (and of the validation predictions), never the samples,
+    edges or proportions: those are for the drift check, and they are large."""
+    rows = [
+        _baseline_row(name, stats or {}, model_input=name in model_features)
+        for name, stats in (baseline.get("features") or {}).items()
+    ]
+    if baseline.get("prediction"):
+        rows.append(
+            _baseline_row(
+                "predicted probability (validation)", baseline["prediction"], model_input=False
+            )
+        )
+    return rows
+
+
+def live_performance_table(version: ModelVersion) -> list[dict[str, str]]:
+    """Per day: predictions with a known outcome, accuracy, Brier score and log loss, each
+    beside the validation figure."""
+    from monitoring.selectors import live_performance
+
+    return [
+        {
+            "day": row["day"],
+            "count": _cell(row["count"]),
+            "accuracy": _cell(row["accuracy"]),
+            "validation_accuracy": _cell(row["validation_accuracy"]),
+            "brier": _cell(row["brier"]),
+            "validation_brier": _cell(row["validation_brier"]),
+            "log_loss": _cell(row["log_loss"]),
+            "validation_log_loss": _cell(row["validation_log_loss"]),
+            "up_rate": _cell(row["up_rate"]),
+        }
+        for row in live_performance(version=version)
+    ]
+
+
+def promotion_note(version: ModelVersion) -> str:
+    """What ``PROMOTION_POLICY`` will do with this version, in words."""
+    policy = settings.PROMOTION_POLICY
+    if version.beats_baseline:
+        return (
+            f"{version.label} beats the always-up baseline on validation accuracy; "
+            f"PROMOTION_POLICY={policy} lets it be activated."
+        )
+    if policy == "enforce":
+        return (
+            f"{version.label} does not beat the always-up baseline on validation accuracy. "
+            "PROMOTION_POLICY=enforce refuses to activate it unless you force the activation "
+            "and give a reason; both are recorded on the activation event."
+        )
+    return (
+        f"{version.label} does not beat the always-up baseline on validation accuracy. "
+        "PROMOTION_POLICY=warn lets it be activated; the warning is recorded on the activation "
+        "event."
+    )
+
+
+class LifecycleForm(forms.Form):
+    """The reason for an activation or rollback, and the policy override where one applies."""
+
+    reason = forms.CharField(
+        max_length=1000,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+        help_text="Why this change is made. Kept on the activation event with your username.",
+    )
+
+    def __init__(self, *args: Any, offer_force: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if offer_force:
+            self.fields["force"] = forms.BooleanField(
+                required=False,
+                label="Force the activation despite PROMOTION_POLICY=enforce",
+                help_text=(
+                    "This version does not beat the always-up baseline. Activation is refused "
+                    "unless this box is ticked; a forced activation is marked as such in the "
+                    "history."
+                ),
+            )
+
+
+class VersionChangeList(ChangeList):
+    """The version list, without the baseline column: thousands of sample values per feature
+    per version that the list never shows."""
+
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str] | None = None
+    ) -> QuerySet[ModelVersion]:
+        return super().get_queryset(request, exclude_parameters).defer("baseline")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -38,6 +260,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     list_display = [
         "label",
         "is_active",
+        "lifecycle_link",
         "status",
         "created_at",
         "validation_accuracy_display",
@@ -49,24 +272,35 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     ordering = ["-version"]
     actions = ["activate_selected", "rollback_to_previous"]
+    # The JSON columns (metrics, dataset, config, baseline ...) are laid out as tables by the
+    # change_form.html override; shown as fields they would be unreadable dict dumps.
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "version",
+                    "status",
+                    "is_active",
+                    "beats_baseline",
+                    "created_at",
+                    "activated_at",
+                    "training_duration",
+                    "training_run_link",
+                ]
+            },
+        )
+    ]
     readonly_fields = [
         "version",
         "status",
         "is_active",
+        "beats_baseline",
         "created_at",
         "activated_at",
-        "metrics",
-        "dataset",
-        "config",
-        "feature_spec",
-        "beats_baseline",
-        "artifact_name",
-        "artifact_sha256",
-        "artifact_size",
-        "library_versions",
-        "training_duration_seconds",
+        "training_duration",
+        "training_run_link",
     ]
-    exclude = ["baseline"]
 
     @admin.display(description="version", ordering="version")
     def label(self, obj: ModelVersion) -> str:
@@ -84,65 +318,324 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def baseline_accuracy_display(self, obj: ModelVersion) -> str:
         return _fmt(obj.baseline_accuracy)
 
-    def _allowed(self, request: HttpRequest) -> bool:
-        if request.user.has_perm(REGISTRY_PERMISSION):
-            return True
-        self.message_user(
-            request, "You do not have permission to manage the registry.", messages.ERROR
-        )
-        return False
+    @admin.display(description="lifecycle")
+    def lifecycle_link(self, obj: ModelVersion) -> str:
+        if obj.is_active:
+            return "active"
+        if obj.status != ModelVersion.Status.READY:
+            return "—"
+        url = self._activate_url(obj, back=reverse("admin:models_registry_modelversion_changelist"))
+        return format_html('<a class="button" href="{}">Activate</a>', url)
 
-    @admin.action(description="Activate selected version")
-    def activate_selected(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
-        if not self._allowed(request):
+    @admin.display(description="training duration")
+    def training_duration(self, obj: ModelVersion) -> str:
+        seconds = obj.training_duration_seconds
+        return "—" if seconds is None else f"{seconds:.2f} s"
+
+    @admin.display(description="training run")
+    def training_run_link(self, obj: ModelVersion) -> str:
+        run = TrainingRun.objects.filter(model_version=obj).first()
+        if run is None:
+            return "—"
+        url = reverse("admin:models_registry_trainingrun_change", args=[run.pk])
+        return format_html('<a href="{}">{}</a> ({})', url, run, run.get_source_display())
+
+    # --- permissions -----------------------------------------------------------------------
+
+    def has_manage_registry_permission(self, request: HttpRequest) -> bool:
+        """The registry's write permission: the same one the REST API's lifecycle calls need."""
+        return request.user.has_perm(REGISTRY_PERMISSION)
+
+    def _require_manage(self, request: HttpRequest) -> None:
+        if not (self.has_view_permission(request) and self.has_manage_registry_permission(request)):
+            raise PermissionDenied
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return VersionChangeList
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        columns = list(super().get_list_display(request))
+        if not self.has_manage_registry_permission(request):
+            columns.remove("lifecycle_link")
+        return columns
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Rows are changed only by the lifecycle actions; bulk delete would bypass the
+        # append-only history.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    # --- URLs and redirects ----------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        # Ahead of the default patterns: "<path:object_id>/" would otherwise swallow them.
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "rollback/",
+                wrap(self.rollback_view),
+                name="models_registry_modelversion_rollback",
+            ),
+            path(
+                "<path:object_id>/activate/",
+                wrap(self.activate_view),
+                name="models_registry_modelversion_activate",
+            ),
+            *super().get_urls(),
+        ]
+
+    @staticmethod
+    def _activate_url(obj: ModelVersion, *, back: str) -> str:
+        url = reverse("admin:models_registry_modelversion_activate", args=[obj.pk])
+        return f"{url}?{urlencode({'next': back})}"
+
+    @staticmethod
+    def _rollback_url(*, back: str) -> str:
+        url = reverse("admin:models_registry_modelversion_rollback")
+        return f"{url}?{urlencode({'next': back})}"
+
+    @staticmethod
+    def _back_url(request: HttpRequest, default: str) -> str:
+        """Where to go after the confirmation page: ``next`` if it is a local URL."""
+        candidate = request.POST.get("next") or request.GET.get("next") or ""
+        if candidate and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return candidate
+        return default
+
+    # --- pages -----------------------------------------------------------------------------
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {
+            "can_manage_registry": self.has_manage_registry_permission(request),
+            "rollback_url": self._rollback_url(back=request.get_full_path()),
+        }
+        return super().changelist_view(request, extra_context={**context, **(extra_context or {})})
+
+    def render_change_form(  # noqa: PLR0917 (Django's signature)
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: ModelVersion | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context.update(self._version_page_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _version_page_context(self, request: HttpRequest, obj: ModelVersion) -> dict[str, Any]:
+        """Everything the version page shows beyond the plain fields, ready to print."""
+        here = request.get_full_path()
+        can_manage = self.has_manage_registry_permission(request)
+        model_features = list((obj.feature_spec or {}).get("features") or [])
+        dataset = obj.dataset or {}
+        history = activation_event_list().filter(Q(from_version=obj) | Q(to_version=obj))
+        return {
+            "can_manage_registry": can_manage,
+            "show_activate": can_manage
+            and not obj.is_active
+            and obj.status == ModelVersion.Status.READY,
+            "show_rollback": can_manage and obj.is_active,
+            "activate_url": self._activate_url(obj, back=here),
+            "rollback_url": self._rollback_url(back=here),
+            "promotion_policy": settings.PROMOTION_POLICY,
+            "promotion_note": promotion_note(obj),
+            "metric_columns": [label for _, label in METRIC_COLUMNS],
+            "metric_rows": metrics_table(obj.metrics or {}),
+            "dataset_rows": dataset_rows(dataset),
+            "dataset_fingerprint": dataset.get("fingerprint") or "—",
+            "config_json": json.dumps(obj.config or {}, indent=2, sort_keys=True),
+            "feature_spec_window": _cell((obj.feature_spec or {}).get("window")),
+            "feature_spec_horizon": _cell((obj.feature_spec or {}).get("horizon")),
+            "feature_spec_features": model_features,
+            "artifact_rows": [
+                ("name", obj.artifact_name or "—"),
+                ("sha256", obj.artifact_sha256 or "—"),
+                ("size", _size(obj.artifact_size)),
+            ],
+            "library_rows": sorted((obj.library_versions or {}).items()),
+            "baseline_columns": [
+                "count",
+                "missing",
+                "mean",
+                "std",
+                "min",
+                "max",
+                *BASELINE_QUANTILES,
+                "PSI threshold",
+            ],
+            "baseline_rows": baseline_table(obj.baseline or {}, model_features),
+            "activation_history": list(history[:ACTIVATION_HISTORY_LIMIT]),
+            "live_performance": live_performance_table(obj),
+        }
+
+    def activate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Confirmation page for activating one version: reason, and force where the policy
+        would refuse. POST calls ``model_version_activate`` and redirects back."""
+        self._require_manage(request)
+        version = self.get_object(request, unquote(object_id))
+        if version is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        back = self._back_url(
+            request, reverse("admin:models_registry_modelversion_change", args=[version.pk])
+        )
+        offer_force = (
+            settings.PROMOTION_POLICY == "enforce"
+            and not version.beats_baseline
+            and not version.is_active
+        )
+        if request.method == "POST":
+            form = LifecycleForm(request.POST, offer_force=offer_force)
+            if form.is_valid():
+                try:
+                    result = model_version_activate(
+                        version=version.version,
+                        actor=request.user,
+                        reason=form.cleaned_data["reason"],
+                        force=bool(form.cleaned_data.get("force")),
+                    )
+                except PromotionRefused as exc:
+                    # The operator can still decide to force it: stay on the form.
+                    self.message_user(request, f"Not activated: {exc.message}", messages.ERROR)
+                except DomainError as exc:
+                    self.message_user(request, f"Not activated: {exc.message}", messages.ERROR)
+                    return HttpResponseRedirect(back)
+                else:
+                    self._report_activation(request, version, result)
+                    return HttpResponseRedirect(back)
+        else:
+            form = LifecycleForm(offer_force=offer_force)
+        current = active_model_version()
+        return self._confirm_page(
+            request,
+            title=f"Activate {version.label}",
+            form=form,
+            back=back,
+            action="activate",
+            version=version,
+            current=current,
+            target=version,
+            promotion_note=promotion_note(version),
+            submit_label=f"Activate {version.label}",
+            blocked=(
+                f"{version.label} is {version.status}; only a ready version can be activated."
+                if version.status != ModelVersion.Status.READY
+                else ""
+            ),
+            notice=(
+                f"{version.label} is already active; confirming changes nothing."
+                if version.is_active
+                else ""
+            ),
+        )
+
+    def rollback_view(self, request: HttpRequest) -> HttpResponse:
+        """Confirmation page for rolling back the active version to the one before it."""
+        self._require_manage(request)
+        back = self._back_url(request, reverse("admin:models_registry_modelversion_changelist"))
+        if request.method == "POST":
+            form = LifecycleForm(request.POST)
+            if form.is_valid():
+                try:
+                    result = model_version_rollback(
+                        actor=request.user, reason=form.cleaned_data["reason"]
+                    )
+                except DomainError as exc:
+                    self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
+                else:
+                    previous = result.previous_version.label if result.previous_version else "none"
+                    self.message_user(
+                        request,
+                        f"Rolled back: {result.active_version.label} is active again "
+                        f"(was {previous}).",
+                        messages.SUCCESS,
+                    )
+                return HttpResponseRedirect(back)
+        else:
+            form = LifecycleForm()
+        current = active_model_version()
+        target = rollback_target(current) if current is not None else None
+        blocked = ""
+        if current is None:
+            blocked = "No version is active, so there is nothing to roll back."
+        elif target is None:
+            blocked = (
+                f"{current.label} was the first active version; there is nothing to roll back to."
+            )
+        return self._confirm_page(
+            request,
+            title="Roll back the active version",
+            form=form,
+            back=back,
+            action="rollback",
+            version=None,
+            current=current,
+            target=target,
+            promotion_note="",
+            submit_label=f"Roll back to {target.label}" if target else "Roll back",
+            blocked=blocked,
+            notice="",
+        )
+
+    def _confirm_page(self, request: HttpRequest, **context: Any) -> TemplateResponse:
+        context.update(
+            self.admin_site.each_context(request),
+            opts=self.opts,
+            has_view_permission=self.has_view_permission(request),
+            promotion_policy=settings.PROMOTION_POLICY,
+        )
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+
+    def _report_activation(
+        self, request: HttpRequest, version: ModelVersion, result: ActivationResult
+    ) -> None:
+        if not result.changed:
+            self.message_user(request, f"{version.label} is already active.", messages.INFO)
             return
+        previous = result.previous_version.label if result.previous_version else "none"
+        forced = (
+            " (forced past PROMOTION_POLICY=enforce)"
+            if result.event and result.event.forced
+            else ""
+        )
+        self.message_user(
+            request,
+            f"{version.label} is now active (was {previous}){forced}.",
+            messages.SUCCESS,
+        )
+        if result.warning:
+            self.message_user(request, result.warning, messages.WARNING)
+
+    # --- bulk actions: both lead to the confirmation page ------------------------------------
+
+    @admin.action(description="Activate selected version", permissions=["manage_registry"])
+    def activate_selected(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion]
+    ) -> HttpResponse | None:
         if queryset.count() != 1:
             self.message_user(
                 request,
                 "Select exactly one version to activate; nothing changed.",
                 messages.WARNING,
             )
-            return
-        target = queryset.get()
-        try:
-            result = model_version_activate(
-                version=target.version, actor=request.user, reason="activated from the admin"
-            )
-        except DomainError as exc:
-            self.message_user(request, f"Not activated: {exc.message}", messages.ERROR)
-            return
-        if not result.changed:
-            self.message_user(request, f"{target.label} is already active.", messages.INFO)
-            return
-        previous = result.previous_version.label if result.previous_version else "none"
-        self.message_user(
-            request, f"{target.label} is now active (was {previous}).", messages.SUCCESS
-        )
-        if result.warning:
-            self.message_user(request, result.warning, messages.WARNING)
-
-    @admin.action(description="Roll back to previous version")
-    def rollback_to_previous(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
-        if not self._allowed(request):
-            return
-        try:
-            result = model_version_rollback(actor=request.user, reason="rolled back from the admin")
-        except DomainError as exc:
-            self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
-            return
-        previous = result.previous_version.label if result.previous_version else "none"
-        self.message_user(
-            request,
-            f"Rolled back: {result.active_version.label} is active again (was {previous}).",
-            messages.SUCCESS,
+            return None
+        return HttpResponseRedirect(
+            self._activate_url(queryset.get(), back=request.get_full_path())
         )
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        # Rows are changed only by the lifecycle actions (which check the registry permission
-        # themselves); bulk delete would bypass the append-only history.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
+    @admin.action(description="Roll back to previous version", permissions=["manage_registry"])
+    def rollback_to_previous(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion]
+    ) -> HttpResponse:
+        # A rollback always concerns the active version, whichever rows were ticked.
+        return HttpResponseRedirect(self._rollback_url(back=request.get_full_path()))
 
 
 @admin.register(TrainingRun)
@@ -160,6 +653,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     list_filter = ["status", "source"]
     search_fields = ["task_id", "error"]
     date_hierarchy = "created_at"
+    list_select_related = ["requested_by", "model_version"]
 
     @admin.display(description="error")
     def short_error(self, obj: TrainingRun) -> str:
@@ -181,3 +675,4 @@ class ActivationEventAdmin(ReadOnlyAdmin):
     list_filter = ["action", "forced"]
     search_fields = ["actor_name", "reason"]
     date_hierarchy = "created_at"
+    list_select_related = ["from_version", "to_version"]

@@ -10,8 +10,8 @@ from models_registry.services.activation import parse_version
 
 
 def model_version_list() -> QuerySet[ModelVersion]:
-    """Every version, newest first."""
-    return ModelVersion.objects.order_by("-version")
+    """Every version, newest first, without the large baseline statistics."""
+    return ModelVersion.objects.defer("baseline").order_by("-version")
 
 
 def model_version_get(*, version: str | int) -> ModelVersion:

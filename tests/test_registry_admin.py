@@ -15,6 +15,7 @@ from tests.factories import SMALL_CONFIG, make_user, make_version
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/models_registry/modelversion/"
+CONFIRM_TEMPLATE = "admin/models_registry/modelversion/confirm_action.html"
 VIEW_PERMISSIONS = ("view_modelversion", "view_trainingrun", "view_activationevent")
 
 
@@ -84,20 +85,44 @@ def test_changelist_offers_the_lifecycle_actions_but_not_delete(operator_client:
     assert b'name="_selected_action"' in response.content
 
 
-def test_activate_action_activates_the_version_and_records_the_operator(
-    operator: User, operator_client: Client
+def confirm(client: Client, page: HttpResponse, reason: str, **extra: str) -> HttpResponse:
+    """Submit the confirmation page the way the browser does: its own URL, its ``next``."""
+    assert page.status_code == 200
+    assert page.templates[0].name == CONFIRM_TEMPLATE
+    data = {"reason": reason, "next": page.context["back"], **extra}
+    return client.post(page.request["PATH_INFO"], data, follow=True)
+
+
+def test_activate_action_leads_to_the_reason_form_and_changes_nothing_yet(
+    operator_client: Client,
 ) -> None:
     version = make_version()
     response = run_action(operator_client, "activate_selected", version)
-    assert response.status_code == 200
-    assert response.redirect_chain and response.redirect_chain[-1][1] == 302
+    assert response.redirect_chain[-1][0].startswith(
+        f"/admin/models_registry/modelversion/{version.pk}/activate/?next="
+    )
+    assert response.templates[0].name == CONFIRM_TEMPLATE
+    assert response.context["target"] == version
+    assert b'name="reason"' in response.content
+    assert active_labels() == []
+    assert not ActivationEvent.objects.exists()
+
+
+def test_activate_action_then_reason_activates_and_records_the_operator(
+    operator: User, operator_client: Client
+) -> None:
+    version = make_version()
+    page = run_action(operator_client, "activate_selected", version)
+    response = confirm(operator_client, page, "new model validated offline")
+    # Back on the list the action was started from.
+    assert response.redirect_chain[-1] == (CHANGELIST, 302)
     version.refresh_from_db()
     assert version.is_active and version.activated_at is not None
     event = ActivationEvent.objects.get()
     assert event.action == "activate"
     assert event.to_version == version and event.from_version is None
     assert event.actor == operator and event.actor_name == "operator"
-    assert event.reason == "activated from the admin"
+    assert event.reason == "new model validated offline"
     assert ("success", "v1 is now active (was none).") in shown_messages(response)
     # The admin template capitalises the first letter of every message.
     assert '<li class="success">V1 is now active (was none).</li>' in response.content.decode()
@@ -109,64 +134,80 @@ def test_activate_action_with_two_versions_selected_warns_and_changes_nothing(
     v1, v2 = make_version(), make_version()
     response = run_action(operator_client, "activate_selected", v1, v2)
     assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == CHANGELIST
     levels_and_texts = shown_messages(response)
     assert any(level == "warning" and "exactly one" in text for level, text in levels_and_texts)
     assert active_labels() == []
     assert not ActivationEvent.objects.exists()
 
 
-def test_activate_action_without_manage_registry_is_refused(viewer_client: Client) -> None:
+def test_lifecycle_actions_are_not_offered_without_manage_registry(viewer_client: Client) -> None:
+    make_version()
+    response = viewer_client.get(CHANGELIST)
+    assert response.status_code == 200
+    # Neither action is left, so Django drops the whole action bar.
+    assert response.context["action_form"] is None
+    assert b'name="_selected_action"' not in response.content
+
+
+def test_activate_action_without_manage_registry_changes_nothing(viewer_client: Client) -> None:
     version = make_version()
     response = run_action(viewer_client, "activate_selected", version)
     assert response.status_code == 200
-    assert (
-        "error",
-        "You do not have permission to manage the registry.",
-    ) in shown_messages(response)
+    assert not response.redirect_chain  # not sent to the confirmation page
     version.refresh_from_db()
     assert not version.is_active
     assert not ActivationEvent.objects.exists()
 
 
-def test_rollback_action_without_manage_registry_is_refused(viewer_client: Client) -> None:
+def test_rollback_action_without_manage_registry_changes_nothing(viewer_client: Client) -> None:
     v1, v2 = make_version(), make_version()
     model_version_activate(version=v1.version, actor_name="setup")
     model_version_activate(version=v2.version, actor_name="setup")
     response = run_action(viewer_client, "rollback_to_previous", v2)
-    assert ("error", "You do not have permission to manage the registry.") in shown_messages(
-        response
-    )
+    assert not response.redirect_chain
     assert active_labels() == ["v2"]
     assert ActivationEvent.objects.count() == 2
 
 
-def test_rollback_action_restores_the_previous_version(
+def test_rollback_action_then_reason_restores_the_previous_version(
     operator: User, operator_client: Client
 ) -> None:
     v1, v2 = make_version(), make_version()
-    run_action(operator_client, "activate_selected", v1)
-    run_action(operator_client, "activate_selected", v2)
+    confirm(operator_client, run_action(operator_client, "activate_selected", v1), "first")
+    confirm(operator_client, run_action(operator_client, "activate_selected", v2), "second")
     assert active_labels() == ["v2"]
 
-    response = run_action(operator_client, "rollback_to_previous", v2)
+    page = run_action(operator_client, "rollback_to_previous", v2)
+    assert page.redirect_chain[-1][0].startswith("/admin/models_registry/modelversion/rollback/")
+    assert page.context["current"] == v2 and page.context["target"] == v1
+    assert active_labels() == ["v2"]  # nothing happens before the reason is given
+
+    response = confirm(operator_client, page, "v2 misbehaves")
     assert active_labels() == ["v1"]
     event = ActivationEvent.objects.order_by("-pk").first()
     assert event is not None
     assert event.action == "rollback"
     assert event.from_version == v2 and event.to_version == v1
     assert event.actor == operator
+    assert event.reason == "v2 misbehaves"
     assert (
         "success",
         "Rolled back: v1 is active again (was v2).",
     ) in shown_messages(response)
 
 
-def test_rollback_action_with_nothing_to_roll_back_shows_an_error(
+def test_rollback_with_nothing_to_roll_back_explains_and_refuses(
     operator_client: Client,
 ) -> None:
     version = make_version()
-    run_action(operator_client, "activate_selected", version)
-    response = run_action(operator_client, "rollback_to_previous", version)
+    model_version_activate(version=version.version, actor_name="setup")
+    page = run_action(operator_client, "rollback_to_previous", version)
+    assert "v1 was the first active version" in page.content.decode()
+    assert b'name="reason"' not in page.content  # no form to submit
+
+    # A POST anyway (say, a stale tab) is refused by the service and reported.
+    response = confirm(operator_client, page, "try anyway")
     assert any(
         level == "error" and text.startswith("Not rolled back:")
         for level, text in shown_messages(response)
@@ -175,7 +216,7 @@ def test_rollback_action_with_nothing_to_roll_back_shows_an_error(
     assert ActivationEvent.objects.filter(action="rollback").count() == 0
 
 
-def test_activate_action_refuses_a_tampered_artifact_and_keeps_the_active_version(
+def test_activate_refuses_a_tampered_artifact_and_keeps_the_active_version(
     operator_client: Client,
 ) -> None:
     v1, v2 = make_version(), make_version()
@@ -183,7 +224,8 @@ def test_activate_action_refuses_a_tampered_artifact_and_keeps_the_active_versio
     with (settings.ARTIFACTS_DIR / v2.artifact_name).open("ab") as handle:
         handle.write(b"tampered")
 
-    response = run_action(operator_client, "activate_selected", v2)
+    page = run_action(operator_client, "activate_selected", v2)
+    response = confirm(operator_client, page, "promote v2")
     assert any(
         level == "error" and text.startswith("Not activated:")
         for level, text in shown_messages(response)
@@ -194,10 +236,12 @@ def test_activate_action_refuses_a_tampered_artifact_and_keeps_the_active_versio
     assert ActivationEvent.objects.count() == 1
 
 
-def test_activate_action_on_the_active_version_is_a_noop(operator_client: Client) -> None:
+def test_activate_on_the_active_version_is_a_noop(operator_client: Client) -> None:
     version = make_version()
-    run_action(operator_client, "activate_selected", version)
-    response = run_action(operator_client, "activate_selected", version)
+    model_version_activate(version=version.version, actor_name="setup")
+    page = run_action(operator_client, "activate_selected", version)
+    assert "already active" in page.content.decode()
+    response = confirm(operator_client, page, "again")
     assert ("info", "v1 is already active.") in shown_messages(response)
     assert ActivationEvent.objects.count() == 1
 
@@ -284,5 +328,9 @@ def test_non_staff_registry_operator_cannot_reach_the_admin() -> None:
     client = logged_in(user)
     response = run_action(client, "activate_selected", version)
     assert response.redirect_chain and "/admin/login/" in response.redirect_chain[0][0]
+    url = f"/admin/models_registry/modelversion/{version.pk}/activate/"
+    refused = client.post(url, {"reason": "not staff"})
+    assert refused.status_code == 302 and "/admin/login/" in refused["Location"]
     version.refresh_from_db()
     assert not version.is_active
+    assert not ActivationEvent.objects.exists()

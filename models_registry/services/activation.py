@@ -168,7 +168,8 @@ def model_version_activate(
         actor=actor,
         actor_name=actor_name,
         reason=reason,
-        force=force and bool(warning),
+        # "forced" means a refusal was overridden, which only the enforce policy can do.
+        force=force and bool(warning) and settings.PROMOTION_POLICY == "enforce",
         warning=warning,
     )
 
