@@ -51,9 +51,14 @@ def _clear_cache() -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _fresh_artifacts_dir() -> None:
+def _test_run_dir():
+    """This run's own artifacts and metrics, removed at the end (pytest-django removes the
+    database file itself)."""
     shutil.rmtree(settings.ARTIFACTS_DIR, ignore_errors=True)
     settings.ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    yield
+    shutil.rmtree(settings.ARTIFACTS_DIR, ignore_errors=True)
+    shutil.rmtree(settings.PROMETHEUS_MULTIPROC_DIR, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -165,11 +170,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def web_server_process(transactional_db: None):
-    """A real gunicorn (one worker process) serving the app on the test database.
+def gunicorn_factory(transactional_db: None, tmp_path):
+    """Start real gunicorn servers on the test database: ``start(workers=1) -> base URL``.
 
-    It stands for another web worker or host: it shares the database and the artifacts, and
-    nothing else with the test process.
+    A server stands for other web workers or hosts: it shares the database and the artifacts,
+    and nothing else with the test process.
     """
     import subprocess
     import sys
@@ -177,57 +182,68 @@ def web_server_process(transactional_db: None):
     import urllib.request
     from pathlib import Path
 
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"CACHE_URL", "CELERY_BROKER_URL"}
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "mlengine.settings.test",
-            "DATABASE_URL": test_database_url(),
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    servers: list[subprocess.Popen] = []
+
+    def start(workers: int = 1) -> str:
+        port = free_port()
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"CACHE_URL", "CELERY_BROKER_URL"}
         }
-    )
-    log = Path(settings.VAR_DIR) / f"gunicorn-{port}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "mlengine.wsgi:application",
-                "--workers",
-                "1",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--timeout",
-                "60",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=str(settings.BASE_DIR),
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "mlengine.settings.test",
+                "DATABASE_URL": test_database_url(),
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "MLENGINE_TEST_PROMETHEUS_DIR": str(tmp_path / f"prometheus-{port}"),
+            }
         )
-    base = f"http://127.0.0.1:{port}"
-    try:
+        log = Path(settings.VAR_DIR) / f"gunicorn-{port}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "mlengine.wsgi:application",
+                    "--workers",
+                    str(workers),
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--timeout",
+                    "60",
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=str(settings.BASE_DIR),
+            )
+        servers.append(server)
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
             if server.poll() is not None:
                 pytest.fail(f"gunicorn exited: {log.read_text()[-2000:]}")
             try:
                 urllib.request.urlopen(f"{base}/health", timeout=2).read()
-                break
+                return base
             except OSError:
                 if time.monotonic() > deadline:
                     pytest.fail(f"gunicorn did not start: {log.read_text()[-2000:]}")
                 time.sleep(0.2)
-        yield base
-    finally:
+
+    yield start
+    for server in servers:
         server.terminate()
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.fixture
+def web_server_process(gunicorn_factory) -> str:
+    """One real gunicorn worker process serving the app on the test database."""
+    return gunicorn_factory(workers=1)

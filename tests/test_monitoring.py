@@ -275,3 +275,21 @@ def test_celery_worker_runs_the_drift_task_and_rows_appear(celery_worker_process
     rows = DriftSnapshot.objects.filter(model_version=version)
     assert rows.filter(kind="model").count() == 1
     assert rows.filter(kind="feature").count() >= 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics_add_up_across_gunicorn_workers(gunicorn_factory) -> None:
+    import requests
+
+    base = gunicorn_factory(workers=2)
+    for _ in range(40):
+        # A new connection each time, so both workers answer some of them.
+        requests.get(
+            f"{base}/features",
+            params={"symbol": "SP500"},
+            headers={"Connection": "close"},
+            timeout=30,
+        )
+    line = 'mlengine_http_requests_total{endpoint="/features",method="GET",status="200"} 40.0'
+    for _ in range(6):  # whichever worker answers the scrape reports the sum of both
+        assert line in requests.get(f"{base}/metrics", timeout=30).text
