@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from features.apis import FeaturesApi
 from mlengine.api import json_error_view
 from mlengine.apis import HealthApi
+from monitoring.dashboard import dashboard_view
 from monitoring.metrics import metrics_view
 
 api_patterns = [
@@ -19,6 +20,7 @@ api_patterns = [
 
 urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
+    path("dashboard/", dashboard_view, name="dashboard"),
     path("", include(api_patterns)),
     path("api/v1/", include((api_patterns, "v1"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

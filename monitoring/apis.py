@@ -28,7 +28,7 @@ from monitoring.selectors import (
     training_history,
 )
 from monitoring.services.drift import drift_check_run, drift_report
-from monitoring.services.freshness import freshness_report
+from monitoring.services.freshness import freshness_overall, freshness_report
 
 DRIFT_EXAMPLE = {
     "model_version": "v2",
@@ -235,9 +235,9 @@ class FreshnessApi(APIView):
     def get(self, request: Request) -> Response:
         now = timezone.now()
         items = freshness_report(now=now)
-        statuses = {item["status"] for item in items}
-        overall = "stale" if "stale" in statuses else ("unknown" if "unknown" in statuses else "ok")
-        return Response({"status": overall, "checked_at": now.isoformat(), "items": items})
+        return Response(
+            {"status": freshness_overall(items), "checked_at": now.isoformat(), "items": items}
+        )
 
 
 class LatencyApi(APIView):

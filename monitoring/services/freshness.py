@@ -124,6 +124,14 @@ def inference_freshness(*, now: datetime, is_replay: bool = False) -> dict[str, 
     }
 
 
+def freshness_overall(items: list[dict[str, Any]]) -> str:
+    """One status for a set of items: stale if any is, else unknown if any is, else ok."""
+    statuses = {item["status"] for item in items}
+    if CheckStatus.STALE in statuses:
+        return CheckStatus.STALE
+    return CheckStatus.UNKNOWN if CheckStatus.UNKNOWN in statuses else CheckStatus.OK
+
+
 def freshness_report(
     *, now: datetime | None = None, is_replay: bool = False
 ) -> list[dict[str, Any]]:
