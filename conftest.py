@@ -247,3 +247,46 @@ def gunicorn_factory(transactional_db: None, tmp_path):
 def web_server_process(gunicorn_factory) -> str:
     """One real gunicorn worker process serving the app on the test database."""
     return gunicorn_factory(workers=1)
+
+
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium driven by Selenium through Debian's chromedriver.
+
+    Skipped with a message where Chromium is not installed, except in CI (CI=true), where
+    `.ci/run` installs it and the browser tests must run.
+    """
+    import tempfile
+
+    chromium = shutil.which("chromium")
+    chromedriver = shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        message = (
+            "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests must run in CI: {message}", pytrace=False)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}",
+        "--window-size=1366,900",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
