@@ -290,3 +290,25 @@ def browser():
     driver.implicitly_wait(5)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_cache():
+    """Every test starts with this process's model cache empty, as a new web worker would."""
+    from predictions.inference import model_cache
+
+    model_cache.clear()
+    yield
+    model_cache.clear()
+
+
+@pytest.fixture
+def trained(db):
+    """A real model trained on the small test config and activated (``v1``)."""
+    from models_registry.services.training import model_train, training_config_resolve
+    from tests.factories import SMALL_CONFIG
+
+    _, version = model_train(
+        config=training_config_resolve(config_data=SMALL_CONFIG), source="command", activate=True
+    )
+    return version

@@ -16,7 +16,7 @@ from features.engineering import FEATURE_NAMES, MAX_WINDOW, MIN_WINDOW
 from features.selectors import feature_rows_get, isoformat
 from mlengine.api import parse_int_param
 from mlengine.errors import InvalidParameter
-from mlengine.schema import ERROR_RESPONSES
+from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER
 
 MAX_ROWS = 500
 
@@ -60,12 +60,7 @@ class FeaturesApi(APIView):
             "`series` (oldest first). Features: " + ", ".join(FEATURE_NAMES) + "."
         ),
         parameters=[
-            OpenApiParameter(
-                "symbol",
-                OpenApiTypes.STR,
-                required=True,
-                examples=[OpenApiExample("S&P 500", value="SP500")],
-            ),
+            SYMBOL_PARAMETER,
             OpenApiParameter(
                 "lookback",
                 OpenApiTypes.INT,

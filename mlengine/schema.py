@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 ErrorSerializer = inline_serializer(
@@ -56,6 +62,15 @@ ERROR_RESPONSES: dict[int, OpenApiResponse] = {
         "Upstream timed out", "upstream_timeout", "The market data platform did not answer in time."
     ),
 }
+
+
+SYMBOL_PARAMETER = OpenApiParameter(
+    "symbol",
+    OpenApiTypes.STR,
+    required=True,
+    description="Market symbol, case-insensitive (bundled data: SP500, NASDAQ).",
+    examples=[OpenApiExample("S&P 500", value="SP500")],
+)
 
 
 def only_seed_paths(

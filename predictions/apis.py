@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from features.apis import parse_symbol
 from mlengine.api import parse_int_param
-from mlengine.schema import ERROR_RESPONSES, error_response
+from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER, error_response
 from monitoring.metrics import observe_prediction
 from predictions.selectors import prediction_get, prediction_recent_list
 from predictions.services import prediction_create
@@ -104,12 +104,7 @@ class PredictApi(APIView):
         + " Every answer is committed to the audit trail first; if that fails the answer is "
         "503 `audit_unavailable` and no prediction. `request_id` is also sent as `X-Request-ID`.",
         parameters=[
-            OpenApiParameter(
-                "symbol",
-                OpenApiTypes.STR,
-                required=True,
-                examples=[OpenApiExample("S&P 500", value="SP500")],
-            )
+            SYMBOL_PARAMETER,
         ],
         responses={
             200: OpenApiResponse(

@@ -28,28 +28,12 @@ from monitoring.services.drift import drift_check_run
 from monitoring.services.freshness import freshness_check_run
 from monitoring.services.outcomes import outcome_backfill
 from monitoring.services.replay import replay_run
-from predictions.inference import model_cache
 from predictions.models import PredictionRecord
 from tests.factories import SMALL_CONFIG
 
 pytestmark = pytest.mark.django_db
 
 UTC = datetime.UTC
-
-
-@pytest.fixture(autouse=True)
-def _fresh_model_cache():
-    model_cache.clear()
-    yield
-    model_cache.clear()
-
-
-@pytest.fixture
-def trained():
-    _, version = model_train(
-        config=training_config_resolve(config_data=SMALL_CONFIG), source="command", activate=True
-    )
-    return version
 
 
 def make_predictions(version, latencies, *, replay=False, symbol="SP500", start=None):

@@ -26,22 +26,6 @@ from tests.factories import SMALL_CONFIG, make_version
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fresh_model_cache():
-    model_cache.clear()
-    yield
-    model_cache.clear()
-
-
-@pytest.fixture
-def trained():
-    """A real model trained on SMALL_CONFIG and activated."""
-    _, version = model_train(
-        config=training_config_resolve(config_data=SMALL_CONFIG), source="command", activate=True
-    )
-    return version
-
-
 @pytest.fixture
 def audit_file(settings, tmp_path: Path) -> Path:
     path = tmp_path / "audit" / "predictions.jsonl"

@@ -153,19 +153,9 @@ def drift_check_run(
     baselines = (version.baseline or {}).get("features", {})
     model_features = set(version.feature_spec.get("features", []))
     check_id = uuid.uuid4()
-    snapshots = []
-    per_feature: dict[str, dict[str, Any]] = {}
-    for name in FEATURE_NAMES:
-        if name not in baselines:
-            continue
-        result = feature_drift(
-            baselines[name],
-            window.features[name],
-            threshold=settings.DRIFT_THRESHOLD,
-            min_samples=settings.DRIFT_MIN_SAMPLES,
-        )
-        per_feature[name] = result
-        decides = name in model_features and name not in PRICE_LEVEL_FEATURES
+    snapshots: list[DriftSnapshot] = []
+
+    def record(kind: str, feature: str, result: dict[str, Any], *, decides: bool) -> None:
         snapshots.append(
             _snapshot(
                 check_id=check_id,
@@ -173,50 +163,40 @@ def drift_check_run(
                 now=now,
                 is_replay=is_replay,
                 window=window,
-                kind=DriftSnapshot.Kind.FEATURE,
-                feature=name,
+                kind=kind,
+                feature=feature,
                 result=result,
                 decides=decides,
             )
         )
-    prediction_baseline = (version.baseline or {}).get("prediction")
-    if prediction_baseline:
-        result = feature_drift(
-            prediction_baseline,
-            window.predictions,
+
+    def compare(baseline: dict[str, Any], live: np.ndarray) -> dict[str, Any]:
+        return feature_drift(
+            baseline,
+            live,
             threshold=settings.DRIFT_THRESHOLD,
             min_samples=settings.DRIFT_MIN_SAMPLES,
         )
-        snapshots.append(
-            _snapshot(
-                check_id=check_id,
-                version=version,
-                now=now,
-                is_replay=is_replay,
-                window=window,
-                kind=DriftSnapshot.Kind.PREDICTION,
-                feature=PREDICTION,
-                result=result,
-                decides=False,
-            )
+
+    per_feature: dict[str, dict[str, Any]] = {}
+    for name in FEATURE_NAMES:
+        if name in baselines:
+            per_feature[name] = compare(baselines[name], window.features[name])
+            decides = name in model_features and name not in PRICE_LEVEL_FEATURES
+            record(DriftSnapshot.Kind.FEATURE, name, per_feature[name], decides=decides)
+    prediction_baseline = (version.baseline or {}).get("prediction")
+    if prediction_baseline:
+        record(
+            DriftSnapshot.Kind.PREDICTION,
+            PREDICTION,
+            compare(prediction_baseline, window.predictions),
+            decides=False,
         )
     excluded = {
         name for name in per_feature if name in PRICE_LEVEL_FEATURES or name not in model_features
     }
     verdict = model_drift_verdict(per_feature, share=settings.DRIFT_SHARE, excluded=excluded)
-    snapshots.append(
-        _snapshot(
-            check_id=check_id,
-            version=version,
-            now=now,
-            is_replay=is_replay,
-            window=window,
-            kind=DriftSnapshot.Kind.MODEL,
-            feature=VERDICT,
-            result={**verdict, "count": window.size},
-            decides=False,
-        )
-    )
+    record(DriftSnapshot.Kind.MODEL, VERDICT, {**verdict, "count": window.size}, decides=False)
     DriftSnapshot.objects.bulk_create(snapshots)
     if verdict["status"] == CheckStatus.DRIFT and not is_replay:
         logger.warning("drift on %s: %s", version.label, ", ".join(verdict["drifted_features"]))

@@ -29,18 +29,10 @@ from monitoring.charts import (
 from monitoring.services.dashboard import duration_text, rolling_accuracy
 from monitoring.services.replay import replay_run
 from monitoring.timeseries import latency_bucket_choose, latency_timeseries
-from predictions.inference import model_cache
 from predictions.models import PredictionRecord
 from tests.factories import SMALL_CONFIG, make_version
 
 POINTS = re.compile(r'<polyline[^>]*\spoints="([^"]+)"')
-
-
-@pytest.fixture(autouse=True)
-def _fresh_model_cache():
-    model_cache.clear()
-    yield
-    model_cache.clear()
 
 
 @pytest.fixture
