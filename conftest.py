@@ -99,7 +99,7 @@ def celery_worker_process(require_redis: str, require_postgres: None, transactio
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_BROKER_URL": os.environ["CELERY_BROKER_URL"],
     }
-    log = Path(settings.VAR_DIR) / f"celery-{queue}.log"
+    log = Path(settings.TEST_DIR) / f"celery-{queue}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     name = f"{queue}@%h"
     with log.open("wb") as out:
@@ -199,7 +199,7 @@ def gunicorn_factory(transactional_db: None, tmp_path):
                 "MLENGINE_TEST_PROMETHEUS_DIR": str(tmp_path / f"prometheus-{port}"),
             }
         )
-        log = Path(settings.VAR_DIR) / f"gunicorn-{port}.log"
+        log = Path(settings.TEST_DIR) / f"gunicorn-{port}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
             server = subprocess.Popen(
