@@ -27,6 +27,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from features.engineering import FEATURE_NAMES
 from mlengine.errors import DomainError
 from models_registry.errors import PromotionRefused
 from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
@@ -153,9 +154,13 @@ def _baseline_row(name: str, stats: dict[str, Any], *, model_input: bool) -> dic
 def baseline_table(baseline: dict[str, Any], model_features: list[str]) -> list[dict[str, Any]]:
     """Summary statistics per feature (and of the validation predictions), never the samples,
     edges or proportions: those are for the drift check, and they are large."""
+    features = baseline.get("features") or {}
+    # PostgreSQL's jsonb does not keep key order: show the features in their canonical order.
+    names = [name for name in FEATURE_NAMES if name in features]
+    names += sorted(set(features) - set(names))
     rows = [
-        _baseline_row(name, stats or {}, model_input=name in model_features)
-        for name, stats in (baseline.get("features") or {}).items()
+        _baseline_row(name, features[name] or {}, model_input=name in model_features)
+        for name in names
     ]
     if baseline.get("prediction"):
         rows.append(

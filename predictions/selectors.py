@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from features.engineering import FEATURE_NAMES
 from mlengine.errors import InvalidParameter, NotFoundError
 from predictions.models import PredictionRecord
 
@@ -24,6 +25,11 @@ _FIELDS = (
 )
 
 
+def _ordered(features: dict[str, Any]) -> dict[str, Any]:
+    known = {name: features[name] for name in FEATURE_NAMES if name in features}
+    return {**known, **{k: v for k, v in features.items() if k not in known}}
+
+
 def _as_dict(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "request_id": str(row["request_id"]),
@@ -31,7 +37,8 @@ def _as_dict(row: dict[str, Any]) -> dict[str, Any]:
         "prediction": row["prediction"],
         "confidence": row["confidence"],
         "model_version": f"v{row['model_version__version']}",
-        "features": row["features"],
+        # jsonb (PostgreSQL) does not keep key order: answer in the canonical feature order.
+        "features": _ordered(row["features"]),
         "as_of": row["as_of"].isoformat(),
         "timestamp": row["created_at"].isoformat(),
         "event_time": row["event_time"].isoformat(),

@@ -35,7 +35,8 @@ def settings_env_names() -> set[str]:
         source = path.read_text()
         for pattern in _READ_PATTERNS:
             names.update(pattern.findall(source))
-    return names
+    # The test settings' own plumbing (per-run folders), never set by a user.
+    return {name for name in names if not name.startswith("MLENGINE_TEST_")}
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
