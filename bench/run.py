@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # In the order of the platform's data path; a name given on the command line runs only that one.
-BENCHMARKS = ["bench_features", "bench_training"]
+BENCHMARKS = ["bench_features", "bench_training", "bench_predict", "bench_monitoring"]
 
 
 def main(argv: list[str]) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from django.db import connection
 
 from mlengine.errors import DomainError
@@ -24,6 +26,7 @@ from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
 from monitoring.metrics import MODEL_LOAD_FAILURES
 from predictions.errors import ModelUnavailable
+from predictions.fast_predict import compile_predictor
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ class LoadedModel:
     horizon: int
     features: tuple[str, ...]
     pipeline: Any = field(repr=False)
+    predict_up: Callable[[np.ndarray], float] = field(repr=False, default=None)  # type: ignore[assignment]
+    predictor: str = "predict_proba"
 
     @property
     def label(self) -> str:
@@ -119,14 +124,19 @@ class ModelCache:
 
 
 def _load_model(*, pk: int, version: int, sha256: str, name: str, spec: dict) -> LoadedModel:
+    pipeline = artifact_load(name=name, sha256=sha256)
+    features = tuple(spec["features"])
+    predict_up, predictor = compile_predictor(pipeline, width=len(features))
     return LoadedModel(
         pk=pk,
         version=version,
         sha256=sha256,
         window=int(spec["window"]),
         horizon=int(spec.get("horizon", 1)),
-        features=tuple(spec["features"]),
-        pipeline=artifact_load(name=name, sha256=sha256),
+        features=features,
+        pipeline=pipeline,
+        predict_up=predict_up,
+        predictor=predictor,
     )
 
 

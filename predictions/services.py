@@ -88,7 +88,7 @@ def prediction_create(
             details={"symbol": symbol, "features": [n for n in model.features]},
         )
     computed = time.perf_counter()
-    probability = float(model.pipeline.predict_proba(inputs)[0, 1])
+    probability = model.predict_up(inputs)
     predicted = time.perf_counter()
     timings = {
         "model_lookup": (loaded - started) * 1000,
@@ -113,8 +113,13 @@ def prediction_create(
         timings={key: round(value, 3) for key, value in timings.items()},
     )
     try:
-        with transaction.atomic():
+        if transaction.get_autocommit():
+            # One INSERT in autocommit mode is committed when it returns; BEGIN and COMMIT
+            # around it would only add two round trips to the database.
             record.save(force_insert=True)
+        else:
+            with transaction.atomic():  # a savepoint inside a caller's transaction
+                record.save(force_insert=True)
     except DatabaseError as exc:
         logger.error("audit row for %s not committed: %s", record.request_id, exc)
         raise AuditUnavailable(details={"request_id": str(record.request_id)}) from exc

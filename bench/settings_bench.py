@@ -1,0 +1,40 @@
+"""Settings for ``bench/bench_predict.py``: the embedded settings, served the way gunicorn serves.
+
+DEBUG off (Django would otherwise keep every query in memory), logging at WARNING so log lines
+cost nothing, artifacts and the JSONL audit log under ``var/bench-artifacts`` unless the bench
+says otherwise, and a root URLconf that adds the bare views the benchmark measures as its floor.
+"""
+
+from pathlib import Path
+
+from mlengine.settings.base import STORAGES, VAR_DIR
+from mlengine.settings.env import env_str
+from mlengine.settings.local import *  # noqa: F403
+
+DEBUG = False
+ROOT_URLCONF = "bench.bare_urls"
+
+ARTIFACTS_DIR = Path(env_str("ARTIFACTS_DIR", str(VAR_DIR / "bench-artifacts")))
+# New dicts rather than in-place edits: base's STORAGES is shared with any module that imported it.
+STORAGES = {
+    **STORAGES,
+    "artifacts": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(ARTIFACTS_DIR)},
+    },
+}
+AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE", str(ARTIFACTS_DIR / "audit" / "predictions.jsonl"))
+
+LOG_LEVEL = env_str(
+    "LOG_LEVEL", "WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
+}
