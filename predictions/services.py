@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +16,7 @@ import pandas as pd
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from features.engineering import FEATURE_NAMES, latest_feature_row
+from features.engineering import FEATURE_NAMES, latest_feature_row, min_candles
 from features.selectors import candles_for_window
 from features.sources import normalise_symbol
 from mlengine.errors import InsufficientHistory
@@ -24,6 +26,52 @@ from predictions.inference import LoadedModel, model_cache
 from predictions.models import PredictionRecord
 
 logger = logging.getLogger(__name__)
+
+
+class _FeatureRowCache:
+    """The newest feature row per exact input window, shared by the requests of one process.
+
+    The key is the bytes of the candles the row is computed from (the last ``window + 1``
+    closes, highs, lows and volumes) and the newest candle's time, so a hit is the same
+    arithmetic on the same numbers: identical by construction, never stale.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._rows: OrderedDict[tuple[Any, ...], tuple[Any, dict[str, float]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, candles: pd.DataFrame, window: int) -> tuple[Any, dict[str, float]]:
+        needed = min_candles(window)
+        key = (
+            window,
+            candles["timestamp"].iat[-1],
+            *(
+                candles[name].to_numpy(dtype=np.float64)[-needed:].tobytes()
+                for name in _KEY_COLUMNS
+            ),
+        )
+        with self._lock:
+            hit = self._rows.get(key)
+            if hit is not None:
+                self._rows.move_to_end(key)
+                return hit
+        row = latest_feature_row(candles, window)
+        with self._lock:
+            self._rows[key] = row
+            while len(self._rows) > self.size:
+                self._rows.popitem(last=False)
+        return row
+
+
+_KEY_COLUMNS = ("close", "high", "low", "volume")
+_feature_rows = _FeatureRowCache()
+
+
+def serving_features(candles: pd.DataFrame, window: int) -> tuple[Any, dict[str, float]]:
+    """``latest_feature_row`` through a per-process cache keyed by the exact input candles."""
+    as_of, features = _feature_rows.get(candles, window)
+    return as_of, dict(features)
 
 
 def confidence_of(probability: float) -> float:
@@ -80,7 +128,7 @@ def prediction_create(
     if candles is None:
         candles = candles_for_window(symbol=symbol, window=model.window)
     fetched = time.perf_counter()
-    as_of, features = latest_feature_row(candles, model.window)
+    as_of, features = serving_features(candles, model.window)
     inputs = np.array([[features[name] for name in model.features]], dtype=np.float64)
     if not np.isfinite(inputs).all():
         raise InsufficientHistory(
