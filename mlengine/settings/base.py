@@ -81,7 +81,9 @@ TEMPLATES = [
 # --- Database and cache ------------------------------------------------------------------------
 DATABASES = {"default": env_db("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A persistent connection is checked (SELECT 1) before its first use in each request, so a
+# restarted database costs no failed request; false saves that round trip on every request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers proceed while one writer commits; the timeout makes concurrent
     # writers wait for the lock instead of failing at once.
