@@ -78,8 +78,16 @@ class BundledCandleSource:
             )
         history = load_bundled_history(key)
         if limit is not None and limit < len(history):
-            return history.iloc[-limit:].reset_index(drop=True)
+            return _bundled_tail(key, limit)
         return history
+
+
+@functools.lru_cache(maxsize=256)
+def _bundled_tail(symbol: str, limit: int) -> pd.DataFrame:
+    """The newest ``limit`` bundled candles, built once: the history never changes, and the
+    same frame object lets the serving path recognise candles it has already seen. Like every
+    frame a source returns, it must not be modified."""
+    return load_bundled_history(symbol).iloc[-limit:].reset_index(drop=True)
 
 
 class CachedCandleSource:

@@ -40,6 +40,7 @@ class AuditLogStats:
 
 
 audit_log_stats = AuditLogStats()
+_folders_made: set[str] = set()
 
 
 def audit_line(record: dict[str, Any]) -> bytes:
@@ -53,7 +54,10 @@ def audit_log_append(*, record: dict[str, Any], path: str | None = None) -> bool
         return True
     data = audit_line(record)
     try:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        folder = str(Path(target).parent)
+        if folder not in _folders_made:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            _folders_made.add(folder)
         descriptor = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -63,6 +67,7 @@ def audit_log_append(*, record: dict[str, Any], path: str | None = None) -> bool
         finally:
             os.close(descriptor)  # closing releases the lock
     except OSError as exc:
+        _folders_made.discard(str(Path(target).parent))  # recreate it next time if it went away
         audit_log_stats.record(ok=False)
         AUDIT_LOG_FAILURES.inc()
         logger.error("audit log write to %s failed: %s", target, exc)

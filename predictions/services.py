@@ -39,9 +39,23 @@ class _FeatureRowCache:
     def __init__(self, size: int = 512) -> None:
         self.size = size
         self._rows: OrderedDict[tuple[Any, ...], tuple[Any, dict[str, float]]] = OrderedDict()
+        self._frames: OrderedDict[tuple[int, int], tuple[pd.DataFrame, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, candles: pd.DataFrame, window: int) -> tuple[Any, dict[str, float]]:
+        # The same frame object again (the bundled source hands out one per symbol and
+        # window): the reference kept with the entry guarantees it is that very object.
+        seen = self._frames.get((id(candles), window))
+        if seen is not None and seen[0] is candles:
+            return seen[1]
+        row = self._by_content(candles, window)
+        with self._lock:
+            self._frames[(id(candles), window)] = (candles, row)
+            while len(self._frames) > 64:
+                self._frames.popitem(last=False)
+        return row
+
+    def _by_content(self, candles: pd.DataFrame, window: int) -> tuple[Any, dict[str, float]]:
         needed = min_candles(window)
         key = (
             window,
