@@ -274,6 +274,10 @@ class HistoryApi(APIView):
     @extend_schema(
         operation_id="monitoring_history",
         summary="Training metrics, activations, live performance and drift over time",
+        description=(
+            "`live_performance` is per version per day of event time, from every prediction "
+            "whose realised outcome is known, replayed history included (its outcomes are real)."
+        ),
         parameters=[
             OpenApiParameter(
                 "limit", OpenApiTypes.INT, description="Drift checks to return, 1-2000; default 200"
