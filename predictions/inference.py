@@ -1,9 +1,10 @@
 """The per-process model cache.
 
 Each web process keeps the active model in memory, keyed by version and artifact sha256. Every
-request reads the active version's key from the database (one indexed row), so an activation
-made by any process on any host is noticed at the next request, with no restart and no reload
-unless the key changed. A new artifact is verified and loaded before it replaces the old one; if
+request checks in the database that the version it used is still the active one (the audit
+INSERT is conditional on it, see ``predictions.services``), so an activation made by any
+process on any host is noticed at the next request, with no restart and no reload unless the
+key changed. A new artifact is verified and loaded before it replaces the old one; if
 it fails, the previous model keeps serving (and is what the audit rows record), and the load is
 retried after a pause instead of on every request.
 """
@@ -64,6 +65,7 @@ class ModelCache:
         self._current: LoadedModel | None = None
         self._lock = threading.Lock()
         self._failed: dict[tuple[int, str], float] = {}
+        self._stale = False
         self.stats = ModelCacheStats()
 
     @property
@@ -74,7 +76,13 @@ class ModelCache:
         with self._lock:
             self._current = None
             self._failed.clear()
+            self._stale = False
             self.stats = ModelCacheStats()
+
+    @property
+    def serving_stale(self) -> bool:
+        """True while the model in memory is kept only because the active one failed to load."""
+        return self._stale
 
     def get_active(self) -> LoadedModel:
         """The model to serve: the active version, loaded once per (version, sha256)."""
@@ -84,11 +92,14 @@ class ModelCache:
         pk, version, sha256 = row
         current = self._current
         if current is not None and current.version == version and current.sha256 == sha256:
+            self._stale = False
             return current
         name, spec = (
             ModelVersion.objects.filter(pk=pk).values_list("artifact_name", "feature_spec").get()
         )
-        return self._load(pk=pk, version=version, sha256=sha256, name=name, spec=spec)
+        loaded = self._load(pk=pk, version=version, sha256=sha256, name=name, spec=spec)
+        self._stale = loaded.pk != pk
+        return loaded
 
     def _load(self, *, pk: int, version: int, sha256: str, name: str, spec: dict) -> LoadedModel:
         key = (version, sha256)

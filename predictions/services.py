@@ -7,19 +7,21 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from features.engineering import FEATURE_NAMES, latest_feature_row, min_candles
 from features.selectors import candles_for_window
 from features.sources import normalise_symbol
 from mlengine.errors import InsufficientHistory
+from models_registry.models import ModelVersion
 from predictions.audit_log import audit_log_append
 from predictions.errors import AuditUnavailable
 from predictions.inference import LoadedModel, model_cache
@@ -135,10 +137,48 @@ def prediction_create(
     committed before this returns; if it cannot be (database down, constraint error) the caller
     gets ``AuditUnavailable`` (503) and no prediction. ``candles`` and ``model`` let the replay
     feed history one step at a time, with a chosen version, through this same path.
+
+    With a model already in memory the active version is not looked up first: the audit INSERT
+    itself only succeeds while that version is still the active one. When it is not (another
+    process or host activated a version), the new model is looked up, loaded and used at once,
+    so an activation reaches this process at its next request, in one round trip fewer.
     """
+    kwargs = {
+        "symbol": symbol,
+        "candles": candles,
+        "event_time": event_time,
+        "is_replay": is_replay,
+        "request_id": request_id,
+    }
+    if model is not None:
+        return _predict(model=model, guarded=False, **kwargs)
+    cached = model_cache.current
+    if cached is not None and not model_cache.serving_stale:
+        result = _predict(model=cached, guarded=True, **kwargs)
+        if result is not None:
+            return result
     started = time.perf_counter()
-    model = model or model_cache.get_active()
-    loaded = time.perf_counter()
+    active = model_cache.get_active()
+    lookup_ms = (time.perf_counter() - started) * 1000
+    result = _predict(model=active, guarded=False, lookup_ms=lookup_ms, **kwargs)
+    assert result is not None  # an unguarded insert either commits or raises
+    return result
+
+
+def _predict(
+    *,
+    model: LoadedModel,
+    guarded: bool,
+    symbol: str,
+    candles: pd.DataFrame | None,
+    event_time: datetime | None,
+    is_replay: bool,
+    request_id: uuid.UUID | None,
+    lookup_ms: float = 0.0,
+) -> PredictionResult | None:
+    """Predict with ``model`` and commit the audit row; None when ``guarded`` and ``model`` is no
+    longer the active version (nothing was written)."""
+    started = time.perf_counter()
     if candles is None:
         candles = candles_for_window(symbol=symbol, window=model.window)
     fetched = time.perf_counter()
@@ -147,14 +187,14 @@ def prediction_create(
     if not np.isfinite(inputs).all():
         raise InsufficientHistory(
             f"The newest candle of {normalise_symbol(symbol)} has undefined model features.",
-            details={"symbol": symbol, "features": [n for n in model.features]},
+            details={"symbol": symbol, "features": list(model.features)},
         )
     computed = time.perf_counter()
     probability = model.predict_up(inputs)
     predicted = time.perf_counter()
     timings = {
-        "model_lookup": (loaded - started) * 1000,
-        "candles": (fetched - loaded) * 1000,
+        "model_lookup": lookup_ms,
+        "candles": (fetched - started) * 1000,
         "features": (computed - fetched) * 1000,
         "model": (predicted - computed) * 1000,
     }
@@ -171,11 +211,14 @@ def prediction_create(
         confidence=confidence_of(probability),
         as_of=pd.Timestamp(as_of).to_pydatetime(),
         horizon=model.horizon,
-        latency_ms=round((predicted - started) * 1000, 3),
+        latency_ms=round(lookup_ms + (predicted - started) * 1000, 3),
         timings={key: round(value, 3) for key, value in timings.items()},
     )
     try:
-        if transaction.get_autocommit():
+        if guarded:
+            if not _insert_while_active(record):
+                return None
+        elif transaction.get_autocommit():
             # One INSERT in autocommit mode is committed when it returns; BEGIN and COMMIT
             # around it would only add two round trips to the database.
             record.save(force_insert=True)
@@ -190,6 +233,32 @@ def prediction_create(
     audit_log_append(record=_audit_line(record, model.label))
     timings["audit_log"] = (time.perf_counter() - predicted) * 1000 - timings["audit"]
     return PredictionResult(record=record, version_label=model.label, timings=timings)
+
+
+def _insert_while_active(record: PredictionRecord) -> bool:
+    """INSERT the audit row only if its model version is still the active one, in one
+    statement (committed on return in autocommit mode). Returns whether it was written."""
+    meta = PredictionRecord._meta
+    quote = connection.ops.quote_name
+    fields = [
+        field
+        for field in meta.concrete_fields
+        if not field.primary_key and getattr(record, field.attname) is not None
+    ]
+    params = [
+        field.get_db_prep_save(getattr(record, field.attname), connection) for field in fields
+    ]
+    versions = quote(ModelVersion._meta.db_table)
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - names from the model, values as parameters
+        f"SELECT {', '.join(['%s'] * len(fields))} "
+        f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND is_active = %s)"
+    )
+    # Inside a caller's transaction a savepoint keeps a failed INSERT from breaking it.
+    savepoint = transaction.atomic() if not transaction.get_autocommit() else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(sql, [*params, record.model_version_id, True])
+        return cursor.rowcount == 1
 
 
 def _json_number(value: float) -> float | None:

@@ -297,3 +297,41 @@ def test_predictions_admin_is_read_only_and_searchable(trained, admin_client) ->
         {"model_version__id__exact": trained.pk, "symbol": "SP500"},
     )
     assert filtered.status_code == 200
+
+
+def test_the_guarded_insert_writes_the_same_row_as_the_orm(trained) -> None:
+    first = Client().get("/predict", {"symbol": "SP500"}).json()  # looks the model up, ORM save
+    second = Client().get("/predict", {"symbol": "SP500"}).json()  # model in memory, guarded INSERT
+    rows = {
+        str(row.request_id): row
+        for row in PredictionRecord.objects.filter(
+            request_id__in=[first["request_id"], second["request_id"]]
+        )
+    }
+    assert len(rows) == 2
+    one, two = rows[first["request_id"]], rows[second["request_id"]]
+    for field in (
+        "symbol",
+        "model_version_id",
+        "features",
+        "prediction",
+        "confidence",
+        "as_of",
+        "horizon",
+        "is_replay",
+        "outcome",
+    ):
+        assert getattr(one, field) == getattr(two, field), field
+    assert two.created_at.isoformat() == second["timestamp"]
+    assert two.timings["model_lookup"] == 0.0  # no lookup: the INSERT checked the version
+
+
+def test_after_an_activation_the_next_request_writes_one_row_with_the_new_version(trained) -> None:
+    Client().get("/predict", {"symbol": "SP500"})
+    newer = make_version(feature_spec=trained.feature_spec)
+    model_version_activate(version=newer.version, actor_name="elsewhere")
+    before = PredictionRecord.objects.count()
+    body = Client().get("/predict", {"symbol": "SP500"}).json()
+    assert body["model_version"] == newer.label
+    assert PredictionRecord.objects.count() == before + 1
+    assert PredictionRecord.objects.get(request_id=body["request_id"]).model_version_id == newer.pk
