@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import QuerySet
 
+from mlengine.errors import InvalidParameter, NotFoundError
 from models_registry.errors import UnknownModelVersion
 from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
-from models_registry.services.activation import parse_version
+
+_VERSION = re.compile(r"^[vV]?([1-9][0-9]{0,8})$")
+
+
+def parse_version(value: str | int) -> int:
+    """``"v3"``, ``"V3"``, ``"3"`` or ``3`` → 3; anything else is an ``InvalidParameter``."""
+    match = _VERSION.match(str(value).strip())
+    if not match:
+        raise InvalidParameter(
+            "version must look like v3 or 3", details={"version": str(value)[:50]}
+        )
+    return int(match.group(1))
 
 
 def model_version_list() -> QuerySet[ModelVersion]:
@@ -15,6 +29,7 @@ def model_version_list() -> QuerySet[ModelVersion]:
 
 
 def model_version_get(*, version: str | int) -> ModelVersion:
+    """One version by ``v3`` or ``3``; ``UnknownModelVersion`` (404) when there is none."""
     number = parse_version(version)
     try:
         return ModelVersion.objects.get(version=number)
@@ -24,8 +39,11 @@ def model_version_get(*, version: str | int) -> ModelVersion:
         ) from exc
 
 
-def active_model_version() -> ModelVersion | None:
-    return ModelVersion.objects.filter(is_active=True).first()
+def active_model_version(*, with_baseline: bool = False) -> ModelVersion | None:
+    """The active version, or None. Its baseline statistics (hundreds of kilobytes of JSON) are
+    read only when asked for, or later on first access."""
+    rows = ModelVersion.objects.filter(is_active=True)
+    return (rows if with_baseline else rows.defer("baseline")).first()
 
 
 def activation_event_list() -> QuerySet[ActivationEvent]:
@@ -35,8 +53,6 @@ def activation_event_list() -> QuerySet[ActivationEvent]:
 
 
 def training_run_get(*, run_id: int) -> TrainingRun:
-    from mlengine.errors import NotFoundError
-
     try:
         return TrainingRun.objects.select_related("model_version", "requested_by").get(pk=run_id)
     except TrainingRun.DoesNotExist as exc:

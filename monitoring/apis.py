@@ -17,7 +17,7 @@ from mlengine.api import parse_int_param
 from mlengine.schema import ERROR_RESPONSES, error_response
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
-from models_registry.selectors import activation_event_list, model_version_get
+from models_registry.selectors import activation_event_list, active_model_version, model_version_get
 from models_registry.serializers import ActivationEventSerializer
 from monitoring.models import DriftSnapshot
 from monitoring.selectors import (
@@ -204,7 +204,7 @@ class DriftApi(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        version = _version_param(request) or ModelVersion.objects.filter(is_active=True).first()
+        version = _version_param(request) or active_model_version()
         if version is None:
             raise NoActiveModel("No model version is active, so there is nothing to check.")
         latest = (

@@ -98,11 +98,11 @@ class StateCollector:
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from django.utils import timezone
 
-        from models_registry.models import ModelVersion
+        from models_registry.selectors import active_model_version
         from monitoring.models import DriftSnapshot, FreshnessSnapshot
 
         now = timezone.now()
-        active = ModelVersion.objects.filter(is_active=True).first()
+        active = active_model_version()
         version = GaugeMetricFamily(
             "mlengine_active_model_version", "Active model version number (0: none)."
         )

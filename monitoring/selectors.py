@@ -230,5 +230,5 @@ def training_history() -> list[dict[str, Any]]:
             "always_up": ((version.metrics or {}).get("baselines") or {}).get("always_up", {}),
             "beats_baseline": version.beats_baseline,
         }
-        for version in ModelVersion.objects.order_by("version")
+        for version in ModelVersion.objects.defer("baseline").order_by("version")
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,19 +10,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from mlengine.errors import InvalidParameter
 from models_registry.artifacts import artifact_read_verified
 from models_registry.errors import (
     NothingToRollBack,
     PromotionRefused,
-    UnknownModelVersion,
     VersionNotReady,
 )
 from models_registry.models import ActivationEvent, ModelVersion
+from models_registry.selectors import active_model_version, model_version_get, parse_version
 
 logger = logging.getLogger(__name__)
-
-_VERSION = re.compile(r"^[vV]?([1-9][0-9]{0,8})$")
 
 
 @dataclass(frozen=True)
@@ -45,16 +41,6 @@ class ActivationResult:
         }
 
 
-def parse_version(value: str | int) -> int:
-    """``"v3"``, ``"V3"``, ``"3"`` or ``3`` → 3; anything else is an ``InvalidParameter``."""
-    match = _VERSION.match(str(value).strip())
-    if not match:
-        raise InvalidParameter(
-            "version must look like v3 or 3", details={"version": str(value)[:50]}
-        )
-    return int(match.group(1))
-
-
 def _actor_name(actor: Any, actor_name: str | None) -> str:
     if actor is not None and getattr(actor, "is_authenticated", False):
         return actor.get_username()
@@ -70,7 +56,7 @@ def _lock_registry() -> ModelVersion | None:
     (SQLite ignores FOR UPDATE; there the IMMEDIATE transaction mode serialises writers.)
     """
     list(ModelVersion.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
-    return ModelVersion.objects.filter(is_active=True).first()
+    return active_model_version()
 
 
 def _promotion_warning(target: ModelVersion) -> str:
@@ -139,15 +125,10 @@ def model_version_activate(
     ``force`` is given with a ``reason``. Under ``warn`` such an activation goes through and the
     warning is returned and kept on the event.
     """
-    number = parse_version(version)
+    number = parse_version(version)  # a malformed version is refused before taking locks
     reason = (reason or "").strip()
     current = _lock_registry()
-    try:
-        target = ModelVersion.objects.get(version=number)
-    except ModelVersion.DoesNotExist as exc:
-        raise UnknownModelVersion(
-            f"Unknown model version v{number}.", details={"version": f"v{number}"}
-        ) from exc
+    target = model_version_get(version=number)
     if target.is_active:
         return ActivationResult(active_version=target, previous_version=current, changed=False)
     if target.status != ModelVersion.Status.READY:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from features.engineering import FEATURE_NAMES, PRICE_LEVEL_FEATURES
 from mlengine.health import health_report
 from models_registry.models import ModelVersion
-from models_registry.selectors import activation_event_list
+from models_registry.selectors import activation_event_list, active_model_version
 from monitoring.charts import (
     PALETTE,
     THRESHOLD_COLOR,
@@ -101,7 +101,7 @@ def _percent(value: float | None) -> str:
 # --- active version ----------------------------------------------------------------------------
 
 
-def active_version_card(*, now: datetime) -> dict[str, Any]:
+def active_version_card(*, now: datetime, active: ModelVersion | None) -> dict[str, Any]:
     """The active version: label, age, validation accuracy against always-up, and every ready
     version's validation accuracy as bars with its always-up baseline as a tick."""
     versions = training_history()
@@ -142,7 +142,7 @@ def active_version_card(*, now: datetime) -> dict[str, Any]:
             "hint": "Train and activate one:",
             "command": TRAIN_HINT,
         }
-    row = ModelVersion.objects.filter(is_active=True).only("activated_at", "dataset").first()
+    row = active
     created = _parse_time(entry["created_at"])
     accuracy = entry["validation"].get("accuracy")
     baseline = entry["always_up"].get("accuracy")
@@ -281,13 +281,12 @@ def _drift_chart(
     )
 
 
-def drift_panels() -> list[Panel]:
+def drift_panels(*, active: ModelVersion | None) -> list[Panel]:
     """PSI per feature per drift check of the active version (all versions when none is
     active), thresholds drawn: input features, then price levels (which never decide).
 
     Live checks are shown when there are any; otherwise replayed ones, and the card says so.
     """
-    active = ModelVersion.objects.filter(is_active=True).first()
     checks = drift_history(limit=DRIFT_CHECKS, version=active)
     live = [c for c in checks if not c["replay"]]
     shown = live or checks
@@ -551,14 +550,15 @@ def activation_rows() -> list[dict[str, Any]]:
 def dashboard_context(*, now: datetime | None = None) -> dict[str, Any]:
     """Everything ``monitoring/dashboard.html`` renders, read at ``now``."""
     now = now or timezone.now()
+    active = active_model_version()
     latency = latency_panel(now=now)
     accuracy = accuracy_panel()
     return {
         "generated_at": now,
-        "active": active_version_card(now=now),
+        "active": active_version_card(now=now, active=active),
         "health": health_card(),
         "freshness": freshness_card(now=now),
-        "drift_panels": drift_panels(),
+        "drift_panels": drift_panels(active=active),
         "latency": latency,
         "accuracy": accuracy,
         "chart_panels": [latency, accuracy],

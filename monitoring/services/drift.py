@@ -18,6 +18,7 @@ from django.utils import timezone
 from features.engineering import FEATURE_NAMES, PRICE_LEVEL_FEATURES
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
+from models_registry.selectors import active_model_version
 from monitoring.drift_stats import feature_drift, model_drift_verdict
 from monitoring.models import CheckStatus, DriftSnapshot
 from predictions.models import PredictionRecord
@@ -146,7 +147,7 @@ def drift_check_run(
     store one ``DriftSnapshot`` per feature, one for the predicted probability and one for the
     model verdict. Raises ``NoActiveModel`` when there is no version to check."""
     now = now or timezone.now()
-    version = version or ModelVersion.objects.filter(is_active=True).first()
+    version = version or active_model_version(with_baseline=True)
     if version is None:
         raise NoActiveModel("No model version is active, so there is nothing to check for drift.")
     window = drift_live_window(version=version, now=now)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from features.sources import get_candle_source
 from mlengine.errors import DomainError
 from models_registry.models import ModelVersion
+from models_registry.selectors import active_model_version
 from monitoring.models import CheckStatus, FreshnessSnapshot
 from predictions.models import PredictionRecord
 
@@ -80,7 +81,7 @@ def upstream_freshness(*, symbol: str, now: datetime) -> dict[str, Any]:
 
 def training_freshness(*, now: datetime) -> dict[str, Any]:
     """Age of the active version against ``MAX_MODEL_AGE``."""
-    active = ModelVersion.objects.filter(is_active=True).first()
+    active = active_model_version()
     if active is None:
         return {
             "component": FreshnessSnapshot.Component.TRAINING,

@@ -19,6 +19,7 @@ from django_celery_beat.models import PeriodicTask
 from features.sources import get_candle_source, normalise_symbol
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
+from models_registry.selectors import active_model_version
 from monitoring.services.drift import drift_check_run
 from monitoring.services.freshness import freshness_check_run
 from monitoring.services.outcomes import outcome_backfill
@@ -67,7 +68,7 @@ def replay_run(
     progress: Callable[[str], None] | None = None,
 ) -> ReplaySummary:
     """Replay ``symbols`` from ``start`` to ``end`` (inclusive) with ``version`` (or the active)."""
-    version = version or ModelVersion.objects.filter(is_active=True).first()
+    version = version or active_model_version()
     if version is None:
         raise NoActiveModel("No model version is active; pass a version to replay with.")
     model = load_model_version(version)

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 
 from features.sources import get_candle_source
 from models_registry.models import ModelVersion
+from models_registry.selectors import active_model_version
 from models_registry.services.training import model_train, training_config_resolve
 from monitoring.services.replay import replay_run
 from predictions.models import PredictionRecord
@@ -49,7 +50,7 @@ class Command(BaseCommand):
                 progress=lambda stage, message: self.stdout.write(f"  {stage:<9} {message}"),
             )
             self.stdout.write(f"Trained and activated {version.label}.")
-        active = ModelVersion.objects.filter(is_active=True).first()
+        active = active_model_version()
         self.stdout.write(f"Registry ready; active version: {active or 'none'}.")
         replayed = PredictionRecord.objects.filter(is_replay=True).exists()
         if active and newest and not replayed and not options["no_replay"]:
