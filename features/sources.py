@@ -151,6 +151,7 @@ def get_candle_source() -> CandleSource:
         settings.MARKET_DATA_RETRIES,
         settings.MARKET_DATA_BACKOFF,
         settings.MARKET_DATA_CACHE_TTL,
+        settings.MARKET_DATA_FETCH_LIMIT,
     )
     with _source_lock:
         current = _configured.get("source")
@@ -163,6 +164,7 @@ def get_candle_source() -> CandleSource:
                     read_timeout=settings.MARKET_DATA_TIMEOUT,
                     retries=settings.MARKET_DATA_RETRIES,
                     backoff=settings.MARKET_DATA_BACKOFF,
+                    default_limit=settings.MARKET_DATA_FETCH_LIMIT,
                 )
                 source = CachedCandleSource(client, ttl=settings.MARKET_DATA_CACHE_TTL)
             else:

@@ -209,6 +209,7 @@ def test_get_candle_source_with_a_url_is_a_cached_configured_client(settings) ->
     settings.MARKET_DATA_RETRIES = 5
     settings.MARKET_DATA_BACKOFF = 0.25
     settings.MARKET_DATA_CACHE_TTL = 45
+    settings.MARKET_DATA_FETCH_LIMIT = 2500
 
     source = get_candle_source()
 
@@ -224,6 +225,7 @@ def test_get_candle_source_with_a_url_is_a_cached_configured_client(settings) ->
     assert client.retry.connect == 5
     assert client.retry.status == 5
     assert client.retry.backoff_factor == 0.25
+    assert client.default_limit == 2500  # what training and freshness fetch
 
 
 def test_get_candle_source_is_built_once_per_configuration(settings) -> None:
