@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -238,27 +239,31 @@ def _predict(
 def _insert_while_active(record: PredictionRecord) -> bool:
     """INSERT the audit row only if its model version is still the active one, in one
     statement (committed on return in autocommit mode). Returns whether it was written."""
-    meta = PredictionRecord._meta
-    quote = connection.ops.quote_name
-    fields = [
+    fields = tuple(
         field
-        for field in meta.concrete_fields
+        for field in PredictionRecord._meta.concrete_fields
         if not field.primary_key and getattr(record, field.attname) is not None
-    ]
-    params = [
-        field.get_db_prep_save(getattr(record, field.attname), connection) for field in fields
-    ]
-    versions = quote(ModelVersion._meta.db_table)
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - names from the model, values as parameters
-        f"SELECT {', '.join(['%s'] * len(fields))} "
-        f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND is_active = %s)"
     )
+    params = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in fields]
+    sql = _guarded_insert_sql(connection.vendor, tuple(f.column for f in fields))
     # Inside a caller's transaction a savepoint keeps a failed INSERT from breaking it.
     savepoint = transaction.atomic() if not transaction.get_autocommit() else nullcontext()
     with savepoint, connection.cursor() as cursor:
         cursor.execute(sql, [*params, record.model_version_id, True])
         return cursor.rowcount == 1
+
+
+@functools.lru_cache(maxsize=8)
+def _guarded_insert_sql(vendor: str, columns: tuple[str, ...]) -> str:
+    """The conditional INSERT for these columns, built once per database kind."""
+    quote = connection.ops.quote_name
+    table = quote(PredictionRecord._meta.db_table)
+    versions = quote(ModelVersion._meta.db_table)
+    return (
+        f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 - names from the model, values as parameters
+        f"SELECT {', '.join(['%s'] * len(columns))} "
+        f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND is_active = %s)"
+    )
 
 
 def _json_number(value: float) -> float | None:
