@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 import numpy as np
@@ -17,14 +18,23 @@ from predictions.models import PredictionRecord
 logger = logging.getLogger(__name__)
 
 
-def outcome_backfill(*, now: datetime | None = None, symbols: list[str] | None = None) -> int:
+def outcome_backfill(
+    *,
+    now: datetime | None = None,
+    symbols: list[str] | None = None,
+    candles: Mapping[str, pd.DataFrame] | None = None,
+) -> int:
     """Fill ``outcome`` (1 if the close ``horizon`` candles after ``as_of`` is higher, else 0) of
     every prediction whose future candle exists by ``now``. Returns the number of rows filled.
 
     One UPDATE per distinct (symbol, candle, horizon): a candle asked about a thousand times
     costs one statement. Candles after ``now`` are ignored, so a replay never peeks ahead.
+    ``candles`` (symbol → history) limits the work to those symbols and spares fetching them
+    again from the source: the replay already holds them.
     """
     now = now or timezone.now()
+    if candles is not None:
+        symbols = list(candles)
     pending = PredictionRecord.objects.filter(outcome__isnull=True, as_of__lte=now)
     if symbols:
         pending = pending.filter(symbol__in=symbols)
@@ -39,13 +49,13 @@ def outcome_backfill(*, now: datetime | None = None, symbols: list[str] | None =
     source = get_candle_source()
     for symbol, wanted in by_symbol.items():
         try:
-            candles = source.get_candles(symbol)
+            history = candles[symbol] if candles is not None else source.get_candles(symbol)
         except DomainError as exc:
             logger.warning("outcome back-fill: no candles for %s: %s", symbol, exc.message)
             continue
-        candles = candles[candles["timestamp"] <= pd.Timestamp(now)]
-        times = pd.DatetimeIndex(candles["timestamp"]).as_unit("ns").asi8  # UTC nanoseconds
-        closes = candles["close"].to_numpy(dtype=np.float64)
+        history = history[history["timestamp"] <= pd.Timestamp(now)]
+        times = pd.DatetimeIndex(history["timestamp"]).as_unit("ns").asi8  # UTC nanoseconds
+        closes = history["close"].to_numpy(dtype=np.float64)
         with transaction.atomic():
             for as_of, horizon in wanted:
                 moment = pd.Timestamp(as_of).as_unit("ns").value

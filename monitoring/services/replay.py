@@ -113,7 +113,7 @@ def replay_run(
             )
             summary.predictions += 1
         if due("monitoring.outcome_backfill", now):
-            summary.outcomes += outcome_backfill(now=now, symbols=list(histories))
+            summary.outcomes += outcome_backfill(now=now, candles=histories)
         if due("monitoring.drift_check", now):
             verdict = drift_check_run(version=version, now=now, is_replay=True)[-1]
             summary.drift_checks += 1
