@@ -7,9 +7,11 @@ import uuid
 import pytest
 from django.db import DatabaseError
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
 from features.engineering import FEATURE_NAMES, compute_features
 from features.sources import BundledCandleSource
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -120,10 +122,18 @@ def test_too_little_history_is_a_422(client: Client, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
 def test_wrong_method_is_a_405_in_the_error_shape(client: Client, method: str) -> None:
-    response = getattr(client, method)("/features?symbol=SP500")
-    # Writes need authentication first; anonymous writes are refused before the method check.
-    assert response.status_code in (401, 403, 405)
-    assert set(response.json()["error"]) == {"code", "message", "details"}
+    # Anonymous writes are refused before the method is even looked at.
+    anonymous = getattr(client, method)("/features?symbol=SP500")
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "not_authenticated"
+    token = Token.objects.create(user=make_user(f"writer-{method}", registry=False))
+    signed_in = getattr(client, method)(
+        "/features?symbol=SP500", HTTP_AUTHORIZATION=f"Token {token.key}"
+    )
+    assert signed_in.status_code == 405
+    error = signed_in.json()["error"]
+    assert error["code"] == "method_not_allowed"
+    assert set(error) == {"code", "message", "details"}
 
 
 def test_unknown_path_is_a_json_404(client: Client, settings) -> None:
