@@ -30,7 +30,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from features.engineering import FEATURE_NAMES
 from mlengine.errors import DomainError
 from models_registry.errors import PromotionRefused
-from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
+from models_registry.models import (
+    MANAGE_REGISTRY_PERMISSION,
+    ActivationEvent,
+    ModelVersion,
+    TrainingRun,
+)
 from models_registry.selectors import activation_event_list, active_model_version
 from models_registry.services.activation import (
     ActivationResult,
@@ -39,7 +44,6 @@ from models_registry.services.activation import (
     rollback_target,
 )
 
-REGISTRY_PERMISSION = "models_registry.manage_registry"
 CONFIRM_TEMPLATE = "admin/models_registry/modelversion/confirm_action.html"
 
 # Metric rows of the version page, in reading order; any other metric follows alphabetically.
@@ -296,16 +300,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             },
         )
     ]
-    readonly_fields = [
-        "version",
-        "status",
-        "is_active",
-        "beats_baseline",
-        "created_at",
-        "activated_at",
-        "training_duration",
-        "training_run_link",
-    ]
+    readonly_fields = fieldsets[0][1]["fields"]
 
     @admin.display(description="version", ordering="version")
     def label(self, obj: ModelVersion) -> str:
@@ -349,7 +344,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     def has_manage_registry_permission(self, request: HttpRequest) -> bool:
         """The registry's write permission: the same one the REST API's lifecycle calls need."""
-        return request.user.has_perm(REGISTRY_PERMISSION)
+        return request.user.has_perm(MANAGE_REGISTRY_PERMISSION)
 
     def _require_manage(self, request: HttpRequest) -> None:
         if not (self.has_view_permission(request) and self.has_manage_registry_permission(request)):

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from mlengine.api import DefaultPagination
 from mlengine.errors import InvalidParameter
 from mlengine.schema import error_response
+from models_registry.models import MANAGE_REGISTRY_PERMISSION
 from models_registry.selectors import (
     activation_event_list,
     model_version_get,
@@ -37,8 +38,6 @@ from models_registry.serializers import (
 )
 from models_registry.services.activation import model_version_activate, model_version_rollback
 from models_registry.services.training import training_config_resolve, training_run_enqueue
-
-REGISTRY_PERMISSION = "models_registry.manage_registry"
 
 VERSION_PARAMETER = OpenApiParameter(
     "version",
@@ -87,7 +86,7 @@ class HasRegistryPermission(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.has_perm(REGISTRY_PERMISSION))
+        return bool(user and user.is_authenticated and user.has_perm(MANAGE_REGISTRY_PERMISSION))
 
 
 def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:

@@ -9,6 +9,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+# Train, activate and roll back: the one permission every registry write checks.
+MANAGE_REGISTRY_PERMISSION = "models_registry.manage_registry"
+
 
 class ModelVersion(models.Model):
     """One trained model: its artifact, what it was trained on, how it scored.
