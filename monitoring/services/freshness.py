@@ -43,28 +43,25 @@ def upstream_freshness(*, symbol: str, now: datetime) -> dict[str, Any]:
     is older than ``FRESHNESS_INTERVALS`` intervals (4 by default: a weekend and a holiday for
     daily candles). Only candles at or before ``now`` count, so a replay sees history as it was.
     """
+
+    def unknown(details: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "component": FreshnessSnapshot.Component.UPSTREAM,
+            "subject": symbol,
+            "age_seconds": None,
+            "threshold_seconds": None,
+            "status": CheckStatus.UNKNOWN,
+            "details": details,
+        }
+
     try:
         candles = get_candle_source().get_candles(symbol)
     except DomainError as exc:
-        return {
-            "component": FreshnessSnapshot.Component.UPSTREAM,
-            "subject": symbol,
-            "age_seconds": None,
-            "threshold_seconds": None,
-            "status": CheckStatus.UNKNOWN,
-            "details": {"error": exc.code, "message": exc.message},
-        }
+        return unknown({"error": exc.code, "message": exc.message})
     times = candles["timestamp"]
     times = times[times <= pd.Timestamp(now)].iloc[-31:]
     if len(times) < 2:
-        return {
-            "component": FreshnessSnapshot.Component.UPSTREAM,
-            "subject": symbol,
-            "age_seconds": None,
-            "threshold_seconds": None,
-            "status": CheckStatus.UNKNOWN,
-            "details": {"candles": len(times)},
-        }
+        return unknown({"candles": len(times)})
     interval = float(times.diff().dropna().median().total_seconds())
     newest = times.iloc[-1]
     age = (pd.Timestamp(now) - newest).total_seconds()
