@@ -79,72 +79,77 @@ def _celery_eager() -> None:
 @pytest.fixture
 def celery_worker_process(require_redis: str, require_postgres: None, transactional_db: None):
     """A real Celery worker (subprocess) on the Redis broker, sharing the test database."""
-    import subprocess
     import sys
-    import time
     import uuid
-    from pathlib import Path
-
-    from django.db import connection
 
     from mlengine.celery import app
 
     app.conf.task_always_eager = False
     queue = f"test-{uuid.uuid4().hex[:8]}"
     app.conf.task_default_queue = queue
-    db = connection.settings_dict
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "mlengine.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": test_database_url(),
         "CELERY_BROKER_URL": os.environ["CELERY_BROKER_URL"],
     }
-    log = Path(settings.TEST_DIR) / f"celery-{queue}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    name = f"{queue}@%h"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mlengine",
-                "worker",
-                "--pool=solo",
-                "--loglevel=INFO",
-                "-Q",
-                queue,
-                "-n",
-                name,
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=str(settings.BASE_DIR),
-        )
+    command = [sys.executable, "-m", "celery", "-A", "mlengine", "worker", "--pool=solo",
+               "--loglevel=INFO", "-Q", queue, "-n", f"{queue}@%h",
+               "--without-gossip", "--without-mingle"]  # fmt: skip
+    worker, log = _spawn(command, env=env, log_name=f"celery-{queue}.log")
+
+    def answers() -> bool:
+        return any(queue in next(iter(reply)) for reply in app.control.ping(timeout=1.0))
+
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                pytest.fail(f"celery worker exited: {log.read_text()[-2000:]}")
-            if app.control.ping(timeout=1.0, destination=None):
-                replies = app.control.ping(timeout=1.0)
-                if any(queue in next(iter(reply)) for reply in replies):
-                    break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"celery worker did not start: {log.read_text()[-2000:]}")
+        _wait_until(answers, process=worker, log=log, what="celery worker")
         yield worker
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        _stop(worker)
         app.conf.task_default_queue = "celery"
+
+
+def _spawn(command: list[str], *, env: dict[str, str], log_name: str):
+    """Start a child process of the project, its output in this test run's folder."""
+    import subprocess
+    from pathlib import Path
+
+    log = Path(settings.TEST_DIR) / log_name
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(settings.BASE_DIR)
+        )
+    return process, log
+
+
+def _wait_until(ready, *, process, log, what: str, timeout: float = 60) -> None:
+    """Poll ``ready()`` until it is true; fail with the child's log if it dies or never is."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited: {log.read_text()[-2000:]}")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+
+
+def _stop(process) -> None:
+    """Ask a child to stop, and kill it if it has not within 20 s."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def test_database_url() -> str:
@@ -176,13 +181,10 @@ def gunicorn_factory(transactional_db: None, tmp_path):
     A server stands for other web workers or hosts: it shares the database and the artifacts,
     and nothing else with the test process.
     """
-    import subprocess
     import sys
-    import time
     import urllib.request
-    from pathlib import Path
 
-    servers: list[subprocess.Popen] = []
+    servers = []
 
     def start(workers: int = 1) -> str:
         port = free_port()
@@ -199,48 +201,23 @@ def gunicorn_factory(transactional_db: None, tmp_path):
                 "MLENGINE_TEST_PROMETHEUS_DIR": str(tmp_path / f"prometheus-{port}"),
             }
         )
-        log = Path(settings.TEST_DIR) / f"gunicorn-{port}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as out:
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "mlengine.wsgi:application",
-                    "--workers",
-                    str(workers),
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--timeout",
-                    "60",
-                ],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=str(settings.BASE_DIR),
-            )
+        command = [sys.executable, "-m", "gunicorn", "mlengine.wsgi:application",
+                   "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+                   "--timeout", "60"]  # fmt: skip
+        server, log = _spawn(command, env=env, log_name=f"gunicorn-{port}.log")
         servers.append(server)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"gunicorn exited: {log.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2).read()
-                return base
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
+
+        def answers() -> bool:
+            urllib.request.urlopen(f"{base}/health", timeout=2).read()
+            return True
+
+        _wait_until(answers, process=server, log=log, what="gunicorn")
+        return base
 
     yield start
     for server in servers:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
 
 
 @pytest.fixture
