@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from django.conf import settings
 
 from features.engineering import FEATURE_NAMES, latest_features, min_candles
 from features.sources import get_candle_source, normalise_symbol
@@ -58,10 +57,7 @@ def candles_for_window(*, symbol: str, window: int, rows: int = 1) -> pd.DataFra
     the source has fewer candles than the window needs.
     """
     needed = min_candles(window) + rows - 1
-    source = get_candle_source()
-    # Upstream sources fetch a standard amount so different windows share one cache entry.
-    fetch = max(needed, settings.MARKET_DATA_FETCH_LIMIT) if source.name != "bundled" else needed
-    candles = source.get_candles(symbol, fetch)
+    candles = get_candle_source().get_candles(symbol, needed)
     if len(candles) < needed:
         raise InsufficientHistory(
             f"{normalise_symbol(symbol)} has {len(candles)} candles; a window of {window} "

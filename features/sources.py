@@ -97,9 +97,19 @@ class CachedCandleSource:
     each calling upstream; across processes the shared cache (Redis) does the same job.
     """
 
-    def __init__(self, source: CandleSource, *, ttl: int, cache_alias: str = "default") -> None:
+    def __init__(
+        self,
+        source: CandleSource,
+        *,
+        ttl: int,
+        cache_alias: str = "default",
+        fetch_size: int | None = None,
+    ) -> None:
         self.source = source
         self.ttl = ttl
+        # With a fetch size, smaller requests are served from one entry of that many candles,
+        # so every window and series length shares a single upstream call per symbol.
+        self.fetch_size = fetch_size
         self.cache_alias = cache_alias
         self.name = f"cached-{source.name}"
         self._locks: dict[str, threading.Lock] = {}
@@ -115,18 +125,21 @@ class CachedCandleSource:
     def get_candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
         from django.core.cache import caches
 
+        fetch = max(limit, self.fetch_size) if limit and self.fetch_size else limit
         if self.ttl <= 0:
-            return self.source.get_candles(symbol, limit)
-        cache = caches[self.cache_alias]
-        key = f"candles:{self.source.name}:{normalise_symbol(symbol)}:{limit or 'all'}"
-        candles = cache.get(key)
-        if candles is not None:
-            return candles
-        with self._lock(key):
+            candles = self.source.get_candles(symbol, fetch)
+        else:
+            cache = caches[self.cache_alias]
+            key = f"candles:{self.source.name}:{normalise_symbol(symbol)}:{fetch or 'all'}"
             candles = cache.get(key)
             if candles is None:
-                candles = self.source.get_candles(symbol, limit)
-                cache.set(key, candles, self.ttl)
+                with self._lock(key):
+                    candles = cache.get(key)
+                    if candles is None:
+                        candles = self.source.get_candles(symbol, fetch)
+                        cache.set(key, candles, self.ttl)
+        if limit is not None and len(candles) > limit:
+            return candles.iloc[-limit:].reset_index(drop=True)
         return candles
 
 
@@ -166,7 +179,11 @@ def get_candle_source() -> CandleSource:
                     backoff=settings.MARKET_DATA_BACKOFF,
                     default_limit=settings.MARKET_DATA_FETCH_LIMIT,
                 )
-                source = CachedCandleSource(client, ttl=settings.MARKET_DATA_CACHE_TTL)
+                source = CachedCandleSource(
+                    client,
+                    ttl=settings.MARKET_DATA_CACHE_TTL,
+                    fetch_size=settings.MARKET_DATA_FETCH_LIMIT,
+                )
             else:
                 source = BundledCandleSource()
             current = _configured["source"] = (signature, source)

@@ -62,6 +62,18 @@ class CountingSource:
 # --- CachedCandleSource --------------------------------------------------------------------------
 
 
+def test_with_a_fetch_size_every_window_shares_one_upstream_call() -> None:
+    upstream = CountingSource()
+    source = CachedCandleSource(upstream, ttl=60, fetch_size=50)
+
+    short, longer, longest = (source.get_candles("AAA", n) for n in (21, 30, 80))
+
+    assert upstream.calls == [("AAA", 50), ("AAA", 80)]  # 21 and 30 come from the 50-candle entry
+    assert (len(short), len(longer), len(longest)) == (21, 30, 80)
+    full = upstream.get_candles("AAA", 50)
+    assert short["close"].tolist() == full["close"].iloc[-21:].tolist()  # the newest candles
+
+
 def test_a_burst_for_one_symbol_costs_one_upstream_call() -> None:
     upstream = CountingSource()
     source = CachedCandleSource(upstream, ttl=60)
