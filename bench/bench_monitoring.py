@@ -38,7 +38,14 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from bench.bench_training import ChildRun, fail, maxrss_mb, run_child
-from bench.common import ROOT, header, median, verdict
+from bench.common import (
+    ROOT,
+    create_scratch_database,
+    drop_scratch_database,
+    header,
+    median,
+    verdict,
+)
 
 BENCH_DATABASE = "mlengine_bench_monitoring"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -98,12 +105,6 @@ def server_url() -> str:
     return given if given.startswith(("postgres://", "postgresql://")) else DEFAULT_DATABASE_URL
 
 
-def with_database(url: str, name: str) -> str:
-    """``url`` pointing at database ``name`` on the same server, options kept."""
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-
-
 def recreate_database(admin_url: str) -> str | None:
     """Drop and create the bench database; ``None`` and a printed reason if that is impossible."""
     try:
@@ -112,22 +113,12 @@ def recreate_database(admin_url: str) -> str | None:
         print("skipped: needs PostgreSQL (psycopg is not installed)")
         return None
     try:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-            admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+        return create_scratch_database(admin_url, BENCH_DATABASE)
     except psycopg.Error as exc:
         # Never fall back on the given database: a million rows do not belong in someone's data.
         reason = " ".join(str(exc).split())[:200]
         print(f"skipped: needs PostgreSQL (cannot create {BENCH_DATABASE}: {reason})")
         return None
-    return with_database(admin_url, BENCH_DATABASE)
-
-
-def drop_database(admin_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
 
 
 def child_env(database_url: str) -> dict[str, str]:
@@ -185,7 +176,7 @@ def main() -> None:
         measure = run_step([*worker, "--measure"], env, "measure")
         print(f"(measuring process: peak RSS {measure.peak_rss_mb:.0f} MB over its whole life)")
     finally:
-        drop_database(admin_url)
+        drop_scratch_database(admin_url, BENCH_DATABASE)
         shutil.rmtree(ARTIFACTS, ignore_errors=True)
 
 

@@ -29,7 +29,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, header, median, percentile, verdict
+from bench.common import (
+    ROOT,
+    create_scratch_database,
+    drop_scratch_database,
+    free_port,
+    header,
+    median,
+    percentile,
+    verdict,
+)
 
 CONCURRENCY = 4
 WORKERS = 2
@@ -227,12 +235,6 @@ def parse_server_timing(value: str) -> dict[str, float]:
 # --- the environment: database, artifacts, gunicorn --------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def worker_pids(master: int) -> list[int]:
     """gunicorn's worker processes (Linux ``/proc``; empty elsewhere)."""
     try:
@@ -295,11 +297,8 @@ def bench_database(run_dir: Path) -> Iterator[tuple[str, str]]:
     import psycopg
 
     parsed = urllib.parse.urlsplit(given)
-    url = urllib.parse.urlunsplit(parsed._replace(path=f"/{BENCH_DATABASE}"))
     try:
-        with psycopg.connect(given, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-            admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+        url = create_scratch_database(given, BENCH_DATABASE)
     except psycopg.Error as exc:
         # No CREATE DATABASE right: DATABASE_URL must name a throwaway database, so use it as is.
         print(f"(cannot create {BENCH_DATABASE}: {exc}; using {parsed.path.lstrip('/')} as is)")
@@ -308,8 +307,7 @@ def bench_database(run_dir: Path) -> Iterator[tuple[str, str]]:
     try:
         yield url, f"PostgreSQL {parsed.hostname}:{parsed.port or 5432}/{BENCH_DATABASE}"
     finally:
-        with psycopg.connect(given, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        drop_scratch_database(given, BENCH_DATABASE)
 
 
 def child_env(database_url: str, artifacts: Path) -> dict[str, str]:
