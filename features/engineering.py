@@ -32,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 CANDLE_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
-# The four core fields first: every answer shows them in this order.
+# The four core fields come first: every answer shows them in this order.
+# The four core fields (close, simple_return, moving_average, rolling_volatility) come first:
+# every answer shows them in this order.
 FEATURE_NAMES: tuple[str, ...] = (
     "close",
     "simple_return",
@@ -44,8 +46,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "range_pct",
     "volume_ratio",
 )
-# The four fields every feature answer shows first.
-CORE_FEATURES: tuple[str, ...] = ("close", "simple_return", "moving_average", "rolling_volatility")
 # Price levels trend with the market: shown to people, never fed to a model unscaled.
 PRICE_LEVEL_FEATURES: frozenset[str] = frozenset({"close", "moving_average"})
 MIN_WINDOW = 2

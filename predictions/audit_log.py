@@ -3,7 +3,8 @@
 The database row is the record of truth; this file is a convenience for tools that tail files.
 Several gunicorn workers append at once: each line is written with a single ``write`` on an
 ``O_APPEND`` descriptor under an exclusive ``flock``, so lines never interleave. A failure to
-write is logged as an error and counted, and never fails the prediction.
+write is logged as an error and counted (``mlengine_audit_log_write_failures_total`` in
+``/metrics``), and never fails the prediction.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import fcntl
 import json
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +23,6 @@ from monitoring.metrics import AUDIT_LOG_FAILURES
 logger = logging.getLogger(__name__)
 
 
-class AuditLogStats:
-    """Process-local counters, exported by ``/metrics``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.lines_written = 0
-        self.write_failures = 0
-
-    def record(self, *, ok: bool) -> None:
-        with self._lock:
-            if ok:
-                self.lines_written += 1
-            else:
-                self.write_failures += 1
-
-
-audit_log_stats = AuditLogStats()
 _folders_made: set[str] = set()
 
 
@@ -68,9 +51,7 @@ def audit_log_append(*, record: dict[str, Any], path: str | None = None) -> bool
             os.close(descriptor)  # closing releases the lock
     except OSError as exc:
         _folders_made.discard(str(Path(target).parent))  # recreate it next time if it went away
-        audit_log_stats.record(ok=False)
         AUDIT_LOG_FAILURES.inc()
         logger.error("audit log write to %s failed: %s", target, exc)
         return False
-    audit_log_stats.record(ok=True)
     return True

@@ -37,7 +37,6 @@ class LiveWindow:
     predictions: np.ndarray
     start: datetime | None
     end: datetime | None
-    requests: int
 
     @property
     def size(self) -> int:
@@ -77,7 +76,6 @@ def drift_live_window(*, version: ModelVersion, now: datetime) -> LiveWindow:
         predictions=predictions,
         start=min(seen) if seen else None,
         end=max(seen) if seen else None,
-        requests=len(ids),
     )
 
 
