@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 
 CANDLE_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
-# The four core fields come first: every answer shows them in this order.
 # The four core fields (close, simple_return, moving_average, rolling_volatility) come first:
 # every answer shows them in this order.
 FEATURE_NAMES: tuple[str, ...] = (
