@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ class FeatureRows:
     def series(self) -> list[dict[str, Any]]:
         return [
             {"timestamp": isoformat(row["timestamp"]), **row_to_dict(row)}
-            for _, row in self.frame.iterrows()
+            for row in self.frame.to_dict("records")
         ]
 
 
@@ -46,7 +47,7 @@ def json_float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def row_to_dict(row: pd.Series) -> dict[str, float | None]:
+def row_to_dict(row: Mapping[str, Any]) -> dict[str, float | None]:
     return {name: json_float(row[name]) for name in FEATURE_NAMES}
 
 

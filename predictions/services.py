@@ -19,7 +19,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from features.engineering import FEATURE_NAMES, latest_feature_row, min_candles
-from features.selectors import candles_for_window
+from features.selectors import candles_for_window, json_float
 from features.sources import normalise_symbol
 from mlengine.errors import InsufficientHistory
 from models_registry.models import ModelVersion
@@ -207,7 +207,7 @@ def _predict(
         is_replay=is_replay,
         symbol=normalise_symbol(symbol),
         model_version_id=model.pk,
-        features={name: _json_number(features[name]) for name in FEATURE_NAMES},
+        features={name: json_float(features[name]) for name in FEATURE_NAMES},
         prediction=probability,
         confidence=confidence_of(probability),
         as_of=pd.Timestamp(as_of).to_pydatetime(),
@@ -264,10 +264,6 @@ def _guarded_insert_sql(vendor: str, columns: tuple[str, ...]) -> str:
         f"SELECT {', '.join(['%s'] * len(columns))} "
         f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND is_active = %s)"
     )
-
-
-def _json_number(value: float) -> float | None:
-    return value if np.isfinite(value) else None
 
 
 def _audit_line(record: PredictionRecord, version_label: str) -> dict[str, Any]:
