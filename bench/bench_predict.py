@@ -6,12 +6,14 @@
    activated by ``manage.py train_model --activate``.
 2. gunicorn, 2 sync workers (``BENCH_THREADS`` > 1 switches to gthread), DEBUG off, logging at
    WARNING, bundled candles (read once per process), serving ``bench.settings_bench``.
-3. A load generator in a separate process: 4 threads, one ``http.client`` connection each
-   (HTTP/1.1; kept alive when the worker allows it: gunicorn's sync worker closes after every
-   answer, so there each request opens a new connection), for 20 s (``BENCH_SECONDS``), after a
-   200-request warm-up. It records each answer's latency, status, ``X-Request-ID`` and
-   ``Server-Timing`` (per-stage p50 and p99), and the CPU that gunicorn's workers, the load
-   generator and the rest of the machine used, since all of them share the 2 cores.
+3. A load generator in a separate process: 4 client processes (one per connection, as wrk's
+   threads are, so no interpreter lock queues the clients), each a closed loop of raw HTTP/1.1
+   GETs that keeps its connection while the server allows it and closes it as soon as an answer
+   says ``Connection: close`` (gunicorn's sync worker closes after every answer, then waits for
+   the client's close), for 20 s (``BENCH_SECONDS``), after a 200-request warm-up. It records
+   each answer's latency (connecting included), status, ``X-Request-ID`` and ``Server-Timing``
+   (per-stage p50 and p99), and the CPU that gunicorn's workers, the load generator and the rest
+   of the machine used, since all of them share the 2 cores.
 4. The floor, in the same run: a bare Django view and an empty DRF view, loaded the same way for
    5 s each, and one-row ``predict_proba`` of the same active model in-process.
 5. The audit check: every 200 answer's request id must have a committed ``PredictionRecord``.
@@ -25,14 +27,15 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import multiprocessing
 import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -70,74 +73,96 @@ GOAL_RPS = 300.0
 # --- the load generator (runs in its own process) ----------------------------------------------
 
 
-def _client_thread(
-    *,
-    port: int,
-    path: str,
-    clock: dict[str, float],
-    requests: int | None,
-    barrier: threading.Barrier,
-    out: list[tuple[float, int, str, str]],
-) -> None:
-    """One client: sequential GETs on one connection, reopened whenever the server closes it."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+Sample = tuple[float, int, str, str]  # seconds, status (0: failed), X-Request-ID, Server-Timing
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict[str, str]]:
+    """Read one HTTP/1.1 response (Content-Length body, or up to EOF); (status, lower headers)."""
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed before the response headers")
+        buffer += chunk
+    head, _, body = buffer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        raise ConnectionError("chunked answers are not supported by this load generator")
+    length = headers.get("content-length")
+    while length is None or len(body) < int(length):
+        chunk = sock.recv(65536)
+        if not chunk:
+            if length is None:
+                break  # the body ends with the connection
+            raise ConnectionError("connection closed inside the response body")
+        body += chunk
+    return int(status_line.split(" ", 2)[1]), headers
+
+
+def _client(
+    port: int, path: str, start_at: float, seconds: float | None, requests: int | None
+) -> tuple[list[Sample], float]:
+    """One closed-loop client: GET, read the whole answer, next GET.
+
+    The connection is kept while the server allows it and closed as soon as an answer says
+    ``Connection: close`` (gunicorn's sync worker: one connection per request, whose close the
+    worker waits for), so the client never holds a worker up.
+    """
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n"
+    ).encode()
     perf = time.perf_counter
-    done = 0
-    barrier.wait()
-    deadline = clock.get("deadline")
-    while (deadline is None or perf() < deadline) and (requests is None or done < requests):
+    samples: list[Sample] = []
+    sock: socket.socket | None = None
+    time.sleep(max(0.0, start_at - perf()))
+    deadline = None if seconds is None else start_at + seconds
+    while (deadline is None or perf() < deadline) and (requests is None or len(samples) < requests):
         started = perf()
         try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            response.read()
-            status = response.status
-            request_id = response.getheader("X-Request-ID") or ""
-            timing = response.getheader("Server-Timing") or ""
-        except (OSError, http.client.HTTPException) as exc:
-            status, request_id, timing = 0, "", f"{type(exc).__name__}: {exc}"
-            connection.close()
-        out.append((perf() - started, status, request_id, timing))
-        done += 1
-    connection.close()
+            if sock is None:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(request)
+            status, headers = _read_response(sock)
+            sample = (status, headers.get("x-request-id", ""), headers.get("server-timing", ""))
+            if headers.get("connection", "").lower() == "close":
+                sock.close()
+                sock = None
+        except OSError as exc:
+            sample = (0, "", f"{type(exc).__name__}: {exc}")
+            if sock is not None:
+                sock.close()
+                sock = None
+        samples.append((perf() - started, *sample))
+    if sock is not None:
+        sock.close()
+    return samples, perf()
 
 
 def generate_load(
     *, port: int, path: str, concurrency: int, seconds: float | None, requests: int | None
 ) -> dict[str, Any]:
-    """``concurrency`` closed-loop clients for ``seconds`` (or ``requests`` in all)."""
-    per_thread = None if requests is None else -(-requests // concurrency)
-    clock: dict[str, float] = {}
+    """``concurrency`` closed-loop clients for ``seconds`` (or ``requests`` in all).
 
-    def start_clock() -> None:
-        # Runs once every thread is ready, so connection set-up is outside the measured time.
-        clock["started"] = time.perf_counter()
-        if seconds is not None:
-            clock["deadline"] = clock["started"] + seconds
-
-    barrier = threading.Barrier(concurrency, action=start_clock)
-    results: list[list[tuple[float, int, str, str]]] = [[] for _ in range(concurrency)]
-    threads = [
-        threading.Thread(
-            target=_client_thread,
-            kwargs={
-                "port": port,
-                "path": path,
-                "clock": clock,
-                "requests": per_thread,
-                "barrier": barrier,
-                "out": results[index],
-            },
-            daemon=True,
+    Each client is its own process, as in wrk or any load generator built to measure a server:
+    Python threads would queue behind one interpreter lock, and that queueing, not the server,
+    would show in the latencies. All clients start at one instant of the machine-wide monotonic
+    clock (``time.perf_counter``), after their processes are up.
+    """
+    per_client = None if requests is None else -(-requests // concurrency)
+    start_at = time.perf_counter() + 0.5
+    context = multiprocessing.get_context("fork")
+    with context.Pool(concurrency) as pool:
+        parts = pool.starmap(
+            _client, [(port, path, start_at, seconds, per_client)] * concurrency, chunksize=1
         )
-        for index in range(concurrency)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - clock["started"]
-    return {"elapsed": elapsed, "samples": [sample for part in results for sample in part]}
+    # Each client returns its samples and the moment its last answer ended.
+    elapsed = max(ended for _, ended in parts) - start_at
+    return {"elapsed": elapsed, "samples": [sample for samples, _ in parts for sample in samples]}
 
 
 # --- results -----------------------------------------------------------------------------------
