@@ -25,7 +25,7 @@ def skip_or_fail(reason: str) -> None:
 
 @pytest.fixture
 def require_postgres(settings) -> None:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         skip_or_fail("needs PostgreSQL (DATABASE_URL=postgres://...)")
 
 

@@ -87,6 +87,7 @@ print(json.dumps({
     "DATABASE_ENGINE": s.DATABASES["default"]["ENGINE"],
     "DATABASE_NAME": str(s.DATABASES["default"]["NAME"]),
     "CONN_MAX_AGE": s.DATABASES["default"]["CONN_MAX_AGE"],
+    "HEALTH_CHECK_IDLE": s.DATABASES["default"]["HEALTH_CHECK_IDLE"],
     "CACHE_BACKEND": s.CACHES["default"]["BACKEND"],
     "CACHE_LOCATION": s.CACHES["default"]["LOCATION"],
     "CELERY_BROKER_URL": s.CELERY_BROKER_URL,
@@ -138,6 +139,7 @@ def test_settings_env_names_finds_single_and_multi_line_reads() -> None:
         ("PROMOTION_POLICY", "sometimes"),
         ("MARKET_DATA_URL", "ftp://x"),
         ("LOG_LEVEL", "verbose"),
+        ("DATABASE_CONN_HEALTH_CHECK_IDLE", "-1"),
     ],
 )
 def test_invalid_value_stops_startup_naming_the_variable(name: str, value: str) -> None:
@@ -159,6 +161,7 @@ def test_valid_values_reach_django_settings(tmp_path: Path) -> None:
         ALLOWED_HOSTS="api.example.com, .example.org",
         DATABASE_URL=f"sqlite:///{database}",
         DATABASE_CONN_MAX_AGE="0",
+        DATABASE_CONN_HEALTH_CHECK_IDLE="2.5",
         CACHE_URL="redis://cache.internal:6379/1",
         CELERY_BROKER_URL="redis://broker.internal:6379/2",
         MARKET_DATA_URL="https://md.example.com/api/",
@@ -177,6 +180,7 @@ def test_valid_values_reach_django_settings(tmp_path: Path) -> None:
         "DATABASE_ENGINE": "django.db.backends.sqlite3",
         "DATABASE_NAME": str(database),
         "CONN_MAX_AGE": 0,
+        "HEALTH_CHECK_IDLE": 2.5,
         "CACHE_BACKEND": "django.core.cache.backends.redis.RedisCache",
         "CACHE_LOCATION": "redis://cache.internal:6379/1",
         "CELERY_BROKER_URL": "redis://broker.internal:6379/2",
@@ -199,12 +203,20 @@ def test_no_environment_means_the_embedded_mode() -> None:
     assert values["DEBUG"] is True  # local settings: make run
     assert values["DATABASE_ENGINE"] == "django.db.backends.sqlite3"
     assert values["DATABASE_NAME"] == str(ROOT / "var" / "db.sqlite3")
+    assert values["HEALTH_CHECK_IDLE"] == 1.0
     assert values["CACHE_BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
     assert values["CELERY_BROKER_URL"] is None
     assert values["CELERY_TASK_ALWAYS_EAGER"] is True
     assert values["MARKET_DATA_URL"] is None
     assert values["FEATURE_WINDOW"] == 20
     assert values["PROMOTION_POLICY"] == "warn"
+
+
+def test_a_postgresql_url_selects_the_backend_with_the_idle_window() -> None:
+    values = dump_settings(DATABASE_URL="postgres://app@db.internal:5432/mlengine")
+
+    assert values["DATABASE_ENGINE"] == "mlengine.db.postgresql"
+    assert values["DATABASE_NAME"] == "mlengine"
 
 
 # --- production ---------------------------------------------------------------------------------

@@ -81,9 +81,16 @@ TEMPLATES = [
 # --- Database and cache ------------------------------------------------------------------------
 DATABASES = {"default": env_db("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
-# A persistent connection is checked (SELECT 1) before its first use in each request, so a
-# restarted database costs no failed request; false saves that round trip on every request.
+# A persistent connection that has sat idle is checked (SELECT 1) before its first use in a
+# request, so a restarted database or a proxy's idle timeout costs no failed request. One used
+# less than DATABASE_CONN_HEALTH_CHECK_IDLE seconds ago is not: under steady traffic the check
+# would be one more round trip on every request (see mlengine/db/postgresql/base.py).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHECKS", True)
+DATABASES["default"]["HEALTH_CHECK_IDLE"] = env_float(
+    "DATABASE_CONN_HEALTH_CHECK_IDLE", 1.0, minimum=0.0
+)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "mlengine.db.postgresql"  # Django's, plus the idle window
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers proceed while one writer commits; the timeout makes concurrent
     # writers wait for the lock instead of failing at once.

@@ -1,0 +1,89 @@
+"""The PostgreSQL backend's health-check idle window (``mlengine.db.postgresql``).
+
+Each test walks a persistent connection through what Django does around requests: a query, the
+end-of-request bookkeeping (``close_if_unusable_or_obsolete``), the next request's first query.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from django.db import connection, connections
+
+from conftest import test_database_url
+
+pytestmark = pytest.mark.usefixtures("require_postgres", "transactional_db")
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _next_request() -> None:
+    connection.close_if_unusable_or_obsolete()  # what request_started / request_finished run
+
+
+@pytest.fixture
+def checks(monkeypatch) -> list[bool]:
+    """The result of every health check (``SELECT 1``) the backend runs."""
+    results: list[bool] = []
+    original: Callable[[], bool] = connection.is_usable
+
+    def spy() -> bool:
+        results.append(original())
+        return results[-1]
+
+    monkeypatch.setattr(connection, "is_usable", spy)
+    return results
+
+
+def idle_window(monkeypatch, seconds: float) -> None:
+    monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_IDLE", seconds)
+
+
+def test_the_backend_is_djangos_postgresql_with_health_checks_on() -> None:
+    assert connection.vendor == "postgresql"
+    assert type(connections["default"]).__module__ == "mlengine.db.postgresql.base"
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"] is True
+
+
+def test_a_connection_used_moments_ago_is_not_checked(monkeypatch, checks: list[bool]) -> None:
+    idle_window(monkeypatch, 60.0)
+    pid = _backend_pid()
+    for _ in range(3):
+        _next_request()
+        assert _backend_pid() == pid
+
+    assert checks == []
+
+
+def test_an_idle_dead_connection_is_found_and_replaced(monkeypatch, checks: list[bool]) -> None:
+    idle_window(monkeypatch, 0.05)
+    pid = _backend_pid()
+    _next_request()
+    # Another session ends this one while it sits idle: a restart, a proxy's idle timeout.
+    with psycopg.connect(test_database_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    time.sleep(0.1)
+
+    new_pid = _backend_pid()  # no error: the check found the dead connection first
+
+    assert checks == [False]
+    assert new_pid != pid
+
+
+def test_window_zero_checks_before_every_request_as_django_does(
+    monkeypatch, checks: list[bool]
+) -> None:
+    idle_window(monkeypatch, 0.0)
+    pid = _backend_pid()
+    for _ in range(2):
+        _next_request()
+        assert _backend_pid() == pid
+
+    assert checks == [True, True]
