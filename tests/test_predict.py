@@ -343,3 +343,23 @@ def test_after_an_activation_the_next_request_writes_one_row_with_the_new_versio
     assert body["model_version"] == newer.label
     assert PredictionRecord.objects.count() == before + 1
     assert PredictionRecord.objects.get(request_id=body["request_id"]).model_version_id == newer.pk
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "not-prepared"])
+def test_the_audit_insert_is_a_prepared_statement_unless_turned_off(
+    require_postgres, trained, monkeypatch, prepared: bool
+) -> None:
+    monkeypatch.setitem(connection.settings_dict, "PREPARED_STATEMENTS", prepared)
+    connection.close()  # the setting applies to the connections opened from now on
+    requests = 8  # psycopg prepares a statement on its sixth run on a connection
+    for _ in range(requests):
+        assert Client().get("/predict", {"symbol": "SP500"}).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            [f'INSERT INTO "{PredictionRecord._meta.db_table}"%'],
+        )
+        (statements,) = cursor.fetchone()
+    assert statements == (1 if prepared else 0)
+    assert PredictionRecord.objects.count() == requests

@@ -89,6 +89,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHEC
 DATABASES["default"]["HEALTH_CHECK_IDLE"] = env_float(
     "DATABASE_CONN_HEALTH_CHECK_IDLE", 1.0, minimum=0.0
 )
+# PostgreSQL: the per-prediction audit INSERT runs as a prepared statement; false for a
+# transaction-pooling proxy that cannot keep prepared statements (PgBouncer before 1.21).
+DATABASES["default"]["PREPARED_STATEMENTS"] = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "mlengine.db.postgresql"  # Django's, plus the idle window
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -10,6 +10,12 @@ reused connection only when its last query started at least ``HEALTH_CHECK_IDLE`
 
 A connection that breaks inside that window fails its request with a database error, as it
 would without any check, and Django closes it when that request ends.
+
+``PREPARED_STATEMENTS`` (``DATABASE_PREPARED_STATEMENTS``, on by default) lets psycopg prepare
+statements run often on a connection. Django switches that off unless OPTIONS give a
+``prepare_threshold``, for transaction-pooling proxies that cannot keep prepared statements.
+Django's own cursors bind on the client and never prepare either way, so this reaches only
+the statements that ask for server-side binding: the audit INSERT of every prediction.
 """
 
 from __future__ import annotations
@@ -18,11 +24,21 @@ import time
 
 from django.db.backends.postgresql import base
 
+# psycopg's default: a statement is prepared on its sixth run on a connection.
+PREPARE_THRESHOLD = 5
+
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    """PostgreSQL; ``settings_dict["HEALTH_CHECK_IDLE"]`` (seconds) sets the idle window."""
+    """PostgreSQL; ``settings_dict["HEALTH_CHECK_IDLE"]`` (seconds) sets the idle window and
+    ``settings_dict["PREPARED_STATEMENTS"]`` lets server-bound statements be prepared."""
 
     _used_at = float("-inf")
+
+    def get_new_connection(self, conn_params):  # noqa: ANN001, ANN201 - Django's signature
+        connection = super().get_new_connection(conn_params)
+        if self.settings_dict.get("PREPARED_STATEMENTS") and connection.prepare_threshold is None:
+            connection.prepare_threshold = PREPARE_THRESHOLD
+        return connection
 
     def close_if_health_check_failed(self) -> None:
         idle_window = float(self.settings_dict.get("HEALTH_CHECK_IDLE", 0))
