@@ -93,7 +93,8 @@ DATABASES["default"]["HEALTH_CHECK_IDLE"] = env_float(
 # transaction-pooling proxy that cannot keep prepared statements (PgBouncer before 1.21).
 DATABASES["default"]["PREPARED_STATEMENTS"] = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["ENGINE"] = "mlengine.db.postgresql"  # Django's, plus the idle window
+    # Django's backend, reading HEALTH_CHECK_IDLE and PREPARED_STATEMENTS.
+    DATABASES["default"]["ENGINE"] = "mlengine.db.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers proceed while one writer commits; the timeout makes concurrent
     # writers wait for the lock instead of failing at once.

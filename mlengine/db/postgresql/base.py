@@ -1,4 +1,4 @@
-"""Django's PostgreSQL backend, with the connection health check skipped while it cannot help.
+"""Django's PostgreSQL backend, with two settings for the per-request hot path.
 
 With ``CONN_HEALTH_CHECKS`` Django runs ``SELECT 1`` before the first query of every request
 on a reused connection. Under steady traffic that is one extra round trip on every request
