@@ -24,8 +24,10 @@ class PredictionRecord(models.Model):
     event_time = models.DateTimeField(default=timezone.now, editable=False)
     is_replay = models.BooleanField(default=False)
     symbol = models.CharField(max_length=32)
+    # No index of its own: prediction_version_idx below starts with this column and serves every
+    # lookup by version (PROTECT's check on delete included), one index less to write per row.
     model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.PROTECT, related_name="predictions"
+        ModelVersion, on_delete=models.PROTECT, related_name="predictions", db_index=False
     )
     features = models.JSONField()
     prediction = models.FloatField(help_text="P(close `horizon` candles ahead > latest close)")
