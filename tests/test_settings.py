@@ -88,6 +88,7 @@ print(json.dumps({
     "DATABASE_NAME": str(s.DATABASES["default"]["NAME"]),
     "CONN_MAX_AGE": s.DATABASES["default"]["CONN_MAX_AGE"],
     "HEALTH_CHECK_IDLE": s.DATABASES["default"]["HEALTH_CHECK_IDLE"],
+    "PREPARED_STATEMENTS": s.DATABASES["default"]["PREPARED_STATEMENTS"],
     "CACHE_BACKEND": s.CACHES["default"]["BACKEND"],
     "CACHE_LOCATION": s.CACHES["default"]["LOCATION"],
     "CELERY_BROKER_URL": s.CELERY_BROKER_URL,
@@ -140,6 +141,7 @@ def test_settings_env_names_finds_single_and_multi_line_reads() -> None:
         ("MARKET_DATA_URL", "ftp://x"),
         ("LOG_LEVEL", "verbose"),
         ("DATABASE_CONN_HEALTH_CHECK_IDLE", "-1"),
+        ("DATABASE_PREPARED_STATEMENTS", "sometimes"),
     ],
 )
 def test_invalid_value_stops_startup_naming_the_variable(name: str, value: str) -> None:
@@ -162,6 +164,7 @@ def test_valid_values_reach_django_settings(tmp_path: Path) -> None:
         DATABASE_URL=f"sqlite:///{database}",
         DATABASE_CONN_MAX_AGE="0",
         DATABASE_CONN_HEALTH_CHECK_IDLE="2.5",
+        DATABASE_PREPARED_STATEMENTS="false",
         CACHE_URL="redis://cache.internal:6379/1",
         CELERY_BROKER_URL="redis://broker.internal:6379/2",
         MARKET_DATA_URL="https://md.example.com/api/",
@@ -181,6 +184,7 @@ def test_valid_values_reach_django_settings(tmp_path: Path) -> None:
         "DATABASE_NAME": str(database),
         "CONN_MAX_AGE": 0,
         "HEALTH_CHECK_IDLE": 2.5,
+        "PREPARED_STATEMENTS": False,
         "CACHE_BACKEND": "django.core.cache.backends.redis.RedisCache",
         "CACHE_LOCATION": "redis://cache.internal:6379/1",
         "CELERY_BROKER_URL": "redis://broker.internal:6379/2",
@@ -204,6 +208,7 @@ def test_no_environment_means_the_embedded_mode() -> None:
     assert values["DATABASE_ENGINE"] == "django.db.backends.sqlite3"
     assert values["DATABASE_NAME"] == str(ROOT / "var" / "db.sqlite3")
     assert values["HEALTH_CHECK_IDLE"] == 1.0
+    assert values["PREPARED_STATEMENTS"] is True
     assert values["CACHE_BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
     assert values["CELERY_BROKER_URL"] is None
     assert values["CELERY_TASK_ALWAYS_EAGER"] is True
