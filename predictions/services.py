@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -249,18 +248,12 @@ def _insert_while_active(record: PredictionRecord) -> bool:
     sql = _guarded_insert_sql(connection.vendor, tuple(f.column for f in fields))
     # Inside a caller's transaction a savepoint keeps a failed INSERT from breaking it.
     savepoint = transaction.atomic() if not transaction.get_autocommit() else nullcontext()
-    with savepoint, connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            cursor.execute(sql, [*params, record.model_version_id, True])
-            return cursor.rowcount == 1
-        # Django's PostgreSQL cursors bind on the client: every value is quoted into the SQL
-        # text in Python, and the server parses and plans that text anew. This statement runs
-        # on every prediction, so it goes through a cursor that sends the values as parameters;
-        # psycopg then prepares it after a few runs on a connection, unless
-        # DATABASE_PREPARED_STATEMENTS is off (see mlengine/db/postgresql/base.py).
-        with connection.wrap_database_errors, psycopg.Cursor(cursor.connection) as bound:
-            bound.execute(sql, [*params, record.model_version_id, True])
-            return bound.rowcount == 1
+    # On PostgreSQL, a cursor that sends the values as parameters, prepared once per connection
+    # (mlengine.db.postgresql): this statement runs on every prediction.
+    open_cursor = getattr(connection, "bound_cursor", connection.cursor)
+    with savepoint, open_cursor() as cursor:
+        cursor.execute(sql, [*params, record.model_version_id, True])
+        return cursor.rowcount == 1
 
 
 @functools.lru_cache(maxsize=8)

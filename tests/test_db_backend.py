@@ -87,3 +87,13 @@ def test_window_zero_checks_before_every_request_as_django_does(
         assert _backend_pid() == pid
 
     assert checks == [True, True]
+
+
+def test_bound_cursor_sends_values_as_parameters_and_leaves_djangos_cursors_alone() -> None:
+    with connection.bound_cursor() as bound:
+        # A parameter the server must type: client-side binding would send the literal text.
+        bound.execute("SELECT pg_typeof(%s)::text, %s + 1", [7, 41])
+        assert bound.fetchone() == ("smallint", 42)
+        assert not isinstance(bound.cursor, psycopg.ClientCursor)
+    with connection.cursor() as ordinary:
+        assert isinstance(ordinary.cursor, psycopg.ClientCursor)

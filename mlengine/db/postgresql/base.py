@@ -11,11 +11,13 @@ reused connection only when its last query started at least ``HEALTH_CHECK_IDLE`
 A connection that breaks inside that window fails its request with a database error, as it
 would without any check, and Django closes it when that request ends.
 
-``PREPARED_STATEMENTS`` (``DATABASE_PREPARED_STATEMENTS``, on by default) lets psycopg prepare
-statements run often on a connection. Django switches that off unless OPTIONS give a
-``prepare_threshold``, for transaction-pooling proxies that cannot keep prepared statements.
-Django's own cursors bind on the client and never prepare either way, so this reaches only
-the statements that ask for server-side binding: the audit INSERT of every prediction.
+Django's cursors bind on the client: every value is quoted into the SQL text in Python, and
+the server parses and plans that text anew each time. ``bound_cursor()`` is a cursor that sends
+the values as parameters instead, for a statement that runs on every request (the audit INSERT
+of every prediction). With ``PREPARED_STATEMENTS`` (``DATABASE_PREPARED_STATEMENTS``, on by
+default) psycopg prepares such a statement once it has run a few times on a connection. Django
+switches preparing off unless OPTIONS give a ``prepare_threshold``, for transaction-pooling
+proxies that cannot keep prepared statements; Django's own cursors never prepare either way.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from __future__ import annotations
 import time
 
 from django.db.backends.postgresql import base
+from django.db.backends.utils import CursorWrapper
+from django.utils.asyncio import async_unsafe
 
 # psycopg's default: a statement is prepared on its sixth run on a connection.
 PREPARE_THRESHOLD = 5
@@ -39,6 +43,19 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.settings_dict.get("PREPARED_STATEMENTS") and connection.prepare_threshold is None:
             connection.prepare_threshold = PREPARE_THRESHOLD
         return connection
+
+    @async_unsafe
+    def bound_cursor(self) -> CursorWrapper:
+        """``cursor()``, but binding values on the server (see the module docstring)."""
+        self.close_if_health_check_failed()  # may reconnect: before the factory is swapped
+        self.ensure_connection()
+        connection = self.connection
+        factory = connection.cursor_factory
+        connection.cursor_factory = base.ServerBindingCursor  # Django's, for OPTIONS that ask
+        try:
+            return self.cursor()
+        finally:
+            connection.cursor_factory = factory
 
     def close_if_health_check_failed(self) -> None:
         idle_window = float(self.settings_dict.get("HEALTH_CHECK_IDLE", 0))
