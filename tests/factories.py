@@ -7,6 +7,9 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import Permission, User
 from django.db.models import Max
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -62,3 +65,36 @@ def make_user(username: str = "operator", *, registry: bool = True, staff: bool 
     if registry:
         user.user_permissions.add(Permission.objects.get(codename="manage_registry"))
     return User.objects.get(pk=user.pk)
+
+
+REGISTRY_VIEW_PERMISSIONS = ("view_modelversion", "view_trainingrun", "view_activationevent")
+
+
+def staff_user(username: str, *, registry: bool) -> User:
+    """A staff user who can view the registry pages and, if ``registry``, manage versions."""
+    user = make_user(username, registry=registry, staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="models_registry", codename__in=REGISTRY_VIEW_PERMISSIONS
+        )
+    )
+    return User.objects.get(pk=user.pk)
+
+
+def logged_in(user: User) -> Client:
+    """A test client with ``user``'s session (``make_user``'s password)."""
+    client = Client()
+    assert client.login(username=user.username, password="pw-" + user.username)
+    return client
+
+
+def token_client(username: str) -> APIClient:
+    """An API client authenticated by a fresh token of a new user with the registry permission."""
+    client = APIClient()
+    token = Token.objects.create(user=make_user(username))
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def active_labels() -> list[str]:
+    return [version.label for version in ModelVersion.objects.filter(is_active=True)]

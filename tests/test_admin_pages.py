@@ -23,8 +23,8 @@ from models_registry.services.activation import model_version_activate
 from models_registry.services.training import model_train, training_config_resolve
 from monitoring.models import DriftSnapshot, FreshnessSnapshot
 from predictions.models import PredictionRecord
-from tests.factories import SMALL_CONFIG, make_user, make_version
-from tests.test_registry_admin import active_labels, logged_in, shown_messages, staff_user
+from tests.factories import SMALL_CONFIG, active_labels, logged_in, make_user, make_version
+from tests.test_registry_admin import shown_messages
 
 pytestmark = pytest.mark.django_db
 
@@ -94,21 +94,6 @@ def row_named(rows: list[list[str]], name: str) -> list[str]:
 
 def f4(value: float) -> str:
     return f"{value:.4f}"
-
-
-@pytest.fixture
-def operator() -> User:
-    return staff_user("operator", registry=True)
-
-
-@pytest.fixture
-def operator_client(operator: User) -> Client:
-    return logged_in(operator)
-
-
-@pytest.fixture
-def viewer_client() -> Client:
-    return logged_in(staff_user("viewer", registry=False))
 
 
 @pytest.fixture

@@ -26,14 +26,6 @@ SCREENSHOTS = Path(django_settings.BASE_DIR) / "test-artifacts" / "browser"
 
 
 @pytest.fixture
-def operator():
-    user = make_user("operator", staff=True)
-    for codename in ("view_modelversion", "view_activationevent", "view_trainingrun"):
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    return user
-
-
-@pytest.fixture
 def registry(settings):
     """Two real versions, v1 active, and a replayed autumn so the dashboard has data."""
     settings.DRIFT_MIN_SAMPLES = 20

@@ -4,51 +4,24 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.http import HttpResponse
 from django.test import Client
 
 from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
 from models_registry.services.activation import model_version_activate
-from tests.factories import SMALL_CONFIG, make_user, make_version
+from tests.factories import (
+    SMALL_CONFIG,
+    active_labels,
+    logged_in,
+    make_user,
+    make_version,
+)
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/models_registry/modelversion/"
 CONFIRM_TEMPLATE = "admin/models_registry/modelversion/confirm_action.html"
-VIEW_PERMISSIONS = ("view_modelversion", "view_trainingrun", "view_activationevent")
-
-
-def staff_user(username: str, *, registry: bool) -> User:
-    """A staff user who can view the registry pages and, if ``registry``, manage versions."""
-    user = make_user(username, registry=registry, staff=True)
-    user.user_permissions.add(
-        *Permission.objects.filter(
-            content_type__app_label="models_registry", codename__in=VIEW_PERMISSIONS
-        )
-    )
-    return User.objects.get(pk=user.pk)
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password="pw-" + user.username)
-    return client
-
-
-@pytest.fixture
-def operator() -> User:
-    return staff_user("operator", registry=True)
-
-
-@pytest.fixture
-def operator_client(operator: User) -> Client:
-    return logged_in(operator)
-
-
-@pytest.fixture
-def viewer_client() -> Client:
-    return logged_in(staff_user("viewer", registry=False))
 
 
 def run_action(client: Client, action: str, *versions: ModelVersion) -> HttpResponse:
@@ -68,10 +41,6 @@ def run_action(client: Client, action: str, *versions: ModelVersion) -> HttpResp
 def shown_messages(response: HttpResponse) -> list[tuple[str, str]]:
     """(level tag, text) of every message the followed page rendered."""
     return [(m.level_tag, str(m)) for m in response.context["messages"]]
-
-
-def active_labels() -> list[str]:
-    return [version.label for version in ModelVersion.objects.filter(is_active=True)]
 
 
 def test_changelist_offers_the_lifecycle_actions_but_not_delete(operator_client: Client) -> None:

@@ -9,21 +9,14 @@ from rest_framework.test import APIClient
 
 from models_registry.models import ActivationEvent, ModelVersion
 from models_registry.services.activation import model_version_activate
-from tests.factories import make_user, make_version
+from tests.factories import active_labels, make_user, make_version, token_client
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def operator_client() -> APIClient:
-    client = APIClient()
-    token = Token.objects.create(user=make_user("operator"))
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
-
-
-def active_labels() -> list[str]:
-    return [v.label for v in ModelVersion.objects.filter(is_active=True)]
+def operator_api() -> APIClient:
+    return token_client("operator")
 
 
 def test_models_list_is_paginated_newest_first() -> None:
@@ -62,10 +55,10 @@ def test_model_detail_unknown_is_404_and_malformed_is_400() -> None:
 
 
 def test_activate_switches_the_active_version_and_writes_an_event(
-    operator_client: APIClient,
+    operator_api: APIClient,
 ) -> None:
     v1, v2 = make_version(), make_version()
-    first = operator_client.post("/models/activate/v1", {"reason": "first"}, format="json")
+    first = operator_api.post("/models/activate/v1", {"reason": "first"}, format="json")
     assert first.status_code == 200
     assert first.json() == {
         "active_version": "v1",
@@ -73,7 +66,7 @@ def test_activate_switches_the_active_version_and_writes_an_event(
         "changed": True,
         "warning": None,
     }
-    second = operator_client.post("/models/activate/2", {}, format="json")
+    second = operator_api.post("/models/activate/2", {}, format="json")
     assert second.json()["active_version"] == "v2"
     assert second.json()["previous_version"] == "v1"
     assert active_labels() == ["v2"]
@@ -85,36 +78,36 @@ def test_activate_switches_the_active_version_and_writes_an_event(
     assert events[0].reason == "first"
 
 
-def test_activating_the_active_version_is_a_noop(operator_client: APIClient) -> None:
+def test_activating_the_active_version_is_a_noop(operator_api: APIClient) -> None:
     make_version()
-    operator_client.post("/models/activate/v1", format="json")
-    again = operator_client.post("/models/activate/v1", format="json")
+    operator_api.post("/models/activate/v1", format="json")
+    again = operator_api.post("/models/activate/v1", format="json")
     assert again.status_code == 200
     assert again.json()["changed"] is False
     assert ActivationEvent.objects.count() == 1
 
 
-def test_activate_unknown_is_404_and_not_ready_is_409(operator_client: APIClient) -> None:
+def test_activate_unknown_is_404_and_not_ready_is_409(operator_api: APIClient) -> None:
     make_version(status="failed")
-    unknown = operator_client.post("/models/activate/v9", format="json")
+    unknown = operator_api.post("/models/activate/v9", format="json")
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "unknown_model_version"
-    failed = operator_client.post("/models/activate/v1", format="json")
+    failed = operator_api.post("/models/activate/v1", format="json")
     assert failed.status_code == 409
     assert failed.json()["error"]["code"] == "version_not_ready"
     assert ActivationEvent.objects.count() == 0
 
 
-def test_rollback_walks_back_through_activations(operator_client: APIClient) -> None:
+def test_rollback_walks_back_through_activations(operator_api: APIClient) -> None:
     for _ in range(3):
         make_version()
     for label in ("v1", "v2", "v3"):
-        operator_client.post(f"/models/activate/{label}", format="json")
-    first = operator_client.post("/models/rollback", {"reason": "bad live accuracy"}, format="json")
+        operator_api.post(f"/models/activate/{label}", format="json")
+    first = operator_api.post("/models/rollback", {"reason": "bad live accuracy"}, format="json")
     assert first.json()["active_version"] == "v2"
     assert first.json()["previous_version"] == "v3"
-    assert operator_client.post("/models/rollback", format="json").json()["active_version"] == "v1"
-    none_left = operator_client.post("/models/rollback", format="json")
+    assert operator_api.post("/models/rollback", format="json").json()["active_version"] == "v1"
+    none_left = operator_api.post("/models/rollback", format="json")
     assert none_left.status_code == 409
     assert none_left.json()["error"]["code"] == "no_previous_version"
     assert active_labels() == ["v1"]
@@ -122,14 +115,14 @@ def test_rollback_walks_back_through_activations(operator_client: APIClient) -> 
     assert last.reason == "bad live accuracy"
 
 
-def test_rollback_with_nothing_active_is_409(operator_client: APIClient) -> None:
-    assert operator_client.post("/models/rollback", format="json").status_code == 409
+def test_rollback_with_nothing_active_is_409(operator_api: APIClient) -> None:
+    assert operator_api.post("/models/rollback", format="json").status_code == 409
 
 
-def test_activations_list_newest_first(operator_client: APIClient) -> None:
+def test_activations_list_newest_first(operator_api: APIClient) -> None:
     make_version(), make_version()
-    operator_client.post("/models/activate/v1", format="json")
-    operator_client.post("/models/activate/v2", format="json")
+    operator_api.post("/models/activate/v1", format="json")
+    operator_api.post("/models/activate/v2", format="json")
     results = APIClient().get("/models/activations").json()["results"]
     assert [(r["from_version"], r["to_version"]) for r in results] == [("v1", "v2"), (None, "v1")]
 
@@ -167,26 +160,26 @@ def test_reads_can_require_auth(settings) -> None:
     assert APIClient().get("/models").status_code == 401
 
 
-def test_warn_policy_activates_with_a_warning(operator_client: APIClient, settings) -> None:
+def test_warn_policy_activates_with_a_warning(operator_api: APIClient, settings) -> None:
     settings.PROMOTION_POLICY = "warn"
     make_version(beats_baseline=False)
-    body = operator_client.post("/models/activate/v1", format="json").json()
+    body = operator_api.post("/models/activate/v1", format="json").json()
     assert body["active_version"] == "v1"
     assert "does not beat the always-up baseline" in body["warning"]
     assert ActivationEvent.objects.get().warning == body["warning"]
 
 
 def test_enforce_policy_refuses_unless_forced_with_a_reason(
-    operator_client: APIClient, settings
+    operator_api: APIClient, settings
 ) -> None:
     settings.PROMOTION_POLICY = "enforce"
     make_version(beats_baseline=False)
-    refused = operator_client.post("/models/activate/v1", format="json")
+    refused = operator_api.post("/models/activate/v1", format="json")
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "promotion_refused"
-    no_reason = operator_client.post("/models/activate/v1", {"force": True}, format="json")
+    no_reason = operator_api.post("/models/activate/v1", {"force": True}, format="json")
     assert no_reason.status_code == 409
-    forced = operator_client.post(
+    forced = operator_api.post(
         "/models/activate/v1", {"force": True, "reason": "known regime change"}, format="json"
     )
     assert forced.status_code == 200
@@ -195,38 +188,36 @@ def test_enforce_policy_refuses_unless_forced_with_a_reason(
     assert event.reason == "known regime change"
 
 
-def test_enforce_policy_lets_a_good_version_through(operator_client: APIClient, settings) -> None:
+def test_enforce_policy_lets_a_good_version_through(operator_api: APIClient, settings) -> None:
     settings.PROMOTION_POLICY = "enforce"
     make_version(beats_baseline=True)
-    assert operator_client.post("/models/activate/v1", format="json").status_code == 200
+    assert operator_api.post("/models/activate/v1", format="json").status_code == 200
 
 
-def test_bad_body_is_a_400(operator_client: APIClient) -> None:
+def test_bad_body_is_a_400(operator_api: APIClient) -> None:
     make_version()
-    response = operator_client.post("/models/activate/v1", {"force": "maybe"}, format="json")
+    response = operator_api.post("/models/activate/v1", {"force": "maybe"}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_parameter"
-    broken = operator_client.post(
-        "/models/activate/v1", "{not json", content_type="application/json"
-    )
+    broken = operator_api.post("/models/activate/v1", "{not json", content_type="application/json")
     assert broken.status_code == 400
 
 
 def test_tampered_artifact_is_refused_and_the_active_version_stays(
-    operator_client: APIClient, settings
+    operator_api: APIClient, settings
 ) -> None:
     make_version(), make_version()
-    operator_client.post("/models/activate/v1", format="json")
+    operator_api.post("/models/activate/v1", format="json")
     v2 = ModelVersion.objects.get(version=2)
     path = settings.ARTIFACTS_DIR / v2.artifact_name
     path.write_bytes(path.read_bytes() + b"tampered")
-    response = operator_client.post("/models/activate/v2", format="json")
+    response = operator_api.post("/models/activate/v2", format="json")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "artifact_invalid"
     assert active_labels() == ["v1"]
     assert ActivationEvent.objects.count() == 1
     path.unlink()
-    missing = operator_client.post("/models/activate/v2", format="json")
+    missing = operator_api.post("/models/activate/v2", format="json")
     assert missing.json()["error"]["code"] == "artifact_invalid"
     assert active_labels() == ["v1"]
 

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from models_registry.artifacts import artifact_load
 from models_registry.models import ModelVersion, TrainingRun
-from tests.factories import SMALL_CONFIG, make_user
+from tests.factories import SMALL_CONFIG, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -29,11 +28,8 @@ def small_config_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def operator_client() -> APIClient:
-    client = APIClient()
-    token = Token.objects.create(user=make_user("trainer"))
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
+def operator_api() -> APIClient:
+    return token_client("trainer")
 
 
 def assert_complete_version(version: ModelVersion) -> None:
@@ -131,10 +127,10 @@ def test_bad_config_names_the_key_and_does_no_work(tmp_path: Path) -> None:
 
 
 def test_api_train_answers_202_and_the_run_reports_its_state(
-    operator_client: APIClient, django_capture_on_commit_callbacks
+    operator_api: APIClient, django_capture_on_commit_callbacks
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        response = operator_client.post(
+        response = operator_api.post(
             "/models/train", {"config": SMALL_CONFIG, "activate": True}, format="json"
         )
     assert response.status_code == 202
@@ -151,14 +147,14 @@ def test_api_train_answers_202_and_the_run_reports_its_state(
     assert version.training_run.source == "api"
 
 
-def test_api_train_rejects_a_bad_config_with_400(operator_client: APIClient) -> None:
-    response = operator_client.post(
+def test_api_train_rejects_a_bad_config_with_400(operator_api: APIClient) -> None:
+    response = operator_api.post(
         "/models/train", {"config": {**SMALL_CONFIG, "horizon": 0}}, format="json"
     )
     assert response.status_code == 400
     assert "horizon" in json.dumps(response.json())
     assert not TrainingRun.objects.exists()
-    assert operator_client.post("/models/train", {"model": "svm"}, format="json").status_code == 400
+    assert operator_api.post("/models/train", {"model": "svm"}, format="json").status_code == 400
 
 
 def test_training_run_unknown_is_404() -> None:
@@ -212,9 +208,9 @@ def test_export_registry_writes_both_files(tmp_path: Path, small_config_file: Pa
 
 @pytest.mark.services
 def test_celery_worker_on_redis_trains_a_version(
-    celery_worker_process, operator_client: APIClient
+    celery_worker_process, operator_api: APIClient
 ) -> None:
-    response = operator_client.post("/models/train", {"config": SMALL_CONFIG}, format="json")
+    response = operator_api.post("/models/train", {"config": SMALL_CONFIG}, format="json")
     assert response.status_code == 202
     run_id = response.json()["id"]
     deadline = time.monotonic() + 120
