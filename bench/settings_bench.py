@@ -5,9 +5,10 @@ cost nothing, artifacts and the JSONL audit log under ``var/bench-artifacts`` un
 says otherwise, and a root URLconf that adds the bare views the benchmark measures as its floor.
 """
 
+import copy
 from pathlib import Path
 
-from mlengine.settings.base import STORAGES, VAR_DIR
+from mlengine.settings.base import LOGGING, STORAGES, VAR_DIR
 from mlengine.settings.env import env_str
 from mlengine.settings.local import *  # noqa: F403
 
@@ -28,13 +29,6 @@ AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE", str(ARTIFACTS_DIR / "audit" / "predic
 LOG_LEVEL = env_str(
     "LOG_LEVEL", "WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 )
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-    },
-}
+# The base logging, with Django's own loggers as quiet as the rest.
+LOGGING = copy.deepcopy(LOGGING)
+LOGGING["root"]["level"] = LOGGING["loggers"]["django"]["level"] = LOG_LEVEL
