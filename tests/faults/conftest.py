@@ -399,6 +399,22 @@ class ProductionApp:
             time.sleep(0.05)
         return None
 
+    def log_size(self) -> int:
+        assert self.log is not None
+        return self.log.stat().st_size
+
+    def log_figures(self, *, since: int) -> dict[str, int]:
+        """ERROR lines and tracebacks the app logged since byte ``since`` of its log: expected
+        failures should be one line each, without a traceback (recorded, not asserted here)."""
+        assert self.log is not None
+        with self.log.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
+        return {
+            "log_error_lines": sum(" ERROR " in line for line in text.splitlines()),
+            "log_tracebacks": text.count("Traceback (most recent call last)"),
+        }
+
     def last_row_id(self) -> int:
         return self.postgres.query("SELECT COALESCE(MAX(id), 0) FROM predictions_predictionrecord")[
             0

@@ -145,6 +145,7 @@ def conclude(
     answers: list[Answer],
     faults: list[Fault],
     rows_before: int,
+    log_from: int,
     allowed_codes: frozenset[str] = frozenset(),
     allow_no_answer: bool = False,
     extra: dict[str, Any] | None = None,
@@ -197,6 +198,7 @@ def conclude(
         "exported_lines": exported_lines,
         "recovery_s": recovery,
         **(extra or {}),
+        **app.log_figures(since=log_from),
         "problems": sum(problems.counts.values()),
     }
     record_figures(figures)
@@ -207,7 +209,7 @@ def test_kill_9_of_a_gunicorn_worker_under_load(healthy_app: ProductionApp) -> N
     """gunicorn respawns a SIGKILLed worker; the other one serves meanwhile. The request the dead
     worker was serving gets no answer (its row may be committed: that is allowed)."""
     app = healthy_app
-    rows_before = app.last_row_id()
+    rows_before, log_from = app.last_row_id(), app.log_size()
     faults: list[Fault] = []
     respawn: list[float | None] = []
     with LoadGenerator(app.port, PREDICT) as load:
@@ -228,6 +230,7 @@ def test_kill_9_of_a_gunicorn_worker_under_load(healthy_app: ProductionApp) -> N
         answers=load.answers,
         faults=faults,
         rows_before=rows_before,
+        log_from=log_from,
         allow_no_answer=True,
         extra={"respawn_s": respawn},
     )
@@ -238,7 +241,7 @@ def test_postgres_stopped_under_load(healthy_app: ProductionApp, mode: str) -> N
     """``pg_ctl stop -m fast`` (clean) or ``-m immediate`` (a crash), then start again: 503s
     while it is down, predictions again after, without restarting the app."""
     app = healthy_app
-    rows_before = app.last_row_id()
+    rows_before, log_from = app.last_row_id(), app.log_size()
     with LoadGenerator(app.port, PREDICT) as load:
         assert load.wait_for_streak(STREAK, since=time.monotonic(), timeout=RECOVERY_BOUND)
         injected = time.monotonic()
@@ -256,6 +259,7 @@ def test_postgres_stopped_under_load(healthy_app: ProductionApp, mode: str) -> N
         answers=load.answers,
         faults=[Fault(injected=injected, removed=removed, recovered=recovered)],
         rows_before=rows_before,
+        log_from=log_from,
         allowed_codes=DATABASE_OUTAGE_CODES,
         extra={"outage_s": round(removed - injected, 3)},
     )
@@ -265,7 +269,7 @@ def test_redis_killed_under_load(healthy_app: ProductionApp) -> None:
     """The cache is an optimisation: with Redis dead, ``/predict`` answers 200 from the
     upstream, and uses the cache again once it is back."""
     app = healthy_app
-    rows_before = app.last_row_id()
+    rows_before, log_from = app.last_row_id(), app.log_size()
     with LoadGenerator(app.port, PREDICT) as load:
         assert load.wait_for_streak(STREAK, since=time.monotonic(), timeout=RECOVERY_BOUND)
         upstream_before = app.upstream.hits
@@ -285,6 +289,7 @@ def test_redis_killed_under_load(healthy_app: ProductionApp) -> None:
         answers=load.answers,
         faults=[Fault(injected=injected, removed=removed, recovered=recovered)],
         rows_before=rows_before,
+        log_from=log_from,
         extra={
             "outage_s": round(removed - injected, 3),
             "upstream_calls_in_outage": upstream_calls,
@@ -297,7 +302,7 @@ def test_training_refused_while_the_broker_is_down(healthy_app: ProductionApp) -
     ``queued`` without a task id; once the broker is back, training is accepted again."""
     app = healthy_app
     runs_before = app.postgres.query("SELECT COALESCE(MAX(id), 0) FROM models_registry_trainingrun")
-    runs_before = runs_before[0][0]
+    runs_before, log_from = runs_before[0][0], app.log_size()
     auth = {"Authorization": f"Token {app.token}"}
     body = {"symbols": ["SP500"]}
 
@@ -342,6 +347,7 @@ def test_training_refused_while_the_broker_is_down(healthy_app: ProductionApp) -
         "runs_by_status": dict(Counter(status for _, status, _ in runs)),
         "orphan_runs": sum(status == "queued" and not task_id for _, status, task_id in runs),
         "recovery_s": [round(accepted[-1].ended - removed, 3)] if accepted else None,
+        **app.log_figures(since=log_from),
         "problems": sum(problems.counts.values()),
     }
     record_figures(figures)
