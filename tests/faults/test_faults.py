@@ -202,7 +202,7 @@ def conclude(
         "problems": sum(problems.counts.values()),
     }
     record_figures(figures)
-    assert not problems.counts, f"{scenario}:\n{problems.report()}"
+    assert not problems.counts, f"{scenario} (app log: {app.log}):\n{problems.report()}"
 
 
 def test_kill_9_of_a_gunicorn_worker_under_load(healthy_app: ProductionApp) -> None:
@@ -351,4 +351,6 @@ def test_training_refused_while_the_broker_is_down(healthy_app: ProductionApp) -
         "problems": sum(problems.counts.values()),
     }
     record_figures(figures)
-    assert not problems.counts, f"broker down on training:\n{problems.report()}"
+    assert not problems.counts, (
+        f"broker down on training (app log: {app.log}):\n{problems.report()}"
+    )
