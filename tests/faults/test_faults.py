@@ -328,7 +328,8 @@ def test_training_refused_while_the_broker_is_down(healthy_app: ProductionApp) -
             break
         time.sleep(0.5)
     if not accepted or accepted[-1].status != 202:
-        problems.add(f"broker back: no 202 within {RECOVERY_BOUND:.0f} s", accepted[-1].label)
+        last = accepted[-1].label if accepted else "no request"
+        problems.add(f"broker back: no 202 within {RECOVERY_BOUND:.0f} s", last)
     answers = refused + accepted
 
     runs = app.postgres.query(
