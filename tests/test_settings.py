@@ -21,7 +21,7 @@ SETTINGS_DIR = ROOT / "mlengine" / "settings"
 
 # env_int("NAME", ...), env_float(\n    "NAME", ...), and any direct os.environ / env.str read.
 _READ_PATTERNS = (
-    re.compile(r"\benv_[a-z]+\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"),
+    re.compile(r"\benv_[a-z_]+\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"),
     re.compile(r"\benv\.[a-z_]+\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"),
     re.compile(r"\bos\.(?:environ\.get|getenv)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"),
     re.compile(r"\bos\.environ\[\s*[\"']([A-Z][A-Z0-9_]*)[\"']"),
