@@ -17,6 +17,7 @@ from features.selectors import feature_rows_get, isoformat
 from mlengine.api import parse_int_param
 from mlengine.errors import InvalidParameter
 from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER
+from mlengine.throttling import ANON_READ
 
 MAX_ROWS = 500
 
@@ -51,6 +52,8 @@ def parse_symbol(params: Any) -> str:
 
 
 class FeaturesApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="features_retrieve",
         summary="Latest features of a symbol",

@@ -40,6 +40,8 @@ class HealthApi(APIView):
     # Load balancers and orchestrators probe without credentials.
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
+    # A throttled probe would take a healthy instance out of the load balancer.
+    throttle_scope = None
 
     @extend_schema(
         operation_id="health_retrieve",

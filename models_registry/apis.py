@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from mlengine.api import DefaultPagination
 from mlengine.errors import InvalidParameter
 from mlengine.schema import error_response
+from mlengine.throttling import ANON_READ, TRAIN, WRITE
 from models_registry.models import MANAGE_REGISTRY_PERMISSION
 from models_registry.selectors import (
     activation_event_list,
@@ -96,6 +97,8 @@ def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dic
 
 
 class ModelListApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="models_list",
         summary="Model versions, newest first",
@@ -108,6 +111,8 @@ class ModelListApi(APIView):
 
 
 class ModelDetailApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="models_retrieve",
         parameters=[VERSION_PARAMETER],
@@ -145,6 +150,7 @@ class LegacyModelDetailApi(ModelDetailApi):
 
 class ModelActivateApi(APIView):
     permission_classes = [HasRegistryPermission]
+    throttle_scope = WRITE
 
     @extend_schema(
         operation_id="models_activate",
@@ -189,6 +195,7 @@ class ModelActivateApi(APIView):
 
 class ModelRollbackApi(APIView):
     permission_classes = [HasRegistryPermission]
+    throttle_scope = WRITE
 
     @extend_schema(
         operation_id="models_rollback",
@@ -228,6 +235,8 @@ class ModelRollbackApi(APIView):
 
 
 class ActivationListApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="models_activations_list",
         summary="Activation history, newest first",
@@ -241,6 +250,7 @@ class ActivationListApi(APIView):
 
 class ModelTrainApi(APIView):
     permission_classes = [HasRegistryPermission]
+    throttle_scope = TRAIN
 
     @extend_schema(
         operation_id="models_train",
@@ -287,6 +297,8 @@ class ModelTrainApi(APIView):
 
 
 class TrainingRunDetailApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="training_runs_retrieve",
         parameters=[RUN_PARAMETER],

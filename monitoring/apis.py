@@ -9,12 +9,14 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlengine.api import parse_int_param
 from mlengine.schema import ERROR_RESPONSES, error_response
+from mlengine.throttling import ANON_READ
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
 from models_registry.selectors import activation_event_list, active_model_version, model_version_get
@@ -177,10 +179,15 @@ def _example(name: str, value: dict[str, Any]) -> list[OpenApiExample]:
 # Computing a missing snapshot writes rows; keep that out of any request-wide transaction.
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
 class DriftApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="monitoring_drift",
         summary="Latest drift check of the active version (computed now if there is none)",
         description=(
+            "Reading a stored check is open. When the version has no check yet, this request "
+            "computes one and stores it: that needs an authenticated user (a token or a "
+            "session), and an anonymous caller gets 401 instead. "
             "Per feature: PSI over the training deciles, Wasserstein-1 / baseline std, KS "
             "statistic and p-value, mean shift in baseline std; `status` is ok, drift or "
             "insufficient_data. "
@@ -195,6 +202,11 @@ class DriftApi(APIView):
         ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, examples=_example("drift", DRIFT_EXAMPLE)),
+            401: error_response(
+                "No stored check, and computing one needs an authenticated user",
+                "not_authenticated",
+                "v3 has no drift check yet; computing one needs an authenticated user.",
+            ),
             404: error_response(
                 "Unknown version", "unknown_model_version", "Unknown model version v9."
             ),
@@ -214,6 +226,14 @@ class DriftApi(APIView):
             .first()
         )
         if latest is None:
+            # Computing reads up to DRIFT_WINDOW predictions and writes a snapshot per feature:
+            # not something an anonymous caller may trigger at will (reads are throttled per
+            # request, not per cost).
+            if not request.user.is_authenticated:
+                raise NotAuthenticated(
+                    f"{version.label} has no drift check yet; computing one needs an "
+                    "authenticated user."
+                )
             snapshots = drift_check_run(version=version)
         else:
             snapshots = list(
@@ -223,6 +243,8 @@ class DriftApi(APIView):
 
 
 class FreshnessApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="monitoring_freshness",
         summary="Age of upstream candles, of the active model and of the last prediction",
@@ -241,6 +263,8 @@ class FreshnessApi(APIView):
 
 
 class LatencyApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="monitoring_latency",
         summary="Latency of live /predict answers over a window",
@@ -271,6 +295,8 @@ class LatencyApi(APIView):
 
 
 class HistoryApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="monitoring_history",
         summary="Training metrics, activations, live performance and drift over time",

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from features.apis import parse_symbol
 from mlengine.api import parse_int_param
 from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER, error_response
+from mlengine.throttling import ANON_READ, PREDICT
 from monitoring.metrics import observe_prediction
 from predictions.selectors import prediction_get, prediction_recent_list
 from predictions.services import prediction_create
@@ -97,6 +98,9 @@ def server_timing(timings: dict[str, float]) -> str:
 # transaction (ATOMIC_REQUESTS), which would commit only after the response is built.
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
 class PredictApi(APIView):
+    # Signed-in or not: every answer writes an audit row.
+    throttle_scope = PREDICT
+
     @extend_schema(
         operation_id="predict",
         summary="Predict the next move of a symbol with the active model",
@@ -130,6 +134,8 @@ class PredictApi(APIView):
 
 
 class PredictionRecentApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="predictions_recent",
         summary="The newest predictions of the audit trail",
@@ -156,6 +162,8 @@ class PredictionRecentApi(APIView):
 
 
 class PredictionDetailApi(APIView):
+    throttle_scope = ANON_READ
+
     @extend_schema(
         operation_id="predictions_retrieve",
         parameters=[

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import Permission, User
 from django.db.models import Max
-from django.test import Client
+from django.test import Client, RequestFactory
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from sklearn.linear_model import LogisticRegression
@@ -84,7 +84,9 @@ def staff_user(username: str, *, registry: bool) -> User:
 def logged_in(user: User) -> Client:
     """A test client with ``user``'s session (``make_user``'s password)."""
     client = Client()
-    assert client.login(username=user.username, password="pw-" + user.username)
+    # django-axes counts each attempt by the request's address, so the login needs a request.
+    request = RequestFactory().post("/admin/login/")
+    assert client.login(request=request, username=user.username, password="pw-" + user.username)
     return client
 
 

@@ -21,7 +21,7 @@ SETTINGS_DIR = ROOT / "mlengine" / "settings"
 
 # env_int("NAME", ...), env_float(\n    "NAME", ...), and any direct os.environ / env.str read.
 _READ_PATTERNS = (
-    re.compile(r"\benv_[a-z]+\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"),
+    re.compile(r"\benv_[a-z_]+\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"),
     re.compile(r"\benv\.[a-z_]+\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"),
     re.compile(r"\bos\.(?:environ\.get|getenv)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"),
     re.compile(r"\bos\.environ\[\s*[\"']([A-Z][A-Z0-9_]*)[\"']"),
@@ -142,6 +142,10 @@ def test_settings_env_names_finds_single_and_multi_line_reads() -> None:
         ("LOG_LEVEL", "verbose"),
         ("DATABASE_CONN_HEALTH_CHECK_IDLE", "-1"),
         ("DATABASE_PREPARED_STATEMENTS", "sometimes"),
+        ("THROTTLE_RATES", "predict=many"),
+        ("NUM_PROXIES", "-1"),
+        ("AXES_FAILURE_LIMIT", "0"),
+        ("AXES_COOLOFF_MINUTES", "soon"),
     ],
 )
 def test_invalid_value_stops_startup_naming_the_variable(name: str, value: str) -> None:

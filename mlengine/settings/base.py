@@ -7,6 +7,7 @@ module and only adjust it. Each variable is listed in ``.env.example`` and in th
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from mlengine.settings.env import (
@@ -17,6 +18,7 @@ from mlengine.settings.env import (
     env_int,
     env_list,
     env_str,
+    env_throttle_rates,
     env_url,
 )
 
@@ -41,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "features",
     "models_registry",
     "predictions",
@@ -57,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a refused admin login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mlengine.urls"
@@ -132,11 +137,38 @@ STORAGES = {
     },
 }
 
+# --- Throttling and login attempts -------------------------------------------------------------
+# Requests per client and scope: a signed-in user counts by id, an anonymous caller by address.
+# Which endpoint uses which scope: mlengine/throttling.py. THROTTLE_RATES overrides any of them.
+DEFAULT_THROTTLE_RATES: dict[str, str | None] = {
+    "anon_read": "1200/m",  # anonymous GETs other than /predict
+    "predict": "600/m",  # /predict (and /predict/batch): each answer writes an audit row
+    "write": "30/m",  # activate, roll back
+    "train": "20/h",  # POST /models/train: each run is minutes of a worker
+    "auth_failures": "20/m",  # refused API tokens per address, then 429 even for a good one
+}
+THROTTLE_RATES = env_throttle_rates("THROTTLE_RATES", DEFAULT_THROTTLE_RATES)
+# Reverse proxies in front of gunicorn that append the caller to X-Forwarded-For. 0 trusts only
+# the socket's address: a client can then not pick its own throttle bucket with a forged header.
+NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0, maximum=10)
+
+# Admin password guesses: django-axes counts failed logins per address in the database (shared
+# by every worker) and refuses that address, even with the right password, for the cool-off.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_CLIENT_IP_CALLABLE = "mlengine.throttling.client_ip"  # the same address the API throttles
+AXES_RESET_ON_SUCCESS = True
+
 # --- REST framework and OpenAPI ----------------------------------------------------------------
 API_READ_REQUIRES_AUTH = env_bool("API_READ_REQUIRES_AUTH", False)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "mlengine.throttling.FailureLimitedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["mlengine.api.ReadOpenOrAuthenticated"],
@@ -147,6 +179,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "mlengine.api.DefaultPagination",
     "PAGE_SIZE": 20,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Rates are read from THROTTLE_RATES on each request, not from DEFAULT_THROTTLE_RATES.
+    "DEFAULT_THROTTLE_CLASSES": ["mlengine.throttling.ScopedThrottle"],
+    "NUM_PROXIES": NUM_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ML Engine Platform API",
@@ -164,6 +199,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["mlengine.schema.only_seed_paths"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mlengine.throttling.document_throttled_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ModelVersionStatus": "models_registry.models.ModelVersion.Status",
         "TrainingRunStatus": "models_registry.models.TrainingRun.Status",

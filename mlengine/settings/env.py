@@ -8,6 +8,7 @@ message instead of surfacing later as a strange runtime failure.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import environ
@@ -118,6 +119,57 @@ def env_url(name: str) -> str | None:
     if not value.startswith(("http://", "https://")):
         raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL, got {value!r}")
     return value.rstrip("/")
+
+
+# DRF reads only the first letter of a period; these are the spellings its docs name.
+THROTTLE_PERIODS = {
+    "s": "s", "sec": "s", "second": "s", "seconds": "s",
+    "m": "m", "min": "m", "minute": "m", "minutes": "m",
+    "h": "h", "hour": "h", "hours": "h",
+    "d": "d", "day": "d", "days": "d",
+}  # fmt: skip
+THROTTLE_OFF = "off"
+
+
+def env_throttle_rates(
+    name: str, defaults: Mapping[str, str | None], *, unset: str | None = None
+) -> dict[str, str | None]:
+    """Throttle rates per scope: ``scope=N/period,scope=N/period`` over ``defaults``.
+
+    Scopes left out keep their default; ``scope=off`` lifts one limit, and the whole value ``off``
+    lifts them all (benchmarks). ``unset`` is parsed instead of the defaults when the variable
+    is not set. A rate is returned as DRF spells it (``600/m``); ``None`` means no limit.
+    """
+    raw = env_str(name, unset)
+    rates: dict[str, str | None] = dict(defaults)
+    if raw is None:
+        return rates
+    if raw.lower() == THROTTLE_OFF:
+        return dict.fromkeys(rates)
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        scope, sep, rate = (piece.strip() for piece in item.partition("="))
+        if not sep or scope not in rates:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not scope=N/period with a scope among "
+                f"{', '.join(sorted(rates))} (or the whole value 'off'), in {raw!r}"
+            )
+        rates[scope] = _throttle_rate(name, scope, rate, raw)
+    return rates
+
+
+def _throttle_rate(name: str, scope: str, rate: str, raw: str) -> str | None:
+    if rate.lower() == THROTTLE_OFF:
+        return None
+    number, sep, period = (piece.strip().lower() for piece in rate.partition("/"))
+    valid_number = number.isascii() and number.isdigit() and int(number) > 0
+    if sep and valid_number and period in THROTTLE_PERIODS:
+        return f"{int(number)}/{THROTTLE_PERIODS[period]}"
+    raise ImproperlyConfigured(
+        f"{name}: the rate of {scope} must be N/period with N >= 1 and a period among s, m, h, "
+        f"d (or second, minute, hour, day), or off; got {rate!r} in {raw!r}"
+    )
 
 
 def _check_range(name: str, value: float, minimum: float | None, maximum: float | None) -> None:

@@ -4,7 +4,8 @@ import os
 from pathlib import Path
 
 from mlengine.settings.base import *  # noqa: F403
-from mlengine.settings.base import CACHES, DATABASES, STORAGES, VAR_DIR
+from mlengine.settings.base import CACHES, DATABASES, DEFAULT_THROTTLE_RATES, STORAGES, VAR_DIR
+from mlengine.settings.env import env_throttle_rates
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -31,3 +32,9 @@ PROMETHEUS_MULTIPROC_DIR = os.environ.get("MLENGINE_TEST_PROMETHEUS_DIR") or str
 )
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+
+# Many tests call one endpoint hundreds of times from one client: throttling is off unless the
+# environment sets THROTTLE_RATES (inherited by the servers a test starts). Throttle tests set
+# their own small rates with override_settings; tests/test_throttling.py checks the production
+# defaults themselves.
+THROTTLE_RATES = env_throttle_rates("THROTTLE_RATES", DEFAULT_THROTTLE_RATES, unset="off")
