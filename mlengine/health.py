@@ -13,6 +13,8 @@ from django.core.cache import cache
 from django.db import connection
 
 from features.sources import get_candle_source
+from mlengine.cache import cache_recovered
+from mlengine.logs import log_rate_limited
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,9 @@ def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         result = check()
     except Exception as exc:  # a health check reports every failure
-        logger.warning("health check failed: %s", exc)
+        # Probes run every few seconds: an outage is one line per interval, not one per probe.
+        name = getattr(check, "__name__", "check")
+        log_rate_limited(logger, logging.WARNING, name, "health check %s failed: %s", name, exc)
         result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
     result.setdefault("status", "ok")
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
@@ -46,6 +50,7 @@ def check_cache() -> dict[str, Any]:
     if cache.get(key) != "1":
         return {"status": "error", "error": "cache did not return the value it was given"}
     cache.delete(key)
+    cache_recovered()  # the cache answers again: the request path may use it at once
     return {"status": "ok", "backend": settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]}
 
 

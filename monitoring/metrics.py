@@ -63,6 +63,11 @@ AUDIT_LOG_FAILURES = Counter(
 MODEL_LOAD_FAILURES = Counter(
     "mlengine_model_load_failures_total", "Model artifacts that failed verification or loading."
 )
+CACHE_ERRORS = Counter(
+    "mlengine_cache_errors_total",
+    "Cache operations that failed and were treated as a miss (mlengine.cache).",
+    ["operation"],
+)
 
 
 def observe_prediction(timings: dict[str, float]) -> None:

@@ -110,6 +110,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env_cache("CACHE_URL", "locmemcache://mlengine")}
+# A cache error is a miss (mlengine.cache). The socket timeouts bound what a dead or
+# black-holed Redis costs a request; after an error the cache is skipped for the back-off, so
+# an outage costs one failed attempt per process per back-off period, not one per request.
+CACHE_CONNECT_TIMEOUT = env_float("CACHE_CONNECT_TIMEOUT", 0.25, minimum=0.001, maximum=60)
+CACHE_TIMEOUT = env_float("CACHE_TIMEOUT", 0.5, minimum=0.001, maximum=60)
+CACHE_ERROR_BACKOFF = env_float("CACHE_ERROR_BACKOFF", 5.0, minimum=0, maximum=3600)
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {"socket_connect_timeout": CACHE_CONNECT_TIMEOUT, "socket_timeout": CACHE_TIMEOUT}
+    )
 
 # --- Time, language, static files --------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -185,6 +195,19 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60, minimum=1)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing (POST /models/train) with the broker down must fail within seconds, as a 503
+# broker_unavailable, not hang the request: a short connect timeout and two quick retries.
+CELERY_BROKER_CONNECT_TIMEOUT = env_float(
+    "CELERY_BROKER_CONNECT_TIMEOUT", 1.0, minimum=0.001, maximum=60
+)
+CELERY_BROKER_CONNECTION_TIMEOUT = CELERY_BROKER_CONNECT_TIMEOUT
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": CELERY_BROKER_CONNECT_TIMEOUT}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Market data -------------------------------------------------------------------------------
@@ -223,14 +246,20 @@ Path(str(PROMETHEUS_MULTIPROC_DIR)).mkdir(parents=True, exist_ok=True)
 
 # --- Logging -----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+# Expected failures (database, cache, upstream down) log one line per kind per this many
+# seconds per process, with the count held back (mlengine.logs); 0 logs every one.
+LOG_RATE_LIMIT_SECONDS = env_float("LOG_RATE_LIMIT_SECONDS", 10.0, minimum=0, maximum=3600)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Django logs every 5xx response as an ERROR line: identical ones are rate-limited.
+    "filters": {"rate_limit": {"()": "mlengine.logs.RateLimitFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "django.request": {"level": "INFO", "filters": ["rate_limit"]},
     },
 }
