@@ -196,14 +196,20 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60, mi
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing (POST /models/train) with the broker down must fail within seconds, as a 503
-# broker_unavailable, not hang the request: a short connect timeout and two quick retries.
+# broker_unavailable, not hang the request: a short connect timeout, a read timeout for a
+# broker that accepts connections and never answers (without it a publish waits forever), and
+# one quick retry. The read timeout stays above the workers' 1 s BRPOP poll.
 CELERY_BROKER_CONNECT_TIMEOUT = env_float(
     "CELERY_BROKER_CONNECT_TIMEOUT", 1.0, minimum=0.001, maximum=60
 )
+CELERY_BROKER_TIMEOUT = env_float("CELERY_BROKER_TIMEOUT", 2.0, minimum=1.5, maximum=300)
 CELERY_BROKER_CONNECTION_TIMEOUT = CELERY_BROKER_CONNECT_TIMEOUT
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": CELERY_BROKER_CONNECT_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": CELERY_BROKER_CONNECT_TIMEOUT,
+    "socket_timeout": CELERY_BROKER_TIMEOUT,
+}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
+    "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.2,
@@ -226,6 +232,10 @@ FEATURE_WINDOW = env_int("FEATURE_WINDOW", 20, minimum=2, maximum=500)
 DRIFT_THRESHOLD = env_float("DRIFT_THRESHOLD", 0.2, minimum=0)
 AUDIT_LOG_LIMIT = env_int("AUDIT_LOG_LIMIT", 100, minimum=1, maximum=10_000)
 AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE", str(ARTIFACTS_DIR / "audit" / "predictions.jsonl"))
+# After an active artifact fails to load (missing, altered), a web process retries the load
+# at most once per this many seconds instead of reading and hashing it on every request;
+# /health/ready retries at once. 0 retries on every request.
+MODEL_RELOAD_RETRY_SECONDS = env_float("MODEL_RELOAD_RETRY_SECONDS", 5.0, minimum=0, maximum=3600)
 PROMOTION_POLICY = env_str("PROMOTION_POLICY", "warn", choices=("warn", "enforce"))
 DRIFT_WINDOW = env_int("DRIFT_WINDOW", 500, minimum=10, maximum=100_000)
 # A year: the bundled daily candles give ~500 distinct (symbol, candle) rows in that time.
