@@ -148,3 +148,25 @@ def blackhole_port() -> Iterator[int]:
 def closed_port() -> int:
     """A port nothing listens on (connections are refused at once)."""
     return free_port()
+
+
+@contextmanager
+def database_down() -> Iterator[None]:
+    """This process's database connection points at a database that is not there: a closed
+    port on PostgreSQL, a file in a folder that does not exist on SQLite. Every query then
+    fails to connect, as in an outage. Needs ``transactional_db`` (the open connection is
+    closed first)."""
+    from django.db import connection
+
+    saved = dict(connection.settings_dict)
+    connection.close()
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent-mlengine-test-dir/db.sqlite3"
+    else:
+        connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": str(closed_port())})
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
