@@ -71,16 +71,22 @@ limiter = RateLimiter()
 
 
 def log_rate_limited(
-    logger: logging.Logger, level: int, key: str, message: str, *args: object
+    logger: logging.Logger,
+    level: int,
+    key: str,
+    message: str,
+    *args: object,
+    interval: float | None = None,
 ) -> bool:
     """Log ``message % args`` unless ``key`` was logged less than an interval ago; no traceback.
 
     Returns whether a line was written. The line carries the number of similar lines held
-    back since the previous one, so the volume of a failure stays visible.
+    back since the previous one, so the volume of a failure stays visible. ``interval``
+    overrides ``LOG_RATE_LIMIT_SECONDS`` for this call.
     """
     if not logger.isEnabledFor(level):
         return False
-    emit, suppressed = limiter.allow((logger.name, key))
+    emit, suppressed = limiter.allow((logger.name, key), interval)
     if not emit:
         return False
     if suppressed:
