@@ -43,7 +43,8 @@ def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     except Exception as exc:  # a health check reports every failure
         # Probes run every few seconds: an outage is one line per interval, not one per probe.
         name = getattr(check, "__name__", "check")
-        log_rate_limited(logger, logging.WARNING, name, "health check %s failed: %s", name, exc)
+        reason = " ".join(str(exc).split())[:300]
+        log_rate_limited(logger, logging.WARNING, name, "health check %s failed: %s", name, reason)
         result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
     result.setdefault("status", "ok")
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)

@@ -4,6 +4,8 @@
   test with ``.kill()``).
 - ``candle_upstream()``: a real HTTP Market Data Platform stand-in on 127.0.0.1 serving
   ``/candles`` from the bundled history, so ``MARKET_DATA_URL`` paths run without a network.
+- ``private_postgres()``: a PostgreSQL cluster made with ``initdb`` in a temporary
+  folder, on a free port, that a test may ``stop()`` (an outage) and ``start()`` again.
 - ``blackhole_port()``: a listening socket that accepts connections and never answers (a
   firewalled or frozen server: connects succeed, reads hang).
 
@@ -13,15 +15,18 @@ Never the machine's shared 127.0.0.1:5432 / :6379.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -170,3 +175,66 @@ def database_down() -> Iterator[None]:
         connection.close()
         connection.settings_dict.clear()
         connection.settings_dict.update(saved)
+
+
+@dataclass
+class PrivatePostgres:
+    data: Path
+    port: int
+    log: Path
+    run_as: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _pg_ctl(self, *args: str) -> None:
+        command = [*self.run_as, _pg_binary("pg_ctl"), "-D", str(self.data), *args]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg_ctl("-o", options, "-l", str(self.log), "-w", "start")
+
+    def stop(self) -> None:
+        """An outage: immediate shutdown, open connections cut."""
+        self._pg_ctl("-m", "immediate", "-w", "stop")
+
+
+def _pg_binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+            if (folder / name).exists():
+                return str(folder / name)
+        pytest.skip(f"needs PostgreSQL's {name}")
+    return found
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A throw-away cluster (trust authentication, user ``postgres``) in a new folder under the
+    system temp dir (which the ``postgres`` user can reach when tests run as root), removed at
+    the end."""
+    initdb = _pg_binary("initdb")
+    folder = Path(tempfile.mkdtemp(prefix="mlengine-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        run_as = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, user="postgres")
+    data = folder / "data"
+    log = folder / "postgres.log"
+    cluster = PrivatePostgres(data=data, port=free_port(), log=log, run_as=run_as)
+    try:
+        subprocess.run(
+            [*run_as, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        cluster.start()
+        yield cluster
+    finally:
+        with suppress(subprocess.CalledProcessError):  # already stopped by the test
+            cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
