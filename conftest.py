@@ -201,6 +201,9 @@ def gunicorn_factory(transactional_db: None, tmp_path):
                 "DATABASE_URL": test_database_url(),
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "MLENGINE_TEST_PROMETHEUS_DIR": str(tmp_path / f"prometheus-{port}"),
+                # gunicorn.conf.py empties this folder when the server starts: it must be the
+                # server's own, not this test process's (whose counters would vanish).
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"prometheus-{port}"),
                 **extra_env,
             }
         )
