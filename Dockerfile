@@ -37,9 +37,12 @@ USER app
 EXPOSE 8000
 
 # slim has no curl. The Host header is the first ALLOWED_HOSTS entry, so the probe is not
-# rejected as a disallowed host; /health is exempt from the HTTPS redirect.
+# rejected as a disallowed host; the probes are exempt from the HTTPS redirect. The probe is
+# readiness (/health/ready: database, the active model loaded in this process, candle source),
+# so a container that cannot answer /predict is reported unhealthy; /health/live is the
+# liveness probe for orchestrators that restart on failure (see the README).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
-    CMD python -c "import os, urllib.request as u; h = os.environ.get('ALLOWED_HOSTS', '').split(',')[0].strip().lstrip('.').replace('*', 'localhost') or 'localhost'; u.urlopen(u.Request('http://127.0.0.1:8000/health', headers={'Host': h}), timeout=8)"
+    CMD python -c "import os, urllib.request as u; h = os.environ.get('ALLOWED_HOSTS', '').split(',')[0].strip().lstrip('.').replace('*', 'localhost') or 'localhost'; u.urlopen(u.Request('http://127.0.0.1:8000/health/ready', headers={'Host': h}), timeout=8)"
 
 # Exec form: gunicorn is PID 1 and gets SIGTERM for a graceful stop. It reads the worker count
 # from WEB_CONCURRENCY itself (default 2 above); GUNICORN_CMD_ARGS adds any other flag.

@@ -176,7 +176,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def gunicorn_factory(transactional_db: None, tmp_path):
-    """Start real gunicorn servers on the test database: ``start(workers=1) -> base URL``.
+    """Start real gunicorn servers on the test database: ``start(workers=1, env=None) -> base
+    URL``; ``env`` adds or overrides variables of the server (a broker, a cache, ...).
 
     A server stands for other web workers or hosts: it shares the database and the artifacts,
     and nothing else with the test process.
@@ -186,7 +187,8 @@ def gunicorn_factory(transactional_db: None, tmp_path):
 
     servers = []
 
-    def start(workers: int = 1) -> str:
+    def start(workers: int = 1, env: dict[str, str] | None = None) -> str:
+        extra_env = env or {}
         port = free_port()
         env = {
             key: value
@@ -199,6 +201,10 @@ def gunicorn_factory(transactional_db: None, tmp_path):
                 "DATABASE_URL": test_database_url(),
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "MLENGINE_TEST_PROMETHEUS_DIR": str(tmp_path / f"prometheus-{port}"),
+                # gunicorn.conf.py empties this folder when the server starts: it must be the
+                # server's own, not this test process's (whose counters would vanish).
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"prometheus-{port}"),
+                **extra_env,
             }
         )
         command = [sys.executable, "-m", "gunicorn", "mlengine.wsgi:application",
@@ -209,7 +215,8 @@ def gunicorn_factory(transactional_db: None, tmp_path):
         base = f"http://127.0.0.1:{port}"
 
         def answers() -> bool:
-            urllib.request.urlopen(f"{base}/health", timeout=2).read()
+            # Liveness: the server is up even while a dependency a test took away is down.
+            urllib.request.urlopen(f"{base}/health/live", timeout=2).read()
             return True
 
         _wait_until(answers, process=server, log=log, what="gunicorn")

@@ -42,8 +42,15 @@ from mlengine.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from mlengine.logs import log_rate_limited
 
 logger = logging.getLogger(__name__)
+
+
+def _warn(kind: str, message: str, *args: object) -> None:
+    """An upstream outage fails every request the same way: one line per kind per interval."""
+    log_rate_limited(logger, logging.WARNING, f"upstream:{kind}", message, *args)
+
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -175,19 +182,19 @@ class MarketDataClient:
                 stream=True,
             )
         except requests.exceptions.Timeout as exc:
-            logger.warning("market data timeout on %s: %s", url, exc)
+            _warn("timeout", "market data timeout on %s: %s", url, exc)
             raise UpstreamTimeout(details={"url": url}) from exc
         except requests.exceptions.RetryError as exc:
-            logger.warning("market data gave up after retries on %s: %s", url, exc)
+            _warn("retries", "market data gave up after retries on %s: %s", url, exc)
             raise UpstreamUnavailable(details={"url": url}) from exc
         except requests.exceptions.RequestException as exc:
             if _answered_non_http(exc):
-                logger.warning("market data answered something that is not HTTP at %s", url)
+                _warn("non-http", "market data answered something that is not HTTP at %s", url)
                 raise UpstreamBadResponse(
                     "The market data platform answered something that is not HTTP.",
                     details={"url": url},
                 ) from exc
-            logger.warning("market data unreachable at %s: %s", url, exc)
+            _warn("unreachable", "market data unreachable at %s: %s", url, exc)
             raise UpstreamUnavailable(details={"url": url}) from exc
 
         with response:

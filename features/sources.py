@@ -123,21 +123,22 @@ class CachedCandleSource:
             return self._locks.setdefault(key, threading.Lock())
 
     def get_candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
-        from django.core.cache import caches
+        # A cache error is a miss (mlengine.cache): with Redis down the upstream answers.
+        from mlengine.cache import cache_get, cache_set
 
         fetch = max(limit, self.fetch_size) if limit and self.fetch_size else limit
         if self.ttl <= 0:
             candles = self.source.get_candles(symbol, fetch)
         else:
-            cache = caches[self.cache_alias]
+            alias = self.cache_alias
             key = f"candles:{self.source.name}:{normalise_symbol(symbol)}:{fetch or 'all'}"
-            candles = cache.get(key)
+            candles = cache_get(key, alias=alias)
             if candles is None:
                 with self._lock(key):
-                    candles = cache.get(key)
+                    candles = cache_get(key, alias=alias)
                     if candles is None:
                         candles = self.source.get_candles(symbol, fetch)
-                        cache.set(key, candles, self.ttl)
+                        cache_set(key, candles, self.ttl, alias=alias)
         if limit is not None and len(candles) > limit:
             return candles.iloc[-limit:].reset_index(drop=True)
         return candles

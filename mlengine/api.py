@@ -14,6 +14,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from mlengine.errors import DatabaseUnavailable, DomainError, InvalidParameter
+from mlengine.logs import log_rate_limited
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,25 @@ def _flatten(value: Any) -> str:
     return str(value)
 
 
+def _request_id(context: dict[str, Any]) -> str | None:
+    return getattr(context.get("request"), "request_id", None)
+
+
+def _with_request_id(details: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """A server-side failure names its request (the ``X-Request-ID`` value), to find it in logs."""
+    request_id = _request_id(context)
+    if request_id is None or "request_id" in details:
+        return details
+    return {**details, "request_id": request_id}
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler: every failure becomes ``{"error": {...}}`` with its status."""
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+        details = exc.details
+        if exc.status_code >= 500:
+            details = _with_request_id(details, context)
+        return Response(error_body(exc.code, exc.message, details), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -80,11 +96,25 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             headers["Retry-After"] = str(int(exc.wait))
         return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
     if isinstance(exc, DatabaseError):
-        logger.exception("database error while serving %s", context.get("request"))
+        # Expected while the database is down: one line per interval, no traceback (an 8 s
+        # outage once wrote thousands of tracebacks).
+        log_rate_limited(
+            logger,
+            logging.ERROR,
+            "database_unavailable",
+            "database unavailable while serving %s: %s: %s",
+            context.get("request"),
+            type(exc).__name__,
+            " ".join(str(exc).split())[:300],
+        )
         err = DatabaseUnavailable()
-        return Response(error_body(err.code, err.message), status=err.status_code)
+        details = _with_request_id({}, context)
+        return Response(error_body(err.code, err.message, details), status=err.status_code)
     logger.exception("unhandled error while serving %s", context.get("request"))
-    return Response(error_body("internal_error", "An unexpected error occurred."), status=500)
+    details = _with_request_id({}, context)
+    return Response(
+        error_body("internal_error", "An unexpected error occurred.", details), status=500
+    )
 
 
 HTML_PREFIXES = ("/admin/", "/dashboard/")

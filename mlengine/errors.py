@@ -76,6 +76,11 @@ class DatabaseUnavailable(ServiceUnavailable):
     default_message = "The database is unavailable."
 
 
+class BrokerUnavailable(ServiceUnavailable):
+    code = "broker_unavailable"
+    default_message = "The task broker is unavailable; the work was not queued."
+
+
 class UpstreamTimeout(DomainError):
     status_code = 504
     code = "upstream_timeout"

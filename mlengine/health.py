@@ -1,4 +1,15 @@
-"""Health checks: database, cache, broker, market data source and active model."""
+"""Health checks: database, cache, broker, market data source and active model.
+
+Three probes read them:
+
+- ``/health``: every check, for people and dashboards; ``degraded`` when any fails, 503 only
+  when the database does not answer.
+- ``/health/live``: no check at all; the process answers (a liveness probe restarts a process
+  that does not, and must not restart one because a dependency is down).
+- ``/health/ready``: what ``/predict`` needs in this process: the database, the active model
+  loaded (or loadable now) here, and the candle source. 503 when any fails, so a load balancer
+  stops sending this instance traffic it cannot serve.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +24,16 @@ from django.core.cache import cache
 from django.db import connection
 
 from features.sources import get_candle_source
+from mlengine.cache import cache_recovered
+from mlengine.logs import log_rate_limited
 
 logger = logging.getLogger(__name__)
 
 # Optional checks registered by apps (the registry adds the active model) without this module
 # importing them.
 EXTRA_CHECKS: dict[str, Callable[[], dict[str, Any]]] = {}
+# The same for /health/ready (the predictions app adds the serving model).
+READY_CHECKS: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
 def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -26,7 +41,10 @@ def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         result = check()
     except Exception as exc:  # a health check reports every failure
-        logger.warning("health check failed: %s", exc)
+        # Probes run every few seconds: an outage is one line per interval, not one per probe.
+        name = getattr(check, "__name__", "check")
+        reason = " ".join(str(exc).split())[:300]
+        log_rate_limited(logger, logging.WARNING, name, "health check %s failed: %s", name, reason)
         result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
     result.setdefault("status", "ok")
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
@@ -46,6 +64,7 @@ def check_cache() -> dict[str, Any]:
     if cache.get(key) != "1":
         return {"status": "error", "error": "cache did not return the value it was given"}
     cache.delete(key)
+    cache_recovered()  # the cache answers again: the request path may use it at once
     return {"status": "ok", "backend": settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]}
 
 
@@ -55,7 +74,8 @@ def check_broker() -> dict[str, Any]:
     from mlengine.celery import app
 
     with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+        # One quick retry: a probe must answer in well under a second when the broker is down.
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
     return {"status": "ok", "mode": "broker"}
 
 
@@ -87,3 +107,22 @@ def health_report() -> tuple[dict[str, Any], bool]:
     healthy = all(item["status"] == "ok" for item in checks.values())
     report = {"status": "ok" if healthy else "degraded", "checks": checks}
     return report, checks["database"]["status"] == "ok"
+
+
+def readiness_report() -> tuple[dict[str, Any], bool]:
+    """The checks ``/predict`` depends on; return the report and whether all passed."""
+    checks = {
+        "database": _timed(check_database),
+        "market_data": _timed(check_market_data),
+    }
+    if checks["database"]["status"] == "ok":
+        for name, check in READY_CHECKS.items():
+            checks[name] = _timed(check)
+    else:
+        for name in READY_CHECKS:
+            checks[name] = {"status": "error", "error": "not checked: the database is down"}
+    failing = sorted(name for name, item in checks.items() if item["status"] != "ok")
+    report = {"status": "not_ready" if failing else "ready", "checks": checks}
+    if failing:
+        report["failing"] = failing
+    return report, not failing

@@ -8,23 +8,32 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-# An incoming id is echoed only when it is short and plain, so it is safe to log and to reflect.
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# A client's id is taken only in the canonical UUID form (36 characters, hex and hyphens, any
+# case): the id is also the primary handle of the audit row ``/predict`` writes, whose column is
+# a UUID, and one id per request must be the same in the header, the error details, the audit
+# row and the logs. Anything else (a free-form string, a header injection attempt) gets a new id.
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def request_id_from(header: str) -> str:
+    """The request id for a client's ``X-Request-ID`` value: that UUID (lower case), else new."""
+    if _UUID.match(header):
+        return str(uuid.UUID(header))
+    return str(uuid.uuid4())
 
 
 class RequestIDMiddleware:
-    """Echo a client's ``X-Request-ID`` (or make a UUID4) on the request and the response.
+    """One id per request: the client's ``X-Request-ID`` when it is a UUID, else a new UUID4.
 
-    A view may replace ``request.request_id`` (``/predict`` uses the id of its audit row); the
-    response header always carries the final value.
+    It is ``request.request_id``, the ``X-Request-ID`` response header, ``details.request_id``
+    of every 5xx error, and the ``request_id`` of the audit row ``/predict`` writes.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
-        request.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        request.request_id = request_id_from(request.headers.get("X-Request-ID", ""))
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response

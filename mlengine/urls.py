@@ -6,12 +6,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from features.apis import FeaturesApi
 from mlengine.api import json_error_view
-from mlengine.apis import HealthApi
+from mlengine.apis import HealthApi, HealthLiveApi, HealthReadyApi
 from monitoring.dashboard import dashboard_view
 from monitoring.metrics import metrics_view
 
 api_patterns = [
     path("health", HealthApi.as_view(), name="health"),
+    path("health/live", HealthLiveApi.as_view(), name="health-live"),
+    path("health/ready", HealthReadyApi.as_view(), name="health-ready"),
     path("features", FeaturesApi.as_view(), name="features"),
     path("", include("models_registry.urls")),
     path("", include("predictions.urls")),

@@ -278,6 +278,11 @@ class ModelTrainApi(APIView):
                 ],
             ),
             **WRITE_ERRORS,
+            503: error_response(
+                "Broker down: nothing queued, the run is recorded as failed",
+                "broker_unavailable",
+                "The task broker is unavailable; the work was not queued.",
+            ),
         },
     )
     def post(self, request: Request) -> Response:

@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from mlengine.logs import log_rate_limited
+
 logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (
@@ -63,6 +65,11 @@ AUDIT_LOG_FAILURES = Counter(
 MODEL_LOAD_FAILURES = Counter(
     "mlengine_model_load_failures_total", "Model artifacts that failed verification or loading."
 )
+CACHE_ERRORS = Counter(
+    "mlengine_cache_errors_total",
+    "Cache operations that failed and were treated as a miss (mlengine.cache).",
+    ["operation"],
+)
 
 
 def observe_prediction(timings: dict[str, float]) -> None:
@@ -93,9 +100,40 @@ class MetricsMiddleware:
 
 
 class StateCollector:
-    """Gauges read from the database at scrape time."""
+    """Gauges read from the database at scrape time.
+
+    ``mlengine_database_up`` says whether the database answered this scrape. While it does not,
+    the gauges read from it are left out (not reported as zeros, which would be false values),
+    and ``/metrics`` still answers with every process's counters: the 503 counts of an outage
+    are what operators need during it.
+    """
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db import DatabaseError
+
+        up = GaugeMetricFamily(
+            "mlengine_database_up", "1 if the database answered this scrape, else 0."
+        )
+        try:
+            # Read everything first: a failure half-way must not leave half the gauges out.
+            families = list(self._database_gauges())
+        except DatabaseError as exc:
+            log_rate_limited(
+                logger,
+                logging.WARNING,
+                "metrics-database",
+                "/metrics without database gauges, the database does not answer: %s: %s",
+                type(exc).__name__,
+                " ".join(str(exc).split())[:300],
+            )
+            up.add_metric([], 0.0)
+            yield up
+            return
+        up.add_metric([], 1.0)
+        yield up
+        yield from families
+
+    def _database_gauges(self) -> Iterator[GaugeMetricFamily]:
         from django.utils import timezone
 
         from models_registry.selectors import active_model_version

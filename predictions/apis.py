@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import transaction
 from django.utils.decorators import method_decorator
@@ -106,7 +108,9 @@ class PredictApi(APIView):
         summary="Predict the next move of a symbol with the active model",
         description=CONFIDENCE_DEFINITION
         + " Every answer is committed to the audit trail first; if that fails the answer is "
-        "503 `audit_unavailable` and no prediction. `request_id` is also sent as `X-Request-ID`.",
+        "503 `audit_unavailable` and no prediction. `request_id` is also sent as `X-Request-ID`; "
+        "a client's `X-Request-ID` that is a UUID becomes the prediction's id (sending one "
+        "already recorded is a 409 `duplicate_request_id`), anything else is replaced.",
         parameters=[
             SYMBOL_PARAMETER,
         ],
@@ -116,6 +120,11 @@ class PredictApi(APIView):
                 examples=[OpenApiExample("prediction", value=PREDICTION_EXAMPLE)],
             ),
             **ERROR_RESPONSES,
+            409: error_response(
+                "X-Request-ID names a prediction already recorded",
+                "duplicate_request_id",
+                "A prediction with this request id is already recorded.",
+            ),
             503: error_response(
                 "No active model, audit trail or upstream unavailable",
                 "no_active_model",
@@ -125,8 +134,8 @@ class PredictApi(APIView):
     )
     def get(self, request: Request) -> Response:
         symbol = parse_symbol(request.query_params)
-        result = prediction_create(symbol=symbol)
-        request._request.request_id = str(result.record.request_id)  # echoed as X-Request-ID
+        # The middleware's id is the audit row's id: one id in the header, the body and the row.
+        result = prediction_create(symbol=symbol, request_id=uuid.UUID(request.request_id))
         observe_prediction(result.timings)
         response = Response(result.as_dict())
         response["Server-Timing"] = server_timing(result.timings)

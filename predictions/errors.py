@@ -1,6 +1,6 @@
 """Inference domain errors."""
 
-from mlengine.errors import ServiceUnavailable
+from mlengine.errors import ConflictError, ServiceUnavailable
 
 
 class AuditUnavailable(ServiceUnavailable):
@@ -17,3 +17,10 @@ class ModelUnavailable(ServiceUnavailable):
 
     code = "model_unavailable"
     default_message = "The active model cannot be loaded."
+
+
+class DuplicateRequestId(ConflictError):
+    """The client's ``X-Request-ID`` is the id of a prediction already recorded."""
+
+    code = "duplicate_request_id"
+    default_message = "A prediction with this request id is already recorded."

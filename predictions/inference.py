@@ -6,7 +6,10 @@ INSERT is conditional on it, see ``predictions.services``), so an activation mad
 process on any host is noticed at the next request, with no restart and no reload unless the
 key changed. A new artifact is verified and loaded before it replaces the old one; if
 it fails, the previous model keeps serving (and is what the audit rows record), and the load is
-retried after a pause instead of on every request.
+retried after ``MODEL_RELOAD_RETRY_SECONDS`` instead of on every request: a broken artifact is
+then read and hashed once per pause, not by every request (a large artifact costs a full read
+and sha256 each time). ``/health/ready`` retries at once, so an artifact that comes back is
+picked up by the next probe, or the next request after the pause, whichever comes first.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import connection
 
 from mlengine.errors import DomainError
@@ -30,8 +34,6 @@ from predictions.errors import ModelUnavailable
 from predictions.fast_predict import compile_predictor
 
 logger = logging.getLogger(__name__)
-
-RELOAD_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,11 @@ class ModelCache:
         """True while the model in memory is kept only because the active one failed to load."""
         return self._stale
 
-    def get_active(self) -> LoadedModel:
-        """The model to serve: the active version, loaded once per (version, sha256)."""
+    def get_active(self, *, retry_now: bool = False) -> LoadedModel:
+        """The model to serve: the active version, loaded once per (version, sha256).
+
+        ``retry_now`` retries a failed load without waiting for ``MODEL_RELOAD_RETRY_SECONDS``
+        (``/health/ready``)."""
         row = _active_key()
         if row is None:
             raise NoActiveModel("No model version is active; train one and activate it.")
@@ -97,18 +102,30 @@ class ModelCache:
         name, spec = (
             ModelVersion.objects.filter(pk=pk).values_list("artifact_name", "feature_spec").get()
         )
-        loaded = self._load(pk=pk, version=version, sha256=sha256, name=name, spec=spec)
+        loaded = self._load(
+            pk=pk, version=version, sha256=sha256, name=name, spec=spec, retry_now=retry_now
+        )
         self._stale = loaded.pk != pk
         return loaded
 
-    def _load(self, *, pk: int, version: int, sha256: str, name: str, spec: dict) -> LoadedModel:
+    def _load(
+        self,
+        *,
+        pk: int,
+        version: int,
+        sha256: str,
+        name: str,
+        spec: dict,
+        retry_now: bool = False,
+    ) -> LoadedModel:
         key = (version, sha256)
         with self._lock:
             current = self._current
             if current is not None and (current.version, current.sha256) == key:
                 return current  # another thread loaded it while we waited
             failed_at = self._failed.get(key)
-            if failed_at is None or time.monotonic() - failed_at > RELOAD_RETRY_SECONDS:
+            pause = settings.MODEL_RELOAD_RETRY_SECONDS
+            if retry_now or failed_at is None or time.monotonic() - failed_at >= pause:
                 try:
                     loaded = _load_model(
                         pk=pk, version=version, sha256=sha256, name=name, spec=spec

@@ -15,16 +15,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from features.engineering import FEATURE_NAMES, latest_feature_row, min_candles
 from features.selectors import candles_for_window, json_float
 from features.sources import normalise_symbol
 from mlengine.errors import InsufficientHistory
+from mlengine.logs import log_rate_limited
 from models_registry.models import ModelVersion
 from predictions.audit_log import audit_log_append
-from predictions.errors import AuditUnavailable
+from predictions.errors import AuditUnavailable, DuplicateRequestId
 from predictions.inference import LoadedModel, model_cache
 from predictions.models import PredictionRecord
 
@@ -227,13 +228,35 @@ def _predict(
             with transaction.atomic():  # a savepoint inside a caller's transaction
                 record.save(force_insert=True)
     except DatabaseError as exc:
-        logger.error("audit row for %s not committed: %s", record.request_id, exc)
-        raise AuditUnavailable(details={"request_id": str(record.request_id)}) from exc
+        raise _audit_failure(record, exc) from exc
     timings["audit"] = (time.perf_counter() - predicted) * 1000
     # Only after the commit: the file must never hold a prediction the database does not.
     audit_log_append(record=_audit_line(record, model.label))
     timings["audit_log"] = (time.perf_counter() - predicted) * 1000 - timings["audit"]
     return PredictionResult(record=record, version_label=model.label, timings=timings)
+
+
+def _audit_failure(record: PredictionRecord, exc: DatabaseError) -> Exception:
+    """The error for an audit row that was not committed: a 409 when the client reused the
+    id of a recorded prediction, else a 503 (logged once per interval, without a traceback:
+    during an outage every request fails this way)."""
+    if isinstance(exc, IntegrityError):
+        try:
+            duplicate = PredictionRecord.objects.filter(request_id=record.request_id).exists()
+        except DatabaseError:
+            duplicate = False
+        if duplicate:
+            return DuplicateRequestId(details={"request_id": str(record.request_id)})
+    log_rate_limited(
+        logger,
+        logging.ERROR,
+        "audit_unavailable",
+        "audit row for %s not committed: %s: %s",
+        record.request_id,
+        type(exc).__name__,
+        " ".join(str(exc).split())[:300],
+    )
+    return AuditUnavailable(details={"request_id": str(record.request_id)})
 
 
 def _insert_while_active(record: PredictionRecord) -> bool:

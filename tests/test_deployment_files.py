@@ -185,7 +185,7 @@ def test_every_long_running_service_has_a_healthcheck(service: str) -> None:
 def test_healthchecks_probe_what_each_service_does() -> None:
     assert "pg_isready" in healthcheck_shell("postgres")
     assert "redis-cli ping" in healthcheck_shell("redis")
-    assert "/health" in healthcheck_shell("web")
+    assert "/health/ready" in healthcheck_shell("web")
     # $$ is compose's escape for a literal $, so the shell sees $HOSTNAME: the worker's node name.
     assert "celery -A mlengine inspect ping -d celery@$$HOSTNAME" in healthcheck_shell("worker")
     assert "beat" in healthcheck_shell("beat")
@@ -367,7 +367,7 @@ def test_dockerfile_runs_gunicorn_on_the_exposed_port() -> None:
     assert cmd[0] == "gunicorn"
     assert "mlengine.wsgi:application" in cmd
     assert dockerfile("EXPOSE") == [bind.rsplit(":", 1)[1]]
-    assert f"127.0.0.1:{bind.rsplit(':', 1)[1]}/health" in dockerfile_healthcheck()
+    assert f"127.0.0.1:{bind.rsplit(':', 1)[1]}/health/ready" in dockerfile_healthcheck()
     assert "urllib" in dockerfile_healthcheck()
     # compose runs the same server, adding only the worker count.
     assert command("web") == [*cmd, "--workers", "${WEB_CONCURRENCY:-2}"]
@@ -549,6 +549,10 @@ def gunicorn_server(static_root: Path, tmp_path_factory: pytest.TempPathFactory)
         ALLOWED_HOSTS="ml.example.com,localhost",
         WEB_CONCURRENCY="1",
     )
+    # As compose's one-shot migrate service does before web starts (/health/ready reads the
+    # registry).
+    migrated = run([sys.executable, "manage.py", "migrate", "--noinput"], env)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
     process = subprocess.Popen(
         [sys.executable, "-m", *cmd],
         cwd=ROOT,
@@ -631,3 +635,8 @@ def test_gunicorn_redirects_plain_http_except_health(gunicorn_server: str) -> No
 
     assert redirect.value.code == 301
     assert redirect.value.headers["Location"].startswith("https://ml.example.com/")
+    # The probes answer over plain HTTP (SECURE_REDIRECT_EXEMPT), at both prefixes.
+    for path in ("/health", "/health/live", "/health/ready", "/api/v1/health/ready", "/metrics"):
+        probe = urllib.request.Request(f"{gunicorn_server}{path}", headers={"Host": "localhost"})
+        with opener.open(probe, timeout=10) as response:
+            assert response.status == 200, path

@@ -161,14 +161,19 @@ def test_database_error_is_a_503(client: Client, monkeypatch: pytest.MonkeyPatch
 
 
 def test_request_id_is_echoed_or_generated(client: Client) -> None:
-    echoed = client.get("/features", {"symbol": "SP500"}, HTTP_X_REQUEST_ID="abc-123")
-    assert echoed["X-Request-ID"] == "abc-123"
+    mine = "5A801341-6492-4CF5-A4D9-030052454008"
+    echoed = client.get("/features", {"symbol": "SP500"}, HTTP_X_REQUEST_ID=mine)
+    assert echoed["X-Request-ID"] == mine.lower()
     generated = client.get("/features", {"symbol": "SP500"})
     assert uuid.UUID(generated["X-Request-ID"])
     hostile = client.get("/features", {"symbol": "SP500"}, HTTP_X_REQUEST_ID="a b\r\nc")
     assert uuid.UUID(hostile["X-Request-ID"])
-    error = client.get("/features", {"symbol": "XYZ"}, HTTP_X_REQUEST_ID="err-1")
-    assert error["X-Request-ID"] == "err-1"
+    # Not a UUID: replaced, since the id must also be the audit row's UUID.
+    plain = client.get("/features", {"symbol": "SP500"}, HTTP_X_REQUEST_ID="abc-123")
+    assert plain["X-Request-ID"] != "abc-123"
+    assert uuid.UUID(plain["X-Request-ID"])
+    error = client.get("/features", {"symbol": "XYZ"}, HTTP_X_REQUEST_ID=mine)
+    assert error["X-Request-ID"] == mine.lower()
 
 
 @pytest.mark.parametrize("prefix", ["", "/api/v1"])

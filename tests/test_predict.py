@@ -131,17 +131,18 @@ def test_upstream_down_is_a_503_and_records_nothing(trained, settings) -> None:
     assert not PredictionRecord.objects.exists()
 
 
-def test_constraint_error_on_the_audit_row_is_a_503_without_prediction(
+def test_constraint_error_on_the_audit_row_is_refused_without_prediction(
     trained, audit_file: Path, monkeypatch
 ) -> None:
     taken = uuid.uuid4()
     Client().get("/predict", {"symbol": "SP500"})
     PredictionRecord.objects.update(request_id=taken)
-    monkeypatch.setattr("predictions.services.uuid.uuid4", lambda: taken)
+    # The request id (the audit row's unique id) comes from the request middleware.
+    monkeypatch.setattr("mlengine.middleware.uuid.uuid4", lambda: taken)
     response = Client().get("/predict", {"symbol": "SP500"})
-    assert response.status_code == 503
+    assert response.status_code == 409  # the id of a recorded prediction
     body = response.json()
-    assert body["error"]["code"] == "audit_unavailable"
+    assert body["error"]["code"] == "duplicate_request_id"
     assert "prediction" not in body
     assert PredictionRecord.objects.count() == 1
     assert len(audit_file.read_text().splitlines()) == 1  # the file never gets an unaudited line

@@ -115,6 +115,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env_cache("CACHE_URL", "locmemcache://mlengine")}
+# A cache error is a miss (mlengine.cache). The socket timeouts bound what a dead or
+# black-holed Redis costs a request; after an error the cache is skipped for the back-off, so
+# an outage costs one failed attempt per process per back-off period, not one per request.
+CACHE_CONNECT_TIMEOUT = env_float("CACHE_CONNECT_TIMEOUT", 0.25, minimum=0.001, maximum=60)
+CACHE_TIMEOUT = env_float("CACHE_TIMEOUT", 0.5, minimum=0.001, maximum=60)
+CACHE_ERROR_BACKOFF = env_float("CACHE_ERROR_BACKOFF", 5.0, minimum=0, maximum=3600)
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {"socket_connect_timeout": CACHE_CONNECT_TIMEOUT, "socket_timeout": CACHE_TIMEOUT}
+    )
 
 # --- Time, language, static files --------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -224,6 +234,25 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60, minimum=1)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing (POST /models/train) with the broker down must fail within seconds, as a 503
+# broker_unavailable, not hang the request: a short connect timeout, a read timeout for a
+# broker that accepts connections and never answers (without it a publish waits forever), and
+# one quick retry. The read timeout stays above the workers' 1 s BRPOP poll.
+CELERY_BROKER_CONNECT_TIMEOUT = env_float(
+    "CELERY_BROKER_CONNECT_TIMEOUT", 1.0, minimum=0.001, maximum=60
+)
+CELERY_BROKER_TIMEOUT = env_float("CELERY_BROKER_TIMEOUT", 2.0, minimum=1.5, maximum=300)
+CELERY_BROKER_CONNECTION_TIMEOUT = CELERY_BROKER_CONNECT_TIMEOUT
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": CELERY_BROKER_CONNECT_TIMEOUT,
+    "socket_timeout": CELERY_BROKER_TIMEOUT,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Market data -------------------------------------------------------------------------------
@@ -242,6 +271,10 @@ FEATURE_WINDOW = env_int("FEATURE_WINDOW", 20, minimum=2, maximum=500)
 DRIFT_THRESHOLD = env_float("DRIFT_THRESHOLD", 0.2, minimum=0)
 AUDIT_LOG_LIMIT = env_int("AUDIT_LOG_LIMIT", 100, minimum=1, maximum=10_000)
 AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE", str(ARTIFACTS_DIR / "audit" / "predictions.jsonl"))
+# After an active artifact fails to load (missing, altered), a web process retries the load
+# at most once per this many seconds instead of reading and hashing it on every request;
+# /health/ready retries at once. 0 retries on every request.
+MODEL_RELOAD_RETRY_SECONDS = env_float("MODEL_RELOAD_RETRY_SECONDS", 5.0, minimum=0, maximum=3600)
 PROMOTION_POLICY = env_str("PROMOTION_POLICY", "warn", choices=("warn", "enforce"))
 DRIFT_WINDOW = env_int("DRIFT_WINDOW", 500, minimum=10, maximum=100_000)
 # A year: the bundled daily candles give ~500 distinct (symbol, candle) rows in that time.
@@ -262,14 +295,20 @@ Path(str(PROMETHEUS_MULTIPROC_DIR)).mkdir(parents=True, exist_ok=True)
 
 # --- Logging -----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+# Expected failures (database, cache, upstream down) log one line per kind per this many
+# seconds per process, with the count held back (mlengine.logs); 0 logs every one.
+LOG_RATE_LIMIT_SECONDS = env_float("LOG_RATE_LIMIT_SECONDS", 10.0, minimum=0, maximum=3600)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Django logs every 5xx response as an ERROR line: identical ones are rate-limited.
+    "filters": {"rate_limit": {"()": "mlengine.logs.RateLimitFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "django.request": {"level": "INFO", "filters": ["rate_limit"]},
     },
 }

@@ -36,8 +36,9 @@ STORAGES = {
 # gunicorn through it.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-# Health checks and metrics are scraped over plain HTTP inside the cluster.
-SECURE_REDIRECT_EXEMPT = [r"^health$", r"^api/v1/health$", r"^metrics$"]
+# Health probes (/health, /health/live, /health/ready) and metrics are scraped over plain HTTP
+# inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^(api/v1/)?health(/live|/ready)?$", r"^metrics$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365, minimum=0)

@@ -16,9 +16,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from features.sources import get_candle_source
-from mlengine.errors import DomainError, InvalidParameter
+from mlengine.errors import BrokerUnavailable, DomainError, InvalidParameter
+from mlengine.logs import log_rate_limited
 from models_registry.artifacts import artifact_delete, artifact_write, serialize_model
 from models_registry.errors import TrainingFailed
 from models_registry.models import ModelVersion, TrainingRun
@@ -266,6 +268,15 @@ def training_run_enqueue(
 
 
 def _send(run_id: int, task: Any) -> None:
-    result = task.apply_async(args=[run_id])
+    """Publish the run's task. With the broker down the publish fails within seconds (the
+    retry policy and connect timeout in settings) and the run is marked failed with the reason
+    before ``BrokerUnavailable`` (503) reaches the caller: no row stays queued without a task."""
+    try:
+        result = task.apply_async(args=[run_id])
+    except KombuOperationalError as exc:
+        reason = f"broker unavailable, run not queued: {_one_line(exc)}"
+        _mark(run_id, status=TrainingRun.Status.FAILED, error=reason, finished_at=timezone.now())
+        log_rate_limited(logger, logging.WARNING, "broker", "training run %s: %s", run_id, reason)
+        raise BrokerUnavailable(details={"run": run_id}) from exc
     if result.id:
         TrainingRun.objects.filter(pk=run_id, task_id="").update(task_id=result.id)

@@ -1,0 +1,90 @@
+"""The Django cache on the request path, where a cache error is a miss, never an error.
+
+Redis is an optimisation here: when it is down, slow or answers garbage, requests go to the
+source of truth (the upstream) instead of failing. Every error is counted
+(``mlengine_cache_errors_total{operation}`` in ``/metrics``) and logged at most once per
+``LOG_RATE_LIMIT_SECONDS``.
+
+After an error the cache is skipped for ``CACHE_ERROR_BACKOFF`` seconds in this process, so a
+dead or black-holed Redis costs one connect attempt (bounded by the socket timeouts of
+``CACHE_CONNECT_TIMEOUT`` / ``CACHE_TIMEOUT``) per back-off period, not one per request. The
+``/health`` cache check does not skip: it always asks Redis, and its success ends the back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+
+from mlengine.logs import log_rate_limited
+from monitoring.metrics import CACHE_ERRORS
+
+logger = logging.getLogger(__name__)
+
+_skip_until: dict[str, float] = {}
+_lock = threading.Lock()
+
+
+def cache_usable(alias: str = "default") -> bool:
+    """False while this process is backing off after a cache error."""
+    until = _skip_until.get(alias)
+    return until is None or time.monotonic() >= until
+
+
+def cache_failed(*, alias: str, operation: str, exc: BaseException) -> None:
+    """Record one cache error: count it, log it (rate-limited), start the back-off."""
+    CACHE_ERRORS.labels(operation=operation).inc()
+    backoff = float(settings.CACHE_ERROR_BACKOFF)
+    if backoff > 0:
+        with _lock:
+            _skip_until[alias] = time.monotonic() + backoff
+    log_rate_limited(
+        logger,
+        logging.WARNING,
+        f"cache:{alias}",
+        "cache %r unavailable, serving without it for %.0f s: %s: %s",
+        alias,
+        backoff,
+        type(exc).__name__,
+        str(exc)[:200],
+    )
+
+
+def cache_recovered(alias: str = "default") -> None:
+    """End the back-off (the cache answered a health check)."""
+    with _lock:
+        _skip_until.pop(alias, None)
+
+
+def cache_get(key: str, *, alias: str = "default") -> Any | None:
+    """The cached value, or None on a miss, a cache error or during the back-off."""
+    if not cache_usable(alias):
+        return None
+    try:
+        return caches[alias].get(key)
+    except Exception as exc:  # any cache failure (connection, timeout, unpickling) is a miss
+        cache_failed(alias=alias, operation="get", exc=exc)
+        return None
+
+
+def cache_set(key: str, value: Any, timeout: float, *, alias: str = "default") -> bool:
+    """Store a value; False (and nothing raised) on a cache error or during the back-off."""
+    if not cache_usable(alias):
+        return False
+    try:
+        caches[alias].set(key, value, timeout)
+    except Exception as exc:  # a value that could not be cached is only a lost optimisation
+        cache_failed(alias=alias, operation="set", exc=exc)
+        return False
+    return True
+
+
+def reset() -> None:
+    """Forget every back-off (tests)."""
+    with _lock:
+        _skip_until.clear()
