@@ -37,13 +37,16 @@ HealthSerializer = inline_serializer(
 )
 
 
-class HealthApi(APIView):
-    # Load balancers and orchestrators probe without credentials.
+class ProbeApi(APIView):
+    """Base of the health endpoints: load balancers and orchestrators probe without credentials,
+    and a throttled probe would take a healthy instance out of service."""
+
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
-    # A throttled probe would take a healthy instance out of the load balancer.
     throttle_scope = None
 
+
+class HealthApi(ProbeApi):
     @extend_schema(
         operation_id="health_retrieve",
         summary="Health of the platform and its dependencies",
@@ -126,12 +129,9 @@ NotReadySerializer = inline_serializer(
 )
 
 
-class HealthLiveApi(APIView):
+class HealthLiveApi(ProbeApi):
     """Liveness: answers while the process can serve HTTP at all. Checks nothing else, so an
     orchestrator never restarts an instance because a shared dependency is down."""
-
-    permission_classes = [AllowAny]
-    authentication_classes: list[type] = []
 
     @extend_schema(
         operation_id="health_live",
@@ -147,11 +147,8 @@ class HealthLiveApi(APIView):
         return Response(LIVE_EXAMPLE)
 
 
-class HealthReadyApi(APIView):
+class HealthReadyApi(ProbeApi):
     """Readiness: this process can answer ``/predict``."""
-
-    permission_classes = [AllowAny]
-    authentication_classes: list[type] = []
 
     @extend_schema(
         operation_id="health_ready",

@@ -16,17 +16,16 @@ in the default cache (Redis in production), so every worker and host shares them
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+
+from mlengine.cache import cache_get, cache_set
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +35,6 @@ WRITE = "write"
 TRAIN = "train"
 AUTH_FAILURES = "auth_failures"
 SCOPES = (ANON_READ, PREDICT, WRITE, TRAIN, AUTH_FAILURES)
-
-CACHE_ERROR_LOG_INTERVAL = 60.0  # seconds between two warnings while the cache keeps failing
 
 
 def throttle_rate(scope: str) -> str | None:
@@ -57,53 +54,18 @@ def client_ip(request: HttpRequest | Request) -> str:
     return BaseThrottle().get_ident(request) or ""
 
 
-class _CacheErrorLog:
-    """One warning line per interval while the cache fails, with the count of the others: an
-    outage of Redis must not write a line per request."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._lock = threading.Lock()
-        self._last: float | None = None
-        self._suppressed = 0
-
-    def report(self, exc: Exception) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if self._last is not None and now - self._last < self.interval:
-                self._suppressed += 1
-                return
-            suppressed, self._suppressed, self._last = self._suppressed, 0, now
-        logger.warning(
-            "throttle cache unavailable, requests pass unthrottled: %s: %s "
-            "(%d more errors since the last report)",
-            type(exc).__name__,
-            exc,
-            suppressed,
-        )
-
-
-cache_errors = _CacheErrorLog(CACHE_ERROR_LOG_INTERVAL)
-
-
 class FailOpenCache:
-    """The default cache, for throttle counters only: an error reads as an empty history and
-    loses the write. A throttle protects the service; it must not be the reason every request
-    answers 500 while Redis is down. Any backend error is caught (redis-py's ConnectionError,
-    TimeoutError, an OSError), as the backend is whatever ``CACHE_URL`` names."""
+    """The default cache, for throttle counters only, through ``mlengine.cache``: an error reads
+    as an empty history and loses the write (counted, logged once per interval). A throttle
+    protects the service; it must not be the reason every request answers 500 while Redis is
+    down."""
 
     def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return cache.get(key, default)
-        except Exception as exc:
-            cache_errors.report(exc)
-            return default
+        value = cache_get(key)
+        return default if value is None else value
 
     def set(self, key: str, value: Any, timeout: float | None = None) -> None:
-        try:
-            cache.set(key, value, timeout)
-        except Exception as exc:
-            cache_errors.report(exc)
+        cache_set(key, value, timeout)
 
 
 def view_throttle_scope(view: Any) -> str | None:

@@ -22,10 +22,11 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from conftest import free_port
-from mlengine import throttling
+from mlengine import cache as mlengine_cache
+from mlengine.logs import limiter
 from mlengine.settings.base import DEFAULT_THROTTLE_RATES
 from mlengine.settings.env import env_throttle_rates
-from mlengine.throttling import ANON_READ, PREDICT, TRAIN, WRITE, view_throttle_scope
+from mlengine.throttling import ANON_READ, PREDICT, SCOPES, TRAIN, WRITE, view_throttle_scope
 from models_registry.models import TrainingRun
 from monitoring.models import DriftSnapshot
 from predictions.models import PredictionRecord
@@ -70,7 +71,7 @@ def test_production_defaults_parse_and_cap_anonymous_predict_at_600_per_minute()
     assert result.returncode == 0, result.stderr
     rates, classes = json.loads(result.stdout.strip().splitlines()[-1])
     assert classes == ["mlengine.throttling.ScopedThrottle"]
-    assert set(rates) == set(throttling.SCOPES)
+    assert set(rates) == set(SCOPES)
     assert all(rate is not None for rate in rates.values()), rates
     assert per_minute(rates[PREDICT]) <= 600
     assert rates == env_throttle_rates("NO_SUCH_VARIABLE", DEFAULT_THROTTLE_RATES)
@@ -133,7 +134,10 @@ def test_every_api_view_has_its_scope() -> None:
         "model-activate": WRITE,
         "model-rollback": WRITE,
         "model-train": TRAIN,
-        "health": None,  # probes: a throttled probe takes a healthy instance out of service
+        # probes: a throttled probe takes a healthy instance out of service
+        "health": None,
+        "health-live": None,
+        "health-ready": None,
     }
     seen = set()
     for route, name, view in _api_views(get_resolver().url_patterns):
@@ -282,7 +286,8 @@ def test_schema_documents_401_and_429_where_they_happen() -> None:
 
 @pytest.fixture
 def dead_cache(settings):
-    """The default cache pointed at a port where no Redis listens, and a fresh error log."""
+    """The default cache pointed at a port where no Redis listens, with no back-off or log
+    interval left over from an earlier test."""
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -290,14 +295,16 @@ def dead_cache(settings):
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
-    throttling.cache_errors = throttling._CacheErrorLog(throttling.CACHE_ERROR_LOG_INTERVAL)
+    mlengine_cache.reset()
+    limiter.reset()
     yield
-    throttling.cache_errors = throttling._CacheErrorLog(throttling.CACHE_ERROR_LOG_INTERVAL)
+    mlengine_cache.reset()
+    limiter.reset()
 
 
 def test_a_failing_cache_lets_requests_through_and_logs_once(settings, dead_cache, caplog) -> None:
     settings.THROTTLE_RATES = {ANON_READ: "1/m", "auth_failures": "1/m"}
-    caplog.set_level(logging.WARNING, logger="mlengine.throttling")
+    caplog.set_level(logging.WARNING, logger="mlengine.cache")
     client = Client()
     guesser = APIClient()
     guesser.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
@@ -307,9 +314,9 @@ def test_a_failing_cache_lets_requests_through_and_logs_once(settings, dead_cach
 
     assert reads == [200] * 4
     assert guesses == [401] * 3
-    warnings = [r for r in caplog.records if r.name == "mlengine.throttling"]
+    warnings = [r for r in caplog.records if r.name == "mlengine.cache"]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert "unthrottled" in warnings[0].getMessage()
+    assert "unavailable" in warnings[0].getMessage()
     assert warnings[0].exc_info is None
 
 
