@@ -15,7 +15,6 @@ in the default cache (Redis in production), so every worker and host shares them
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.conf import settings
@@ -26,8 +25,6 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from mlengine.cache import cache_get, cache_set
-
-logger = logging.getLogger(__name__)
 
 ANON_READ = "anon_read"
 PREDICT = "predict"
