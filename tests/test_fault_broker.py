@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 
 from models_registry.models import TrainingRun
 from tests.factories import make_user
-from tests.faults import blackhole_port, closed_port
+from tests.faults.services import blackhole_port, closed_port
 
 
 def post_train(base: str, token: str) -> requests.Response:

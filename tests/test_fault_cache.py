@@ -16,7 +16,7 @@ from django.test import Client
 
 from mlengine import cache as safe_cache
 from mlengine.logs import limiter
-from tests.faults import blackhole_port, candle_upstream, private_redis
+from tests.faults.services import blackhole_port, candle_upstream, private_redis
 
 
 def redis_caches(url: str, *, connect_timeout: float = 0.25, timeout: float = 0.5) -> dict:

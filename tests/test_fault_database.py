@@ -16,7 +16,7 @@ from django.test import Client
 
 from mlengine.logs import limiter
 from predictions.models import PredictionRecord
-from tests.faults import database_down
+from tests.faults.services import database_down
 
 
 @pytest.fixture(autouse=True)

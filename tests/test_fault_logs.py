@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from mlengine.logs import RateLimiter, RateLimitFilter, limiter, log_rate_limited
-from tests.faults import closed_port
+from tests.faults.services import closed_port
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ import yaml
 from django.conf import settings
 
 from tests.factories import SMALL_CONFIG
-from tests.faults import private_postgres
+from tests.faults.services import private_postgres
 
 
 def manage(*args: str, env: dict[str, str]) -> None:
