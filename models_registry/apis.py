@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlengine.api import DefaultPagination
-from mlengine.errors import InvalidParameter
+from mlengine.errors import InvalidBody, InvalidParameter
 from mlengine.schema import error_response
 from models_registry.models import MANAGE_REGISTRY_PERMISSION
 from models_registry.selectors import (
@@ -90,7 +90,11 @@ class HasRegistryPermission(permissions.BasePermission):
 
 
 def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data if isinstance(data, dict) else {})
+    # The parser already refuses a body that is not an object; reading one as {} here would run
+    # the write with every default (an activation, a rollback, a training) the client never asked.
+    if not isinstance(data, dict):
+        raise InvalidBody()
+    serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 
