@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -64,9 +63,11 @@ ERROR_RESPONSES: dict[int, OpenApiResponse] = {
 }
 
 
+SYMBOL_PATTERN = r"^[A-Za-z0-9._-]{1,32}$"
+
 SYMBOL_PARAMETER = OpenApiParameter(
     "symbol",
-    OpenApiTypes.STR,
+    {"type": "string", "pattern": SYMBOL_PATTERN},
     required=True,
     description="Market symbol, case-insensitive (bundled data: SP500, NASDAQ).",
     examples=[OpenApiExample("S&P 500", value="SP500")],

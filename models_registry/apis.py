@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlengine.api import DefaultPagination
+from mlengine.api import DefaultPagination, ascii_int
 from mlengine.errors import InvalidBody, InvalidParameter
 from mlengine.schema import error_response
 from models_registry.models import MANAGE_REGISTRY_PERMISSION
@@ -38,6 +38,9 @@ from models_registry.serializers import (
 )
 from models_registry.services.activation import model_version_activate, model_version_rollback
 from models_registry.services.training import training_config_resolve, training_run_enqueue
+
+# Run ids are BigAutoField keys: a larger number cannot name a run (and overflows SQLite).
+MAX_RUN_ID = 2**63 - 1
 
 VERSION_PARAMETER = OpenApiParameter(
     "version",
@@ -301,8 +304,10 @@ class TrainingRunDetailApi(APIView):
         },
     )
     def get(self, request: Request, run_id: str) -> Response:
-        try:
-            number = int(run_id)
-        except ValueError as exc:
-            raise InvalidParameter("run id must be an integer", details={"id": run_id}) from exc
+        number = ascii_int(run_id)
+        if number is None or not 1 <= number <= MAX_RUN_ID:
+            raise InvalidParameter(
+                f"run id must be an integer between 1 and {MAX_RUN_ID}",
+                details={"id": run_id[:50]},
+            )
         return Response(TrainingRunSerializer(training_run_get(run_id=number)).data)
