@@ -37,7 +37,11 @@ from models_registry.serializers import (
     TrainRequestSerializer,
 )
 from models_registry.services.activation import model_version_activate, model_version_rollback
-from models_registry.services.training import training_config_resolve, training_run_enqueue
+from models_registry.services.training import (
+    training_config_resolve,
+    training_data_check,
+    training_run_enqueue,
+)
 
 # Run ids are BigAutoField keys: a larger number cannot name a run (and overflows SQLite).
 MAX_RUN_ID = 2**63 - 1
@@ -285,6 +289,7 @@ class ModelTrainApi(APIView):
             model_type=data.get("model"),
             seed=data.get("seed"),
         )
+        training_data_check(config=config)  # no run row for a request that could only fail
         run = training_run_enqueue(
             config=config, source="api", requested_by=request.user, activate=data["activate"]
         )
