@@ -223,10 +223,23 @@ class DefaultPagination(PageNumberPagination):
         return parameters
 
 
+def serves_method(request: Any, view: Any) -> bool:
+    """Whether ``view`` has a handler for the request's method.
+
+    DRF checks permissions before it looks for the handler, so a method an endpoint does not have
+    would be a 401 for an anonymous client (who cannot fix it by signing in) instead of the 405
+    it is. Permissions let such a request through; DRF then answers 405 and runs nothing.
+    """
+    method = request.method.lower()
+    return method in view.http_method_names and hasattr(view, method)
+
+
 class ReadOpenOrAuthenticated(permissions.BasePermission):
     """Reads are open unless ``API_READ_REQUIRES_AUTH``; writes always need a signed-in user."""
 
     def has_permission(self, request: Any, view: Any) -> bool:
+        if not serves_method(request, view):
+            return True
         if request.method in permissions.SAFE_METHODS and not settings.API_READ_REQUIRES_AUTH:
             return True
         return bool(request.user and request.user.is_authenticated)

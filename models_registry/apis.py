@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlengine.api import DefaultPagination, ascii_int
+from mlengine.api import DefaultPagination, ascii_int, serves_method
 from mlengine.errors import InvalidBody, InvalidParameter
 from mlengine.schema import error_response
 from models_registry.models import MANAGE_REGISTRY_PERMISSION
@@ -92,6 +92,8 @@ class HasRegistryPermission(permissions.BasePermission):
     """Registry writes: a signed-in user (401 otherwise) with ``manage_registry`` (403)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        if not serves_method(request, view):
+            return True  # a 405, not a 401 (mlengine.api.serves_method)
         user = request.user
         return bool(user and user.is_authenticated and user.has_perm(MANAGE_REGISTRY_PERMISSION))
 
