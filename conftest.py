@@ -179,14 +179,15 @@ def gunicorn_factory(transactional_db: None, tmp_path):
     """Start real gunicorn servers on the test database: ``start(workers=1) -> base URL``.
 
     A server stands for other web workers or hosts: it shares the database and the artifacts,
-    and nothing else with the test process.
+    and nothing else with the test process. ``extra_env`` adds or replaces environment variables
+    of that server only.
     """
     import sys
     import urllib.request
 
     servers = []
 
-    def start(workers: int = 1) -> str:
+    def start(workers: int = 1, extra_env: dict[str, str] | None = None) -> str:
         port = free_port()
         env = {
             key: value
@@ -199,6 +200,7 @@ def gunicorn_factory(transactional_db: None, tmp_path):
                 "DATABASE_URL": test_database_url(),
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "MLENGINE_TEST_PROMETHEUS_DIR": str(tmp_path / f"prometheus-{port}"),
+                **(extra_env or {}),
             }
         )
         command = [sys.executable, "-m", "gunicorn", "mlengine.wsgi:application",

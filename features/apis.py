@@ -6,8 +6,7 @@ import re
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,7 +16,7 @@ from features.engineering import FEATURE_NAMES, MAX_WINDOW, MIN_WINDOW
 from features.selectors import feature_rows_get, isoformat
 from mlengine.api import parse_int_param
 from mlengine.errors import InvalidParameter
-from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER, SYMBOL_PATTERN
+from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER, SYMBOL_PATTERN, int_parameter
 
 MAX_ROWS = 500
 
@@ -68,14 +67,16 @@ class FeaturesApi(APIView):
         ),
         parameters=[
             SYMBOL_PARAMETER,
-            OpenApiParameter(
+            int_parameter(
                 "lookback",
-                OpenApiTypes.INT,
+                minimum=MIN_WINDOW,
+                maximum=MAX_WINDOW,
                 description=f"Rolling window, {MIN_WINDOW}-{MAX_WINDOW}; default FEATURE_WINDOW.",
             ),
-            OpenApiParameter(
+            int_parameter(
                 "rows",
-                OpenApiTypes.INT,
+                minimum=1,
+                maximum=MAX_ROWS,
                 description=f"Also return the last N rows as `series`, 1-{MAX_ROWS}.",
             ),
         ],

@@ -173,11 +173,11 @@ def safe_methods_only(
 
 # Integers from a URL: ASCII digits only. int() alone also takes other scripts' digits ("٣"),
 # "+3", " 3 " and "3_000", which no client means and the schema does not allow.
-_ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_ASCII_INTEGER = re.compile(r"-?[0-9]{1,19}")  # 19 digits hold every 64-bit key
 
 
 def ascii_int(raw: object) -> int | None:
-    """``raw`` as an int when it is a plain ASCII integer (``-?[0-9]{1,18}``), else None."""
+    """``raw`` as an int when it is a plain ASCII integer (``-?[0-9]{1,19}``), else None."""
     if isinstance(raw, str) and _ASCII_INTEGER.fullmatch(raw):
         return int(raw)
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
+from django.db.models import QuerySet
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -13,15 +13,23 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import permissions, serializers
+from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlengine.api import DefaultPagination, ascii_int, serves_method
 from mlengine.errors import InvalidBody, InvalidParameter
-from mlengine.schema import error_response
-from models_registry.models import MANAGE_REGISTRY_PERMISSION
+from mlengine.schema import (
+    BODY_ERRORS,
+    ERROR_RESPONSES,
+    INVALID_BODY_EXAMPLE,
+    error_response,
+    int_parameter,
+)
+from models_registry.models import MANAGE_REGISTRY_PERMISSION, ActivationEvent, ModelVersion
 from models_registry.selectors import (
+    VERSION_PATTERN,
     activation_event_list,
     model_version_get,
     model_version_list,
@@ -48,17 +56,33 @@ MAX_RUN_ID = 2**63 - 1
 
 VERSION_PARAMETER = OpenApiParameter(
     "version",
-    OpenApiTypes.STR,
+    {"type": "string", "pattern": VERSION_PATTERN},
     OpenApiParameter.PATH,
     description="A version number, with or without the v: v3 or 3.",
     examples=[OpenApiExample("v1", value="v1")],
 )
-RUN_PARAMETER = OpenApiParameter(
+RUN_PARAMETER = int_parameter(
     "run_id",
-    OpenApiTypes.INT,
-    OpenApiParameter.PATH,
+    minimum=1,
+    maximum=MAX_RUN_ID,
+    location=OpenApiParameter.PATH,
+    description="The id of a training run, as answered by POST /models/train.",
     examples=[OpenApiExample("run 1", value=1)],
 )
+MALFORMED_VERSION = error_response(
+    "Malformed version", "invalid_parameter", "version must look like v3 or 3"
+)
+UNKNOWN_VERSION = error_response(
+    "Unknown version", "unknown_model_version", "Unknown model version v9."
+)
+PAGE_ERRORS = {
+    400: error_response(
+        "Malformed page or page_size",
+        "invalid_parameter",
+        "page_size must be an integer between 1 and 100",
+    ),
+    404: error_response("Page past the last one", "not_found", "Invalid page."),
+}
 
 ACTIVATION_EXAMPLE = {
     "active_version": "v3",
@@ -76,7 +100,13 @@ ActivationResponse = inline_serializer(
     },
 )
 WRITE_ERRORS = {
-    400: error_response("Malformed request", "invalid_parameter", "version must look like v3 or 3"),
+    400: error_response(
+        "Malformed request or body",
+        "invalid_parameter",
+        "version must look like v3 or 3",
+        INVALID_BODY_EXAMPLE,
+    ),
+    **BODY_ERRORS,
     401: error_response(
         "Not authenticated", "not_authenticated", "Authentication credentials were not provided."
     ),
@@ -108,16 +138,22 @@ def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dic
     return dict(serializer.validated_data)
 
 
-class ModelListApi(APIView):
+class ModelListApi(ListAPIView):
+    """Paginated by DRF's list view, so the schema documents page, page_size and the envelope."""
+
+    serializer_class = ModelVersionSummarySerializer
+    pagination_class = DefaultPagination
+
+    def get_queryset(self) -> QuerySet[ModelVersion]:
+        return model_version_list()
+
     @extend_schema(
         operation_id="models_list",
         summary="Model versions, newest first",
-        responses={200: ModelVersionSummarySerializer(many=True)},
+        responses={200: ModelVersionSummarySerializer(many=True), **PAGE_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(model_version_list(), request, view=self)
-        return paginator.get_paginated_response(ModelVersionSummarySerializer(page, many=True).data)
+        return super().get(request)
 
 
 class ModelDetailApi(APIView):
@@ -125,13 +161,7 @@ class ModelDetailApi(APIView):
         operation_id="models_retrieve",
         parameters=[VERSION_PARAMETER],
         summary="One model version in full (v3 or 3)",
-        responses={
-            200: ModelVersionDetailSerializer,
-            400: WRITE_ERRORS[400],
-            404: error_response(
-                "Unknown version", "unknown_model_version", "Unknown model version v9."
-            ),
-        },
+        responses={200: ModelVersionDetailSerializer, 400: MALFORMED_VERSION, 404: UNKNOWN_VERSION},
     )
     def get(self, request: Request, version: str) -> Response:
         return Response(ModelVersionDetailSerializer(model_version_get(version=version)).data)
@@ -145,12 +175,7 @@ class LegacyModelDetailApi(ModelDetailApi):
         parameters=[VERSION_PARAMETER],
         summary="One model version in full (legacy path of /models/{version})",
         deprecated=True,
-        responses={
-            200: ModelVersionDetailSerializer,
-            404: error_response(
-                "Unknown version", "unknown_model_version", "Unknown model version v9."
-            ),
-        },
+        responses={200: ModelVersionDetailSerializer, 400: MALFORMED_VERSION, 404: UNKNOWN_VERSION},
     )
     def get(self, request: Request, version: str) -> Response:
         return super().get(request, version)
@@ -182,9 +207,7 @@ class ModelActivateApi(APIView):
                 ActivationResponse, examples=[OpenApiExample("activated", value=ACTIVATION_EXAMPLE)]
             ),
             **WRITE_ERRORS,
-            404: error_response(
-                "Unknown version", "unknown_model_version", "Unknown model version v9."
-            ),
+            404: UNKNOWN_VERSION,
             409: error_response(
                 "Not ready, artifact invalid, or refused by policy",
                 "version_not_ready",
@@ -240,16 +263,20 @@ class ModelRollbackApi(APIView):
         return Response(result.as_dict())
 
 
-class ActivationListApi(APIView):
+class ActivationListApi(ListAPIView):
+    serializer_class = ActivationEventSerializer
+    pagination_class = DefaultPagination
+
+    def get_queryset(self) -> QuerySet[ActivationEvent]:
+        return activation_event_list()
+
     @extend_schema(
         operation_id="models_activations_list",
         summary="Activation history, newest first",
-        responses={200: ActivationEventSerializer(many=True)},
+        responses={200: ActivationEventSerializer(many=True), **PAGE_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(activation_event_list(), request, view=self)
-        return paginator.get_paginated_response(ActivationEventSerializer(page, many=True).data)
+        return super().get(request)
 
 
 class ModelTrainApi(APIView):
@@ -281,6 +308,18 @@ class ModelTrainApi(APIView):
                 ],
             ),
             **WRITE_ERRORS,
+            400: error_response(
+                "Malformed request, invalid config or a date range without enough candles",
+                "invalid_parameter",
+                "invalid training range: SP500: no candles between 2030-01-01 and 2031-01-01",
+                INVALID_BODY_EXAMPLE,
+            ),
+            404: error_response(
+                "A symbol the market data does not know", "unknown_symbol", "Unknown symbol 'XYZ'."
+            ),
+            502: ERROR_RESPONSES[502],
+            503: ERROR_RESPONSES[503],
+            504: ERROR_RESPONSES[504],
         },
     )
     def post(self, request: Request) -> Response:
@@ -307,6 +346,11 @@ class TrainingRunDetailApi(APIView):
         summary="State of a training run",
         responses={
             200: TrainingRunSerializer,
+            400: error_response(
+                "Malformed run id",
+                "invalid_parameter",
+                f"run id must be an integer between 1 and {MAX_RUN_ID}",
+            ),
             404: error_response("Unknown run", "not_found", "Unknown training run 9."),
         },
     )

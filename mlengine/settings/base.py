@@ -146,7 +146,7 @@ REST_FRAMEWORK = {
     # A body is a JSON object or a 400 invalid_body (mlengine.api.JSONObjectParser).
     "DEFAULT_PARSER_CLASSES": ["mlengine.api.JSONObjectParser"],
     "EXCEPTION_HANDLER": "mlengine.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mlengine.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "mlengine.api.DefaultPagination",
     "PAGE_SIZE": 20,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
