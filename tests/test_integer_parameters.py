@@ -113,3 +113,16 @@ def test_an_activation_body_takes_the_json_types_it_documents(body: dict) -> Non
     client: APIClient = token_client("int-activator")
     _assert_400(client.post("/models/activate/v1", body, format="json"))
     assert client.post("/models/activate/v1", {"force": True}, format="json").status_code == 200
+
+
+def test_a_request_id_is_a_canonical_ascii_uuid() -> None:
+    client = Client()
+    canonical = "5a801341-6492-4cf5-a4d9-030052454008"
+    assert client.get(f"/predictions/{canonical}").status_code == 404  # well-formed, unknown
+    for raw in (
+        canonical.replace("-", ""),
+        "{" + canonical + "}",
+        "urn:uuid:" + canonical,
+        canonical.translate(ARABIC_INDIC),
+    ):
+        _assert_400(client.get(f"/predictions/{raw}"))
