@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
@@ -118,12 +119,24 @@ class JSONBooleanField(serializers.BooleanField):
 
 
 class JSONStringField(serializers.CharField):
+    """A JSON string; like every DRF CharField it refuses NUL characters, which PostgreSQL text
+    cannot store, and the schema says so (``JSONStringFieldSchema``)."""
+
     default_error_messages = {"not_a_string": "Not a valid string."}
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("not_a_string")
         return super().to_internal_value(data)
+
+
+class JSONStringFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = JSONStringField
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        # "+", not "*": DRF documents a blank string as its own oneOf branch (maxLength 0).
+        return {**schema, "pattern": r"^[^\x00]+$"}
 
 
 class ActivateRequestSerializer(serializers.Serializer):

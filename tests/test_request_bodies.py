@@ -109,3 +109,14 @@ def test_a_deeply_nested_body_is_a_400(
 def test_malformed_json_is_still_a_400(operator_api: APIClient, two_versions: None) -> None:
     _assert_error(_post(operator_api, "/models/rollback", "{not json"), 400, "malformed_request")
     assert active_labels() == ["v2"]
+
+
+def test_a_nul_character_in_a_reason_is_a_documented_400(
+    operator_api: APIClient, two_versions: None
+) -> None:
+    response = operator_api.post("/models/rollback", {"reason": "a\u0000b"}, format="json")
+    _assert_error(response, 400, "invalid_parameter")
+    assert active_labels() == ["v2"]
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    reason = schema["components"]["schemas"]["RollbackRequestRequest"]["properties"]["reason"]
+    assert reason["oneOf"][0]["pattern"] == "^[^\\x00]+$"
