@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,7 +16,7 @@ from features.engineering import FEATURE_NAMES, MAX_WINDOW, MIN_WINDOW
 from features.selectors import feature_rows_get, isoformat
 from mlengine.api import parse_int_param
 from mlengine.errors import InvalidParameter
-from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER
+from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER, SYMBOL_PATTERN, int_parameter
 from mlengine.throttling import ANON_READ
 
 MAX_ROWS = 500
@@ -39,14 +39,20 @@ FEATURES_EXAMPLE = {
 }
 
 
+# ASCII only (str.isalnum would take any script's letters and digits): the pattern the OpenAPI
+# schema publishes for the parameter.
+_SYMBOL = re.compile(SYMBOL_PATTERN)
+
+
 def parse_symbol(params: Any) -> str:
-    """The required ``symbol`` query parameter, stripped."""
-    symbol = (params.get("symbol") or "").strip()
+    """The required ``symbol`` query parameter: 1-32 ASCII letters, digits, '.', '-' or '_'."""
+    symbol = params.get("symbol")
     if not symbol:
-        raise InvalidParameter("symbol is required", details={"symbol": params.get("symbol")})
-    if len(symbol) > 32 or not symbol.replace(".", "").replace("-", "").replace("_", "").isalnum():
+        raise InvalidParameter("symbol is required", details={"symbol": symbol})
+    if not _SYMBOL.fullmatch(symbol):
         raise InvalidParameter(
-            "symbol must be 1-32 letters, digits, '.', '-' or '_'", details={"symbol": symbol}
+            "symbol must be 1-32 letters, digits, '.', '-' or '_'",
+            details={"symbol": symbol[:50]},
         )
     return symbol
 
@@ -64,14 +70,16 @@ class FeaturesApi(APIView):
         ),
         parameters=[
             SYMBOL_PARAMETER,
-            OpenApiParameter(
+            int_parameter(
                 "lookback",
-                OpenApiTypes.INT,
+                minimum=MIN_WINDOW,
+                maximum=MAX_WINDOW,
                 description=f"Rolling window, {MIN_WINDOW}-{MAX_WINDOW}; default FEATURE_WINDOW.",
             ),
-            OpenApiParameter(
+            int_parameter(
                 "rows",
-                OpenApiTypes.INT,
+                minimum=1,
+                maximum=MAX_ROWS,
                 description=f"Also return the last N rows as `series`, 1-{MAX_ROWS}.",
             ),
         ],

@@ -1,19 +1,32 @@
-"""Shared API pieces: the one error shape, pagination, permissions, query-parameter parsing."""
+"""Shared API pieces: the one error shape, pagination, permissions, query-parameter parsing,
+the request body parser."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, permissions
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from mlengine.errors import DatabaseUnavailable, DomainError, InvalidParameter
+from mlengine.errors import (
+    BodyTooLarge,
+    DatabaseUnavailable,
+    DomainError,
+    InvalidBody,
+    InvalidParameter,
+)
 from mlengine.logs import log_rate_limited
 
 logger = logging.getLogger(__name__)
@@ -71,6 +84,13 @@ def _with_request_id(details: dict[str, Any], context: dict[str, Any]) -> dict[s
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler: every failure becomes ``{"error": {...}}`` with its status."""
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE; that is the client's
+        # doing (413), not a server error.
+        exc = BodyTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            details={"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+        )
     if isinstance(exc, DomainError):
         details = exc.details
         if exc.status_code >= 500:
@@ -141,33 +161,179 @@ def json_error_view(status: int, code: str, message: str):  # noqa: ANN201 - Dja
     return view
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: Django's page on the HTML pages, the API's error shape elsewhere."""
+    if request.path.startswith(HTML_PREFIXES):
+        from django.views.csrf import csrf_failure as django_csrf_failure
+
+        return django_csrf_failure(request, reason)
+    return JsonResponse(
+        error_body("permission_denied", f"CSRF verification failed: {reason}".rstrip(": ")),
+        status=403,
+    )
+
+
+def safe_methods_only(
+    view: Callable[..., HttpResponse], methods: tuple[str, ...] = ("GET", "HEAD")
+) -> Callable[..., HttpResponse]:
+    """Answer any method but ``methods`` with a JSON 405 and ``Allow``, before the view runs.
+
+    For the app's non-API views (``/metrics``, the schema and its docs page), which would
+    otherwise answer other methods with an HTML page (Django's CSRF page on a POST, Swagger's
+    HTML 405). Exempt from CSRF: only safe methods get through, and they change nothing.
+    """
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in methods:
+            response = JsonResponse(
+                error_body(
+                    "method_not_allowed",
+                    f'Method "{request.method}" not allowed.'[:200],
+                    {"allowed": list(methods)},
+                ),
+                status=405,
+            )
+            response["Allow"] = ", ".join(methods)
+            return response
+        return view(request, *args, **kwargs)
+
+    return csrf_exempt(wrapped)
+
+
+# Integers from a URL: ASCII digits only. int() alone also takes other scripts' digits ("٣"),
+# "+3", " 3 " and "3_000", which no client means and the schema does not allow.
+_ASCII_INTEGER = re.compile(r"-?[0-9]{1,19}")  # 19 digits hold every 64-bit key
+
+
+def ascii_int(raw: object) -> int | None:
+    """``raw`` as an int when it is a plain ASCII integer (``-?[0-9]{1,19}``), else None."""
+    if isinstance(raw, str) and _ASCII_INTEGER.fullmatch(raw):
+        return int(raw)
+    return None
+
+
+MAX_PAGE = 100_000
+
+
 class DefaultPagination(PageNumberPagination):
-    """``?page=N&page_size=M`` (at most 100), answering count, next, previous and results."""
+    """``?page=N&page_size=M`` (at most 100), answering count, next, previous and results.
+
+    Unlike DRF's own, a malformed or out-of-range ``page`` or ``page_size`` is a 400 rather than
+    a silent default; a page past the last one is a 404, as in DRF.
+    """
 
     page_size_query_param = "page_size"
     max_page_size = 100
+    last_page_strings = ()
+
+    def get_page_size(self, request: Any) -> int:
+        return parse_int_param(
+            request.query_params,
+            self.page_size_query_param,
+            default=self.page_size,
+            minimum=1,
+            maximum=self.max_page_size,
+        )
+
+    def get_page_number(self, request: Any, paginator: Any) -> int:
+        return parse_int_param(
+            request.query_params, self.page_query_param, default=1, minimum=1, maximum=MAX_PAGE
+        )
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        bounds = {
+            self.page_query_param: (1, MAX_PAGE),
+            self.page_size_query_param: (1, self.max_page_size),
+        }
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            low, high = bounds[parameter["name"]]
+            parameter["schema"] = {"type": "integer", "minimum": low, "maximum": high}
+        return parameters
+
+
+def serves_method(request: Any, view: Any) -> bool:
+    """Whether ``view`` has a handler for the request's method.
+
+    DRF checks permissions before it looks for the handler, so a method an endpoint does not have
+    would be a 401 for an anonymous client (who cannot fix it by signing in) instead of the 405
+    it is. Permissions let such a request through; DRF then answers 405 and runs nothing.
+    """
+    method = request.method.lower()
+    return method in view.http_method_names and hasattr(view, method)
 
 
 class ReadOpenOrAuthenticated(permissions.BasePermission):
     """Reads are open unless ``API_READ_REQUIRES_AUTH``; writes always need a signed-in user."""
 
     def has_permission(self, request: Any, view: Any) -> bool:
+        if not serves_method(request, view):
+            return True
         if request.method in permissions.SAFE_METHODS and not settings.API_READ_REQUIRES_AUTH:
             return True
         return bool(request.user and request.user.is_authenticated)
 
 
 def parse_int_param(params: Any, name: str, *, default: int, minimum: int, maximum: int) -> int:
-    """Read an integer query parameter, raising ``InvalidParameter`` with the range on bad input."""
+    """Read an integer query parameter, raising ``InvalidParameter`` with the range on bad input.
+
+    Absent means ``default``; present, it must be ASCII digits within the range (an empty value
+    is malformed, like any other non-integer).
+    """
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = None
+    value = ascii_int(raw)
     if value is None or not minimum <= value <= maximum:
         raise InvalidParameter(
-            f"{name} must be an integer between {minimum} and {maximum}", details={name: raw}
+            f"{name} must be an integer between {minimum} and {maximum}",
+            details={name: str(raw)[:50]},
         )
     return value
+
+
+# Deeper than any request of this API needs (a training config is four levels deep), and far
+# below the depth at which Python's JSON decoder or a recursive validator hits RecursionError.
+MAX_BODY_DEPTH = 32
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+class JSONObjectParser(JSONParser):
+    """The API's only parser: a request body is a JSON object, or a 400 ``invalid_body``.
+
+    DRF's own parser hands a view whatever JSON it got (``["x"]``, ``42``, ``null``), and a
+    view that read that as "no options" would act on a body the client did not mean.
+    """
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            data = None
+            too_deep = True
+        else:
+            too_deep = isinstance(data, dict) and _deeper_than(data, MAX_BODY_DEPTH)
+        if too_deep:
+            raise InvalidBody(
+                f"The request body is nested deeper than {MAX_BODY_DEPTH} levels.",
+                details={"max_depth": MAX_BODY_DEPTH},
+            )
+        if not isinstance(data, dict):
+            raise InvalidBody(details={"type": _json_type(data)})
+        return data
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")

@@ -31,6 +31,20 @@ class InvalidParameter(DomainError):
     default_message = "A parameter is malformed or out of range."
 
 
+class InvalidBody(DomainError):
+    """A request body that is not a JSON object, or is nested deeper than any request needs."""
+
+    status_code = 400
+    code = "invalid_body"
+    default_message = "The request body must be a JSON object."
+
+
+class BodyTooLarge(DomainError):
+    status_code = 413
+    code = "body_too_large"
+    default_message = "The request body is too large."
+
+
 class NotFoundError(DomainError):
     status_code = 404
     code = "not_found"

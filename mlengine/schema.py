@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
+from django.conf import settings
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     inline_serializer,
 )
-from rest_framework import serializers
+from rest_framework import permissions, serializers
+
+from mlengine.api import ReadOpenOrAuthenticated
 
 ErrorSerializer = inline_serializer(
     "Error",
@@ -28,14 +31,29 @@ ErrorSerializer = inline_serializer(
 )
 
 
-def error_response(description: str, code: str, message: str) -> OpenApiResponse:
+def error_response(
+    description: str, code: str, message: str, *more: tuple[str, str]
+) -> OpenApiResponse:
+    """An error response with one example per ``(code, message)``."""
     return OpenApiResponse(
         response=ErrorSerializer,
         description=description,
         examples=[
-            OpenApiExample(code, value={"error": {"code": code, "message": message, "details": {}}})
+            OpenApiExample(code, value={"error": {"code": code, "message": text, "details": {}}})
+            for code, text in ((code, message), *more)
         ],
     )
+
+
+# What every endpoint that reads a body may answer besides its own errors.
+INVALID_BODY_EXAMPLE = ("invalid_body", "The request body must be a JSON object.")
+BODY_ERRORS: dict[int, OpenApiResponse] = {
+    413: error_response(
+        "Body larger than DATA_UPLOAD_MAX_MEMORY_SIZE",
+        "body_too_large",
+        "The request body is larger than 2621440 bytes.",
+    ),
+}
 
 
 ERROR_RESPONSES: dict[int, OpenApiResponse] = {
@@ -64,13 +82,51 @@ ERROR_RESPONSES: dict[int, OpenApiResponse] = {
 }
 
 
+SYMBOL_PATTERN = r"^[A-Za-z0-9._-]{1,32}$"
+
+
+def int_parameter(
+    name: str,
+    *,
+    minimum: int,
+    maximum: int,
+    description: str,
+    location: str = OpenApiParameter.QUERY,
+    **kwargs: Any,
+) -> OpenApiParameter:
+    """An integer parameter documenting the range the server enforces (``parse_int_param``)."""
+    return OpenApiParameter(
+        name,
+        {"type": "integer", "minimum": minimum, "maximum": maximum},
+        location,
+        description=description,
+        **kwargs,
+    )
+
+
 SYMBOL_PARAMETER = OpenApiParameter(
     "symbol",
-    OpenApiTypes.STR,
+    {"type": "string", "pattern": SYMBOL_PATTERN},
     required=True,
     description="Market symbol, case-insensitive (bundled data: SP500, NASDAQ).",
     examples=[OpenApiExample("S&P 500", value="SP500")],
 )
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """drf-spectacular's schema, knowing this API's own permission: while reads are open
+    (``API_READ_REQUIRES_AUTH`` false), a read also allows no authentication (``{}``)."""
+
+    def get_auth(self) -> list[dict[str, Any]]:
+        auths = super().get_auth()
+        open_read = (
+            self.method in permissions.SAFE_METHODS
+            and not settings.API_READ_REQUIRES_AUTH
+            and any(isinstance(p, ReadOpenOrAuthenticated) for p in self.view.get_permissions())
+        )
+        if open_read and {} not in auths:
+            auths.append({})
+        return auths
 
 
 def only_seed_paths(

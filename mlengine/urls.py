@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from features.apis import FeaturesApi
-from mlengine.api import json_error_view
+from mlengine.api import json_error_view, safe_methods_only
 from mlengine.apis import HealthApi, HealthLiveApi, HealthReadyApi
 from monitoring.dashboard import dashboard_view
 from monitoring.metrics import metrics_view
@@ -21,12 +21,17 @@ api_patterns = [
 ]
 
 urlpatterns = [
-    path("metrics", metrics_view, name="metrics"),
+    # The non-API views answer other methods with a JSON 405, not an HTML CSRF or 405 page.
+    path("metrics", safe_methods_only(metrics_view), name="metrics"),
     path("dashboard/", dashboard_view, name="dashboard"),
     path("", include(api_patterns)),
     path("api/v1/", include((api_patterns, "v1"))),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/schema/", safe_methods_only(SpectacularAPIView.as_view()), name="schema"),
+    path(
+        "api/docs/",
+        safe_methods_only(SpectacularSwaggerView.as_view(url_name="schema")),
+        name="swagger-ui",
+    ),
     path("admin/", admin.site.urls),
 ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
+from django.db.models import QuerySet
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -13,16 +13,24 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import permissions, serializers
+from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlengine.api import DefaultPagination
-from mlengine.errors import InvalidParameter
-from mlengine.schema import error_response
+from mlengine.api import DefaultPagination, ascii_int, serves_method
+from mlengine.errors import InvalidBody, InvalidParameter
+from mlengine.schema import (
+    BODY_ERRORS,
+    ERROR_RESPONSES,
+    INVALID_BODY_EXAMPLE,
+    error_response,
+    int_parameter,
+)
 from mlengine.throttling import ANON_READ, TRAIN, WRITE
-from models_registry.models import MANAGE_REGISTRY_PERMISSION
+from models_registry.models import MANAGE_REGISTRY_PERMISSION, ActivationEvent, ModelVersion
 from models_registry.selectors import (
+    VERSION_PATTERN,
     activation_event_list,
     model_version_get,
     model_version_list,
@@ -38,21 +46,44 @@ from models_registry.serializers import (
     TrainRequestSerializer,
 )
 from models_registry.services.activation import model_version_activate, model_version_rollback
-from models_registry.services.training import training_config_resolve, training_run_enqueue
+from models_registry.services.training import (
+    training_config_resolve,
+    training_data_check,
+    training_run_enqueue,
+)
+
+# Run ids are BigAutoField keys: a larger number cannot name a run (and overflows SQLite).
+MAX_RUN_ID = 2**63 - 1
 
 VERSION_PARAMETER = OpenApiParameter(
     "version",
-    OpenApiTypes.STR,
+    {"type": "string", "pattern": VERSION_PATTERN},
     OpenApiParameter.PATH,
     description="A version number, with or without the v: v3 or 3.",
     examples=[OpenApiExample("v1", value="v1")],
 )
-RUN_PARAMETER = OpenApiParameter(
+RUN_PARAMETER = int_parameter(
     "run_id",
-    OpenApiTypes.INT,
-    OpenApiParameter.PATH,
+    minimum=1,
+    maximum=MAX_RUN_ID,
+    location=OpenApiParameter.PATH,
+    description="The id of a training run, as answered by POST /models/train.",
     examples=[OpenApiExample("run 1", value=1)],
 )
+MALFORMED_VERSION = error_response(
+    "Malformed version", "invalid_parameter", "version must look like v3 or 3"
+)
+UNKNOWN_VERSION = error_response(
+    "Unknown version", "unknown_model_version", "Unknown model version v9."
+)
+PAGE_ERRORS = {
+    400: error_response(
+        "Malformed page or page_size",
+        "invalid_parameter",
+        "page_size must be an integer between 1 and 100",
+    ),
+    404: error_response("Page past the last one", "not_found", "Invalid page."),
+}
 
 ACTIVATION_EXAMPLE = {
     "active_version": "v3",
@@ -70,7 +101,13 @@ ActivationResponse = inline_serializer(
     },
 )
 WRITE_ERRORS = {
-    400: error_response("Malformed request", "invalid_parameter", "version must look like v3 or 3"),
+    400: error_response(
+        "Malformed request or body",
+        "invalid_parameter",
+        "version must look like v3 or 3",
+        INVALID_BODY_EXAMPLE,
+    ),
+    **BODY_ERRORS,
     401: error_response(
         "Not authenticated", "not_authenticated", "Authentication credentials were not provided."
     ),
@@ -86,28 +123,39 @@ class HasRegistryPermission(permissions.BasePermission):
     """Registry writes: a signed-in user (401 otherwise) with ``manage_registry`` (403)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        if not serves_method(request, view):
+            return True  # a 405, not a 401 (mlengine.api.serves_method)
         user = request.user
         return bool(user and user.is_authenticated and user.has_perm(MANAGE_REGISTRY_PERMISSION))
 
 
 def _validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data if isinstance(data, dict) else {})
+    # The parser already refuses a body that is not an object; reading one as {} here would run
+    # the write with every default (an activation, a rollback, a training) the client never asked.
+    if not isinstance(data, dict):
+        raise InvalidBody()
+    serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 
 
-class ModelListApi(APIView):
+class ModelListApi(ListAPIView):
+    """Paginated by DRF's list view, so the schema documents page, page_size and the envelope."""
+
     throttle_scope = ANON_READ
+    serializer_class = ModelVersionSummarySerializer
+    pagination_class = DefaultPagination
+
+    def get_queryset(self) -> QuerySet[ModelVersion]:
+        return model_version_list()
 
     @extend_schema(
         operation_id="models_list",
         summary="Model versions, newest first",
-        responses={200: ModelVersionSummarySerializer(many=True)},
+        responses={200: ModelVersionSummarySerializer(many=True), **PAGE_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(model_version_list(), request, view=self)
-        return paginator.get_paginated_response(ModelVersionSummarySerializer(page, many=True).data)
+        return super().get(request)
 
 
 class ModelDetailApi(APIView):
@@ -117,13 +165,7 @@ class ModelDetailApi(APIView):
         operation_id="models_retrieve",
         parameters=[VERSION_PARAMETER],
         summary="One model version in full (v3 or 3)",
-        responses={
-            200: ModelVersionDetailSerializer,
-            400: WRITE_ERRORS[400],
-            404: error_response(
-                "Unknown version", "unknown_model_version", "Unknown model version v9."
-            ),
-        },
+        responses={200: ModelVersionDetailSerializer, 400: MALFORMED_VERSION, 404: UNKNOWN_VERSION},
     )
     def get(self, request: Request, version: str) -> Response:
         return Response(ModelVersionDetailSerializer(model_version_get(version=version)).data)
@@ -137,12 +179,7 @@ class LegacyModelDetailApi(ModelDetailApi):
         parameters=[VERSION_PARAMETER],
         summary="One model version in full (legacy path of /models/{version})",
         deprecated=True,
-        responses={
-            200: ModelVersionDetailSerializer,
-            404: error_response(
-                "Unknown version", "unknown_model_version", "Unknown model version v9."
-            ),
-        },
+        responses={200: ModelVersionDetailSerializer, 400: MALFORMED_VERSION, 404: UNKNOWN_VERSION},
     )
     def get(self, request: Request, version: str) -> Response:
         return super().get(request, version)
@@ -175,9 +212,7 @@ class ModelActivateApi(APIView):
                 ActivationResponse, examples=[OpenApiExample("activated", value=ACTIVATION_EXAMPLE)]
             ),
             **WRITE_ERRORS,
-            404: error_response(
-                "Unknown version", "unknown_model_version", "Unknown model version v9."
-            ),
+            404: UNKNOWN_VERSION,
             409: error_response(
                 "Not ready, artifact invalid, or refused by policy",
                 "version_not_ready",
@@ -234,18 +269,21 @@ class ModelRollbackApi(APIView):
         return Response(result.as_dict())
 
 
-class ActivationListApi(APIView):
+class ActivationListApi(ListAPIView):
     throttle_scope = ANON_READ
+    serializer_class = ActivationEventSerializer
+    pagination_class = DefaultPagination
+
+    def get_queryset(self) -> QuerySet[ActivationEvent]:
+        return activation_event_list()
 
     @extend_schema(
         operation_id="models_activations_list",
         summary="Activation history, newest first",
-        responses={200: ActivationEventSerializer(many=True)},
+        responses={200: ActivationEventSerializer(many=True), **PAGE_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        paginator = DefaultPagination()
-        page = paginator.paginate_queryset(activation_event_list(), request, view=self)
-        return paginator.get_paginated_response(ActivationEventSerializer(page, many=True).data)
+        return super().get(request)
 
 
 class ModelTrainApi(APIView):
@@ -278,11 +316,23 @@ class ModelTrainApi(APIView):
                 ],
             ),
             **WRITE_ERRORS,
-            503: error_response(
-                "Broker down: nothing queued, the run is recorded as failed",
-                "broker_unavailable",
-                "The task broker is unavailable; the work was not queued.",
+            400: error_response(
+                "Malformed request, invalid config or a date range without enough candles",
+                "invalid_parameter",
+                "invalid training range: SP500: no candles between 2030-01-01 and 2031-01-01",
+                INVALID_BODY_EXAMPLE,
             ),
+            404: error_response(
+                "A symbol the market data does not know", "unknown_symbol", "Unknown symbol 'XYZ'."
+            ),
+            502: ERROR_RESPONSES[502],
+            503: error_response(
+                "Upstream down, or broker down (nothing queued, the run is recorded as failed)",
+                "upstream_unavailable",
+                "The market data platform is unavailable.",
+                ("broker_unavailable", "The task broker is unavailable; the work was not queued."),
+            ),
+            504: ERROR_RESPONSES[504],
         },
     )
     def post(self, request: Request) -> Response:
@@ -293,6 +343,7 @@ class ModelTrainApi(APIView):
             model_type=data.get("model"),
             seed=data.get("seed"),
         )
+        training_data_check(config=config)  # no run row for a request that could only fail
         run = training_run_enqueue(
             config=config, source="api", requested_by=request.user, activate=data["activate"]
         )
@@ -310,12 +361,19 @@ class TrainingRunDetailApi(APIView):
         summary="State of a training run",
         responses={
             200: TrainingRunSerializer,
+            400: error_response(
+                "Malformed run id",
+                "invalid_parameter",
+                f"run id must be an integer between 1 and {MAX_RUN_ID}",
+            ),
             404: error_response("Unknown run", "not_found", "Unknown training run 9."),
         },
     )
     def get(self, request: Request, run_id: str) -> Response:
-        try:
-            number = int(run_id)
-        except ValueError as exc:
-            raise InvalidParameter("run id must be an integer", details={"id": run_id}) from exc
+        number = ascii_int(run_id)
+        if number is None or not 1 <= number <= MAX_RUN_ID:
+            raise InvalidParameter(
+                f"run id must be an integer between 1 and {MAX_RUN_ID}",
+                details={"id": run_id[:50]},
+            )
         return Response(TrainingRunSerializer(training_run_get(run_id=number)).data)

@@ -10,12 +10,15 @@ from mlengine.errors import InvalidParameter, NotFoundError
 from models_registry.errors import UnknownModelVersion
 from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
 
-_VERSION = re.compile(r"^[vV]?([1-9][0-9]{0,8})$")
+# ASCII digits only (a regex's \d would take "٣"), matched whole: "$" alone lets "v3\n" through.
+# The OpenAPI schema publishes the same pattern (mlengine.schema.VERSION_PATTERN).
+VERSION_PATTERN = r"^[vV]?[1-9][0-9]{0,8}$"
+_VERSION = re.compile(r"[vV]?([1-9][0-9]{0,8})")
 
 
 def parse_version(value: str | int) -> int:
     """``"v3"``, ``"V3"``, ``"3"`` or ``3`` → 3; anything else is an ``InvalidParameter``."""
-    match = _VERSION.match(str(value).strip())
+    match = _VERSION.fullmatch(str(value))
     if not match:
         raise InvalidParameter(
             "version must look like v3 or 3", details={"version": str(value)[:50]}

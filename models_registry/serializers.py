@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
+from models_registry.training.config import MODEL_TYPES
 
 
 class ModelVersionSummarySerializer(serializers.ModelSerializer):
@@ -97,13 +99,53 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         return obj.requested_by.get_username() if obj.requested_by else None
 
 
+# Request fields that take exactly the JSON type the schema documents. DRF's own coerce: its
+# IntegerField runs int() on strings ("7", "٣", "3.0"), BooleanField takes "yes" and 1, CharField
+# takes 42; a body the schema calls invalid must not be acted on as something else.
+
+
+class JSONIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JSONBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class JSONStringField(serializers.CharField):
+    """A JSON string; like every DRF CharField it refuses NUL characters, which PostgreSQL text
+    cannot store, and the schema says so (``JSONStringFieldSchema``)."""
+
+    default_error_messages = {"not_a_string": "Not a valid string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class JSONStringFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = JSONStringField
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        # "+", not "*": DRF documents a blank string as its own oneOf branch (maxLength 0).
+        return {**schema, "pattern": r"^[^\x00]+$"}
+
+
 class ActivateRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
-    force = serializers.BooleanField(required=False, default=False)
+    reason = JSONStringField(required=False, allow_blank=True, max_length=2000, default="")
+    force = JSONBooleanField(required=False, default=False)
 
 
 class RollbackRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    reason = JSONStringField(required=False, allow_blank=True, max_length=2000, default="")
 
 
 class TrainRequestSerializer(serializers.Serializer):
@@ -111,8 +153,8 @@ class TrainRequestSerializer(serializers.Serializer):
 
     config = serializers.DictField(required=False)
     symbols = serializers.ListField(
-        child=serializers.CharField(max_length=32), required=False, min_length=1, max_length=20
+        child=JSONStringField(max_length=32), required=False, min_length=1, max_length=20
     )
-    model = serializers.CharField(required=False, max_length=64)
-    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**32 - 1)
-    activate = serializers.BooleanField(required=False, default=False)
+    model = serializers.ChoiceField(choices=MODEL_TYPES, required=False)
+    seed = JSONIntegerField(required=False, min_value=0, max_value=2**32 - 1)
+    activate = JSONBooleanField(required=False, default=False)

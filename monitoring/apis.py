@@ -15,14 +15,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlengine.api import parse_int_param
-from mlengine.schema import ERROR_RESPONSES, error_response
+from mlengine.schema import ERROR_RESPONSES, error_response, int_parameter
 from mlengine.throttling import ANON_READ
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
-from models_registry.selectors import activation_event_list, active_model_version, model_version_get
+from models_registry.selectors import (
+    VERSION_PATTERN,
+    activation_event_list,
+    active_model_version,
+    model_version_get,
+)
 from models_registry.serializers import ActivationEventSerializer
 from monitoring.models import DriftSnapshot
 from monitoring.selectors import (
+    LATENCY_WINDOW_PATTERN,
+    MAX_DURATION_UNITS,
+    MAX_LAST_N,
     drift_history,
     latency_summary,
     live_performance,
@@ -167,9 +175,24 @@ HISTORY_EXAMPLE = {
 }
 
 
+HISTORY_LIMIT = 2000
+MALFORMED_VERSION = error_response(
+    "Malformed version", "invalid_parameter", "version must look like v3 or 3"
+)
+UNKNOWN_VERSION = error_response(
+    "Unknown version", "unknown_model_version", "Unknown model version v9."
+)
+
+
+def version_parameter(description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "version", {"type": "string", "pattern": VERSION_PATTERN}, description=description
+    )
+
+
 def _version_param(request: Request) -> ModelVersion | None:
     value = request.query_params.get("version")
-    return model_version_get(version=value) if value else None
+    return None if value is None else model_version_get(version=value)
 
 
 def _example(name: str, value: dict[str, Any]) -> list[OpenApiExample]:
@@ -195,11 +218,7 @@ class DriftApi(APIView):
             "non-overlapping training windows). The model is in drift when at least DRIFT_SHARE "
             "of its input features are; price levels are reported but never decide."
         ),
-        parameters=[
-            OpenApiParameter(
-                "version", OpenApiTypes.STR, description="v3 or 3; default: the active version"
-            )
-        ],
+        parameters=[version_parameter("v3 or 3; default: the active version")],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, examples=_example("drift", DRIFT_EXAMPLE)),
             401: error_response(
@@ -207,9 +226,8 @@ class DriftApi(APIView):
                 "not_authenticated",
                 "v3 has no drift check yet; computing one needs an authenticated user.",
             ),
-            404: error_response(
-                "Unknown version", "unknown_model_version", "Unknown model version v9."
-            ),
+            400: MALFORMED_VERSION,
+            404: UNKNOWN_VERSION,
             503: error_response(
                 "No active model", "no_active_model", "No model version is active."
             ),
@@ -275,18 +293,25 @@ class LatencyApi(APIView):
         parameters=[
             OpenApiParameter(
                 "window",
-                OpenApiTypes.STR,
-                description="Last N predictions (500) or a duration (15m, 2h, 7d); default 1000",
+                {"type": "string", "pattern": LATENCY_WINDOW_PATTERN},
+                description=(
+                    f"The last N live predictions (1-{MAX_LAST_N}, e.g. 500) or a duration of "
+                    f"1-{MAX_DURATION_UNITS} seconds, minutes, hours or days (30s, 15m, 2h, 7d; "
+                    f"at most {MAX_DURATION_UNITS}d); default: the last 1000 predictions."
+                ),
             ),
-            OpenApiParameter(
-                "version", OpenApiTypes.STR, description="Only this version (v3 or 3)"
-            ),
+            version_parameter("Only this version (v3 or 3)"),
         ],
         responses={
             200: OpenApiResponse(
                 OpenApiTypes.OBJECT, examples=_example("latency", LATENCY_EXAMPLE)
             ),
-            400: ERROR_RESPONSES[400],
+            400: error_response(
+                "Malformed window or version",
+                "invalid_parameter",
+                f"window must be a count of predictions (1-{MAX_LAST_N}) or a duration ...",
+            ),
+            404: UNKNOWN_VERSION,
         },
     )
     def get(self, request: Request) -> Response:
@@ -305,8 +330,11 @@ class HistoryApi(APIView):
             "whose realised outcome is known, replayed history included (its outcomes are real)."
         ),
         parameters=[
-            OpenApiParameter(
-                "limit", OpenApiTypes.INT, description="Drift checks to return, 1-2000; default 200"
+            int_parameter(
+                "limit",
+                minimum=1,
+                maximum=HISTORY_LIMIT,
+                description=f"Drift checks to return, 1-{HISTORY_LIMIT}; default 200",
             )
         ],
         responses={
@@ -317,7 +345,9 @@ class HistoryApi(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        limit = parse_int_param(request.query_params, "limit", default=200, minimum=1, maximum=2000)
+        limit = parse_int_param(
+            request.query_params, "limit", default=200, minimum=1, maximum=HISTORY_LIMIT
+        )
         events = activation_event_list()[:200]
         return Response(
             {

@@ -79,6 +79,15 @@ def observe_prediction(timings: dict[str, float]) -> None:
         PREDICT_STAGE.labels(stage=stage).observe(milliseconds / 1000)
 
 
+# Any other method string a client sends (``curl -X QAAAAA``) is counted as "other": a label
+# value per invented method would grow the series without bound.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+def method_label(method: str | None) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
 class MetricsMiddleware:
     """Count every request by its URL pattern (not its raw path, to keep label sets small)."""
 
@@ -93,7 +102,7 @@ class MetricsMiddleware:
         if endpoint.startswith("/api/v1/"):
             endpoint = endpoint[len("/api/v1") :]
         HTTP_REQUESTS.labels(
-            endpoint=endpoint, method=request.method, status=response.status_code
+            endpoint=endpoint, method=method_label(request.method), status=response.status_code
         ).inc()
         HTTP_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
         return response

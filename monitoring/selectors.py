@@ -15,9 +15,15 @@ from mlengine.errors import InvalidParameter
 from models_registry.models import ModelVersion
 from predictions.models import PredictionRecord
 
-_DURATION = re.compile(r"^(\d{1,6})([smhd])$")
+# ASCII digits only ("\d" and str.isdigit also take "٣" and "²"), and a bounded duration: at
+# most 9999 of a unit (9999d is 27 years), so "now - window" can never leave the calendar.
+# The OpenAPI schema publishes the same pattern (LATENCY_WINDOW_PATTERN).
+_COUNT = re.compile(r"[1-9][0-9]{0,5}|1000000")
+_DURATION = re.compile(r"([1-9][0-9]{0,3})([smhdSMHD])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_LAST_N = 1_000_000
+MAX_DURATION_UNITS = 9999
+LATENCY_WINDOW_PATTERN = r"^(?:[1-9][0-9]{0,5}|1000000|[1-9][0-9]{0,3}[smhdSMHD])$"
 
 
 @dataclass(frozen=True)
@@ -32,18 +38,20 @@ class LatencyWindow:
 
 
 def parse_latency_window(value: str | None) -> LatencyWindow:
-    """``"500"`` (last 500 predictions) or ``"15m"``, ``"2h"``, ``"7d"``, ``"30s"``."""
-    if value is None or value == "":
+    """``"500"`` (last 500 predictions, at most ``MAX_LAST_N``) or ``"15m"``, ``"2h"``, ``"7d"``,
+    ``"30s"`` (at most ``MAX_DURATION_UNITS`` of a unit); absent means the last 1000."""
+    if value is None:
         return LatencyWindow(last_n=1000)
-    text = str(value).strip().lower()
-    if text.isdigit() and 1 <= int(text) <= MAX_LAST_N:
+    text = str(value)
+    if _COUNT.fullmatch(text):
         return LatencyWindow(last_n=int(text))
-    match = _DURATION.match(text)
-    if match and int(match.group(1)) > 0:
-        return LatencyWindow(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    match = _DURATION.fullmatch(text)
+    if match:
+        return LatencyWindow(seconds=int(match.group(1)) * _UNITS[match.group(2).lower()])
     raise InvalidParameter(
-        f"window must be a count of predictions (1-{MAX_LAST_N}) or a duration such as 15m, 2h, 7d",
-        details={"window": str(value)[:50]},
+        f"window must be a count of predictions (1-{MAX_LAST_N}) or a duration of 1-"
+        f"{MAX_DURATION_UNITS} seconds, minutes, hours or days such as 15m, 2h, 7d",
+        details={"window": text[:50]},
     )
 
 

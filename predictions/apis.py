@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from features.apis import parse_symbol
 from mlengine.api import parse_int_param
-from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER, error_response
+from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER, error_response, int_parameter
 from mlengine.throttling import ANON_READ, PREDICT
 from monitoring.metrics import observe_prediction
 from predictions.selectors import prediction_get, prediction_recent_list
@@ -149,9 +149,10 @@ class PredictionRecentApi(APIView):
         operation_id="predictions_recent",
         summary="The newest predictions of the audit trail",
         parameters=[
-            OpenApiParameter(
+            int_parameter(
                 "limit",
-                OpenApiTypes.INT,
+                minimum=1,
+                maximum=settings.AUDIT_LOG_LIMIT,
                 description="1 to AUDIT_LOG_LIMIT (default 100); default 20.",
             )
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -54,14 +55,18 @@ def prediction_recent_list(*, limit: int) -> list[dict[str, Any]]:
     return [_as_dict(row) for row in rows]
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
 def prediction_get(*, request_id: str) -> dict[str, Any]:
     """One prediction by its request id; ``InvalidParameter`` for a malformed id, 404 if unknown."""
-    try:
-        key = uuid.UUID(str(request_id))
-    except ValueError as exc:
+    # The canonical ASCII form only: uuid.UUID also takes braces, "urn:uuid:", no hyphens and
+    # other scripts' digits (it ends in int(hex, 16)), none of which the schema's format allows.
+    if not _CANONICAL_UUID.fullmatch(str(request_id)):
         raise InvalidParameter(
             "request_id must be a UUID", details={"request_id": str(request_id)[:64]}
-        ) from exc
+        )
+    key = uuid.UUID(str(request_id))
     row = PredictionRecord.objects.filter(request_id=key).values(*_FIELDS).first()
     if row is None:
         raise NotFoundError(

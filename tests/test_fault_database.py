@@ -2,8 +2,8 @@
 gauge; one request id per request in the header, the error details and the audit row; and an
 outage logs a few lines without a traceback, not one per request.
 
-The database is made unreachable for this process (``tests.faults.services.database_down``): every query
-really tries to connect and fails, as in an outage.
+The database is made unreachable for this process (``tests.faults.services.database_down``):
+every query really tries to connect and fails, as in an outage.
 """
 
 from __future__ import annotations

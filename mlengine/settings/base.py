@@ -65,6 +65,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "mlengine.urls"
+# A CSRF refusal in the API's error shape; Django's page only on the admin and the dashboard.
+CSRF_FAILURE_VIEW = "mlengine.api.csrf_failure"
 WSGI_APPLICATION = "mlengine.wsgi.application"
 APPEND_SLASH = False
 
@@ -183,9 +185,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["mlengine.api.ReadOpenOrAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # A body is a JSON object or a 400 invalid_body (mlengine.api.JSONObjectParser).
+    "DEFAULT_PARSER_CLASSES": ["mlengine.api.JSONObjectParser"],
     "EXCEPTION_HANDLER": "mlengine.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mlengine.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "mlengine.api.DefaultPagination",
     "PAGE_SIZE": 20,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

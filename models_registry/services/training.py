@@ -19,14 +19,14 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from features.sources import get_candle_source
-from mlengine.errors import BrokerUnavailable, DomainError, InvalidParameter
+from mlengine.errors import BrokerUnavailable, DomainError, InvalidParameter, UnknownSymbol
 from mlengine.logs import log_rate_limited
 from models_registry.artifacts import artifact_delete, artifact_write, serialize_model
 from models_registry.errors import TrainingFailed
 from models_registry.models import ModelVersion, TrainingRun
 from models_registry.training.baseline import feature_baseline
 from models_registry.training.config import ConfigError, TrainingConfig, load_training_config
-from models_registry.training.dataset import Dataset, build_dataset
+from models_registry.training.dataset import Dataset, DatasetError, build_dataset
 from models_registry.training.trainer import TrainingResult, train_model
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,39 @@ def training_config_resolve(
         key = getattr(exc, "key", None) or "config"
         raise InvalidParameter(f"invalid training config: {exc}", details={key: str(exc)}) from exc
     return config
+
+
+def training_data_check(*, config: TrainingConfig) -> None:
+    """Refuse, before any run is recorded, a config the candle source cannot train.
+
+    An unknown symbol is a 404 ``unknown_symbol``: checked against the source's list when it has
+    one (the bundled data), else by asking the source for the candles (an upstream answers 404
+    for a symbol it does not know; its other failures are their own 502 / 503 / 504). A date
+    range that holds no candles, or too few for both splits, is a 400 ``invalid_parameter``.
+    Building the dataset here costs one pass over the candles, so a request that would only leave
+    a failed run behind is answered at once instead.
+    """
+    source = get_candle_source()
+    known = source.symbols()
+    if known is not None:
+        unknown = [symbol for symbol in config.symbols if symbol not in known]
+        if unknown:
+            raise UnknownSymbol(
+                f"Unknown symbol {unknown[0]!r}.",
+                details={"symbols": unknown, "known_symbols": known},
+            )
+    candles = {symbol: source.get_candles(symbol) for symbol in config.symbols}
+    try:
+        build_dataset(candles, config)
+    except DatasetError as exc:
+        raise InvalidParameter(
+            f"invalid training range: {exc}",
+            details={
+                "start": config.start.isoformat() if config.start else None,
+                "end": config.end.isoformat() if config.end else None,
+                "reason": str(exc),
+            },
+        ) from exc
 
 
 def training_run_create(
