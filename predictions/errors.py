@@ -1,4 +1,4 @@
-"""Inference domain errors."""
+"""Inference and audit trail domain errors."""
 
 from mlengine.errors import ServiceUnavailable
 
@@ -17,3 +17,18 @@ class ModelUnavailable(ServiceUnavailable):
 
     code = "model_unavailable"
     default_message = "The active model cannot be loaded."
+
+
+class AuditExportFailed(ServiceUnavailable):
+    """The JSONL export could not run (file unwritable, lost or not the one exported to, database
+    down). Nothing is lost: the rows stay in the database and the next run exports them."""
+
+    code = "audit_export_failed"
+    default_message = "The audit export could not write its file; it will retry."
+
+
+class RetentionRefused(ServiceUnavailable):
+    """Old rows were not deleted: their export could not be confirmed against the file."""
+
+    code = "retention_refused"
+    default_message = "Old predictions were kept: their export could not be confirmed."
