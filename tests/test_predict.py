@@ -147,7 +147,11 @@ def test_constraint_error_on_the_audit_row_is_a_503_without_prediction(
     assert body["error"]["code"] == "audit_unavailable"
     assert "prediction" not in body
     assert PredictionRecord.objects.count() == 1
-    assert len(audit_file.read_text().splitlines()) == 1  # the file never gets an unaudited line
+    # The export holds only what was committed: the first row, never the refused prediction.
+    audit_export_run(lag_seconds=0)
+    assert [json.loads(line)["request_id"] for line in audit_file.read_text().splitlines()] == [
+        str(taken)
+    ]
 
 
 def test_database_down_on_the_audit_row_is_a_503_without_prediction(
