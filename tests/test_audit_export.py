@@ -337,6 +337,56 @@ def test_every_row_committed_by_two_workers_is_exported_once_in_id_order(
     assert audit_verify().ok
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_exporter_killed_mid_run_loses_and_repeats_nothing(settings) -> None:
+    """kill -9 of ``manage.py audit_export`` at whatever point it has reached (between a write
+    and its progress commit, or inside a write): the next run completes the file, every row once."""
+    audit_file = Path(settings.AUDIT_LOG_FILE)  # the file the subprocess sees too
+    audit_file.unlink(missing_ok=True)
+    version = make_version(is_active=True)
+    created = timezone.now() - datetime.timedelta(minutes=5)
+    PredictionRecord.objects.bulk_create(
+        PredictionRecord(
+            request_id=uuid.uuid4(),
+            created_at=created,
+            event_time=created,
+            symbol="SP500",
+            model_version=version,
+            features={"close": float(n)},
+            prediction=0.5,
+            confidence=0.0,
+            as_of=created,
+            latency_ms=1.0,
+        )
+        for n in range(20_000)
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"CACHE_URL", "CELERY_BROKER_URL"}}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "mlengine.settings.test",
+            "DATABASE_URL": test_database_url(),
+            "AUDIT_EXPORT_BATCH": "50",
+        }
+    )
+    command = [sys.executable, str(ROOT / "manage.py"), "audit_export"]
+    exporter = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and exporter.poll() is None:
+        if audit_file.exists() and audit_file.stat().st_size > 200_000:
+            break
+        time.sleep(0.01)
+    assert exporter.poll() is None, "the exporter finished before it could be killed"
+    exporter.kill()  # SIGKILL: no cleanup of any kind
+    exporter.wait(timeout=30)
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, timeout=300)
+
+    committed = list(PredictionRecord.objects.order_by("id").values_list("id", flat=True))
+    lines = [parse_line(raw) for raw in audit_file.read_bytes().splitlines()]
+    assert [line.id for line in lines] == committed
+    connection.close()
+    assert audit_verify().ok
+
+
 # --- 15: tamper evidence -----------------------------------------------------------------------
 
 
