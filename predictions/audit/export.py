@@ -108,7 +108,8 @@ def audit_export_run(
             except _LegacyFileMovedAside:
                 continue
         raise AuditFileMismatch(f"{path} keeps being replaced while the export runs")
-    except (OSError, DatabaseError, AuditFileMismatch) as exc:
+    # ValueError: a row JSON cannot represent (a NaN written by hand), reported the same way.
+    except (OSError, DatabaseError, AuditFileMismatch, ValueError) as exc:
         AUDIT_EXPORT_FAILURES.inc()
         # One line, no traceback: this is an expected fault, retried by the next run.
         logger.error("audit export to %s failed: %s", path, exc)
