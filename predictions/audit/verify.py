@@ -1,8 +1,9 @@
 """``audit_verify``: recompute the hash chain from the database rows and check it against the
 exported file, naming the first row changed, deleted or inserted out of order.
 
-One streaming pass over the file and the rows (both in id order), so it runs in constant memory
-at any size. Checks, in the order they can fail:
+One streaming pass over the file and the rows (both in id order, the rows read in batches), so
+memory does not grow with the trail (only with the number of seals). Checks, in the order they
+can fail:
 
 - the file's own chain: every line's ``hash`` recomputes from its content and ``prev_hash``,
   every ``prev_hash`` is the line before's ``hash``, the first is the genesis or a seal, and a
