@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -170,7 +171,7 @@ class StateCollector:
         yield from audit_export_gauges(now)
 
 
-def audit_export_gauges(now: Any) -> Iterator[GaugeMetricFamily]:
+def audit_export_gauges(now: datetime) -> Iterator[GaugeMetricFamily]:
     """The JSONL export's lag: committed rows not in the file yet, and the oldest one's age."""
     from predictions.selectors import audit_export_lag
 
