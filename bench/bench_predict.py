@@ -63,7 +63,7 @@ BARE_PATH = "/bench/bare"
 BARE_DRF_PATH = "/bench/bare-drf"
 BENCH_DATABASE = "mlengine_bench"
 RESULT_MARKER = "BENCH_RESULT "
-STAGES = ("model_lookup", "candles", "features", "model", "audit", "audit_log")
+STAGES = ("model_lookup", "candles", "features", "model", "audit")
 
 GOAL_P50_MS = 5.0
 GOAL_P99_MS = 25.0

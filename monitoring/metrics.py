@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -59,8 +60,9 @@ PREDICT_LATENCY = Histogram(
 PREDICT_STAGE = Histogram(
     "mlengine_predict_stage_seconds", "/predict time per stage.", ["stage"], buckets=LATENCY_BUCKETS
 )
-AUDIT_LOG_FAILURES = Counter(
-    "mlengine_audit_log_write_failures_total", "JSONL audit lines that could not be written."
+AUDIT_EXPORT_FAILURES = Counter(
+    "mlengine_audit_export_failures_total",
+    "Audit export runs that failed (file unwritable, lost or not matching, database down).",
 )
 MODEL_LOAD_FAILURES = Counter(
     "mlengine_model_load_failures_total", "Model artifacts that failed verification or loading."
@@ -213,6 +215,24 @@ class StateCollector:
             stale.add_metric(labels, 1.0 if row["status"] == "stale" else 0.0)
         yield fresh_age
         yield stale
+        yield from audit_export_gauges(now)
+
+
+def audit_export_gauges(now: datetime) -> Iterator[GaugeMetricFamily]:
+    """The JSONL export's lag: committed rows not in the file yet, and the oldest one's age."""
+    from predictions.selectors import audit_export_lag
+
+    lag = audit_export_lag(now=now)
+    rows = GaugeMetricFamily(
+        "mlengine_audit_export_lag_rows", "Committed predictions not yet in the JSONL export."
+    )
+    rows.add_metric([], lag["unexported_rows"])
+    yield rows
+    age = GaugeMetricFamily(
+        "mlengine_audit_export_lag_seconds", "Age of the oldest committed row not yet exported."
+    )
+    age.add_metric([], lag["oldest_unexported_age_seconds"])
+    yield age
 
 
 def metrics_text() -> tuple[bytes, str]:

@@ -72,6 +72,7 @@ class FreshnessSnapshot(models.Model):
         UPSTREAM = "upstream", "upstream candles"
         TRAINING = "training", "active model age"
         INFERENCE = "inference", "time since last prediction"
+        AUDIT_EXPORT = "audit_export", "oldest prediction not yet in the JSONL export"
 
     check_id = models.UUIDField(default=uuid.uuid4, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

@@ -1,4 +1,4 @@
-"""Inference domain errors."""
+"""Inference and audit trail domain errors."""
 
 from mlengine.errors import ConflictError, ServiceUnavailable
 
@@ -24,3 +24,18 @@ class DuplicateRequestId(ConflictError):
 
     code = "duplicate_request_id"
     default_message = "A prediction with this request id is already recorded."
+
+
+class AuditExportFailed(ServiceUnavailable):
+    """The JSONL export could not run (file unwritable, lost or not the one exported to, database
+    down). Nothing is lost: the rows stay in the database and the next run exports them."""
+
+    code = "audit_export_failed"
+    default_message = "The audit export could not write its file; it will retry."
+
+
+class RetentionRefused(ServiceUnavailable):
+    """Old rows were not deleted: their export could not be confirmed against the file."""
+
+    code = "retention_refused"
+    default_message = "Old predictions were kept: their export could not be confirmed."

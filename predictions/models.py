@@ -1,4 +1,5 @@
-"""The audit trail: one committed row for every prediction the platform has answered."""
+"""The audit trail: one committed row for every prediction the platform has answered, and the
+state of its JSONL export (progress, seals)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from models_registry.models import ModelVersion
+from predictions.audit.chain import GENESIS_HASH
 
 
 class PredictionRecord(models.Model):
@@ -82,3 +84,50 @@ class PredictionRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.prediction:.3f} ({self.request_id})"
+
+
+class AuditExportState(models.Model):
+    """How far the JSONL export has got: one row (``pk=1``), updated in the same transaction
+    that follows each batch of lines written and fsynced to ``AUDIT_LOG_FILE``.
+
+    The database rows are the truth and the file an export of them; this row is what makes the
+    export exactly once: a run that died after writing lines but before saving this row finds
+    those lines at the end of the file (their id and hash) and adopts them instead of writing
+    them twice.
+    """
+
+    last_id = models.BigIntegerField(default=0, help_text="Highest PredictionRecord id exported.")
+    last_hash = models.CharField(
+        max_length=64, default=GENESIS_HASH, help_text="Chain hash of the line for last_id."
+    )
+    exported_rows = models.BigIntegerField(default=0, help_text="Lines written since genesis.")
+    updated_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(
+        blank=True, help_text="Why the last run failed ('' if it did not)."
+    )
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="audit_export_state_single_row"),
+        ]
+
+    def __str__(self) -> str:
+        return f"exported through id {self.last_id}"
+
+
+class AuditSeal(models.Model):
+    """The chain hash at ``through_id``, stored before retention deletes the rows up to it, so
+    ``audit_verify`` can start from the newest seal instead of the genesis once they are gone.
+    Append-only."""
+
+    through_id = models.BigIntegerField(unique=True)
+    chain_hash = models.CharField(max_length=64)
+    rows_deleted = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-through_id"]
+
+    def __str__(self) -> str:
+        return f"sealed through id {self.through_id}"

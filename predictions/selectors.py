@@ -1,16 +1,27 @@
-"""Reads of the audit trail."""
+"""Reads of the audit trail and of its export's progress."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
+
+from django.db.models import Count, Max, Min, QuerySet
 
 from features.engineering import FEATURE_NAMES
 from mlengine.errors import InvalidParameter, NotFoundError
-from predictions.models import PredictionRecord
+from predictions.models import AuditExportState, AuditSeal, PredictionRecord
 
-_FIELDS = (
+
+def _ordered(features: dict[str, Any]) -> dict[str, Any]:
+    known = {name: features[name] for name in FEATURE_NAMES if name in features}
+    return {**known, **{k: v for k, v in features.items() if k not in known}}
+
+
+# The columns of one audit row as every representation reads them (``.values(*RECORD_FIELDS)``).
+RECORD_FIELDS = (
+    "id",
     "request_id",
     "created_at",
     "event_time",
@@ -21,18 +32,26 @@ _FIELDS = (
     "prediction",
     "confidence",
     "as_of",
+    "horizon",
     "latency_ms",
-    "outcome",
 )
+_FIELDS = (*RECORD_FIELDS, "outcome")
 
 
-def _ordered(features: dict[str, Any]) -> dict[str, Any]:
-    known = {name: features[name] for name in FEATURE_NAMES if name in features}
-    return {**known, **{k: v for k, v in features.items() if k not in known}}
+def _iso(moment: datetime) -> str:
+    # Always UTC, whatever the connection's time zone: the audit export hashes this text.
+    return moment.astimezone(UTC).isoformat()
 
 
-def _as_dict(row: dict[str, Any]) -> dict[str, Any]:
+def prediction_record_as_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """The one representation of a committed prediction: what it was, never what came later.
+
+    The JSONL export writes (and hashes) exactly this; the API's records are this plus the
+    realised outcome. Only fields fixed at commit time are in it: the outcome is filled in
+    later, and a hash over it would flag every back-fill as tampering.
+    """
     return {
+        "id": row["id"],
         "request_id": str(row["request_id"]),
         "symbol": row["symbol"],
         "prediction": row["prediction"],
@@ -40,13 +59,23 @@ def _as_dict(row: dict[str, Any]) -> dict[str, Any]:
         "model_version": f"v{row['model_version__version']}",
         # jsonb (PostgreSQL) does not keep key order: answer in the canonical feature order.
         "features": _ordered(row["features"]),
-        "as_of": row["as_of"].isoformat(),
-        "timestamp": row["created_at"].isoformat(),
-        "event_time": row["event_time"].isoformat(),
+        "as_of": _iso(row["as_of"]),
+        "timestamp": _iso(row["created_at"]),
+        "event_time": _iso(row["event_time"]),
         "replay": row["is_replay"],
+        "horizon": row["horizon"],
         "latency_ms": row["latency_ms"],
-        "outcome": row["outcome"],
     }
+
+
+_API_OMITS = ("id", "horizon")
+
+
+def _as_dict(row: dict[str, Any]) -> dict[str, Any]:
+    record = prediction_record_as_dict(row)
+    for key in _API_OMITS:
+        del record[key]
+    return {**record, "outcome": row["outcome"]}
 
 
 def prediction_recent_list(*, limit: int) -> list[dict[str, Any]]:
@@ -73,3 +102,57 @@ def prediction_get(*, request_id: str) -> dict[str, Any]:
             f"No prediction with request_id {key}.", details={"request_id": str(key)}
         )
     return _as_dict(row)
+
+
+def prediction_records_after(
+    *, after_id: int, limit: int, through_id: int | None = None
+) -> QuerySet[PredictionRecord, dict[str, Any]]:
+    """Committed rows with ``id > after_id`` (and ``<= through_id``), in id order, as
+    ``RECORD_FIELDS`` dicts: what the exporter, the verifier and retention read. Served by the
+    primary key."""
+    rows = PredictionRecord.objects.filter(id__gt=after_id)
+    if through_id is not None:
+        rows = rows.filter(id__lte=through_id)
+    return rows.order_by("id").values(*RECORD_FIELDS)[:limit]
+
+
+def audit_export_state() -> AuditExportState:
+    """The export's progress (an unsaved genesis state before the first run)."""
+    return AuditExportState.objects.filter(pk=1).first() or AuditExportState(pk=1)
+
+
+def audit_newest_seal() -> AuditSeal | None:
+    return AuditSeal.objects.order_by("-through_id").first()
+
+
+def audit_export_lag(*, now: datetime) -> dict[str, Any]:
+    """Rows committed but not yet in the JSONL file, and the age of the oldest of them."""
+    state = audit_export_state()
+    pending = PredictionRecord.objects.filter(id__gt=state.last_id).aggregate(
+        rows=Count("id"), oldest=Min("created_at")
+    )
+    oldest = pending["oldest"]
+    return {
+        "unexported_rows": pending["rows"],
+        "oldest_unexported_age_seconds": (
+            max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+        ),
+        "last_exported_id": state.last_id,
+        "last_exported_at": state.updated_at.isoformat() if state.last_id else None,
+        "last_error": state.last_error,
+    }
+
+
+def prediction_id_bounds(
+    *, since: datetime | None = None, until: datetime | None = None
+) -> tuple[int | None, int | None]:
+    """The first id created at or after ``since`` and the last created before ``until``: a time
+    range as the id range the export works in (None where unbounded or empty)."""
+    first = last = None
+    if since is not None:
+        first = PredictionRecord.objects.filter(created_at__gte=since).aggregate(m=Min("id"))["m"]
+        first = first if first is not None else (audit_export_state().last_id + 1)
+    if until is not None:
+        last = PredictionRecord.objects.filter(created_at__lt=until).aggregate(m=Max("id"))["m"]
+        last = last if last is not None else 0
+    return first, last

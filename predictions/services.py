@@ -24,7 +24,6 @@ from features.sources import normalise_symbol
 from mlengine.errors import InsufficientHistory
 from mlengine.logs import log_rate_limited
 from models_registry.models import ModelVersion
-from predictions.audit_log import audit_log_append
 from predictions.errors import AuditUnavailable, DuplicateRequestId
 from predictions.inference import LoadedModel, model_cache
 from predictions.models import PredictionRecord
@@ -229,10 +228,8 @@ def _predict(
                 record.save(force_insert=True)
     except DatabaseError as exc:
         raise _audit_failure(record, exc) from exc
+    # The JSONL file is written later from the committed rows (predictions.audit.export).
     timings["audit"] = (time.perf_counter() - predicted) * 1000
-    # Only after the commit: the file must never hold a prediction the database does not.
-    audit_log_append(record=_audit_line(record, model.label))
-    timings["audit_log"] = (time.perf_counter() - predicted) * 1000 - timings["audit"]
     return PredictionResult(record=record, version_label=model.label, timings=timings)
 
 
@@ -290,19 +287,3 @@ def _guarded_insert_sql(vendor: str, columns: tuple[str, ...]) -> str:
         f"SELECT {', '.join(['%s'] * len(columns))} "
         f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND is_active = %s)"
     )
-
-
-def _audit_line(record: PredictionRecord, version_label: str) -> dict[str, Any]:
-    return {
-        "request_id": str(record.request_id),
-        "timestamp": record.created_at.isoformat(),
-        "event_time": record.event_time.isoformat(),
-        "symbol": record.symbol,
-        "model_version": version_label,
-        "features": record.features,
-        "prediction": record.prediction,
-        "confidence": record.confidence,
-        "as_of": record.as_of.isoformat(),
-        "latency_ms": record.latency_ms,
-        "replay": record.is_replay,
-    }

@@ -127,7 +127,7 @@ def test_freshness_rows_for_upstream_training_and_inference(trained) -> None:
 def test_freshness_endpoint_reports_the_live_state(trained) -> None:
     body = Client().get("/monitoring/freshness").json()
     components = {item["component"] for item in body["items"]}
-    assert components == {"upstream", "training", "inference"}
+    assert components == {"upstream", "training", "inference", "audit_export"}
     assert body["status"] == "stale"  # the bundled data ends in 2018
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
-import re
 import uuid
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from features.sources import BundledCandleSource
 from models_registry.services.activation import model_version_activate
 from models_registry.services.training import model_train, training_config_resolve
 from models_registry.training.dataset import build_dataset
-from predictions.audit_log import audit_log_append
+from predictions.audit.export import audit_export_run
 from predictions.inference import model_cache
 from predictions.models import PredictionRecord
 from tests.factories import SMALL_CONFIG, make_version
@@ -67,12 +65,17 @@ def test_predict_answers_with_the_active_model_and_audits_it(trained, audit_file
     assert record.model_version_id == trained.pk
     assert record.latency_ms == body["latency_ms"] > 0
     assert set(record.timings) >= {"candles", "features", "model"}
+    # The request writes no file: the exporter writes it later, from the committed row.
+    assert not audit_file.exists()
+    assert audit_export_run(lag_seconds=0).exported == 1
     lines = [json.loads(line) for line in audit_file.read_text().splitlines()]
     assert len(lines) == 1
     assert lines[0]["request_id"] == body["request_id"]
     assert lines[0]["model_version"] == trained.label
     assert lines[0]["features"] == body["features"]
     assert lines[0]["prediction"] == body["prediction"]
+    assert lines[0]["id"] == record.pk
+    assert lines[0]["timestamp"] == body["timestamp"]
     assert Client().get("/api/v1/predict", {"symbol": "NASDAQ"}).status_code == 200
 
 
@@ -145,7 +148,11 @@ def test_constraint_error_on_the_audit_row_is_refused_without_prediction(
     assert body["error"]["code"] == "duplicate_request_id"
     assert "prediction" not in body
     assert PredictionRecord.objects.count() == 1
-    assert len(audit_file.read_text().splitlines()) == 1  # the file never gets an unaudited line
+    # The export holds only what was committed: the first row, never the refused prediction.
+    audit_export_run(lag_seconds=0)
+    assert [json.loads(line)["request_id"] for line in audit_file.read_text().splitlines()] == [
+        str(taken)
+    ]
 
 
 def test_database_down_on_the_audit_row_is_a_503_without_prediction(
@@ -160,48 +167,6 @@ def test_database_down_on_the_audit_row_is_a_503_without_prediction(
     assert response.json()["error"]["code"] == "audit_unavailable"
     assert not PredictionRecord.objects.exists()
     assert not audit_file.exists()
-
-
-def test_audit_file_failure_is_logged_and_counted_but_the_answer_stands(
-    trained, settings, tmp_path: Path, caplog
-) -> None:
-    blocker = tmp_path / "not-a-dir"
-    blocker.write_text("x")
-    settings.AUDIT_LOG_FILE = str(blocker / "predictions.jsonl")
-    before = audit_log_write_failures()
-    response = Client().get("/predict", {"symbol": "SP500"})
-    assert response.status_code == 200
-    assert PredictionRecord.objects.count() == 1
-    assert audit_log_write_failures() == before + 1
-    assert any(r.levelname == "ERROR" and "audit log" in r.getMessage() for r in caplog.records)
-
-
-def audit_log_write_failures() -> float:
-    """The failure count as operators see it: summed over processes in /metrics."""
-    text = Client().get("/metrics").content.decode()
-    match = re.search(r"^mlengine_audit_log_write_failures_total ([0-9.e+]+)$", text, re.M)
-    return float(match.group(1)) if match else 0.0
-
-
-def _append_many(path: str, worker: int, count: int) -> None:
-    for index in range(count):
-        audit_log_append(path=path, record={"worker": worker, "index": index, "pad": "x" * 3000})
-
-
-def test_audit_file_lines_never_interleave_across_processes(tmp_path: Path) -> None:
-    path = str(tmp_path / "audit.jsonl")
-    context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_append_many, args=(path, w, 300)) for w in range(4)]
-    for process in workers:
-        process.start()
-    for process in workers:
-        process.join(timeout=60)
-        assert process.exitcode == 0
-    lines = Path(path).read_text().splitlines()
-    assert len(lines) == 1200
-    parsed = [json.loads(line) for line in lines]
-    for worker in range(4):
-        assert sorted(p["index"] for p in parsed if p["worker"] == worker) == list(range(300))
 
 
 def test_a_bad_new_artifact_keeps_the_previous_model_serving(trained, settings) -> None:

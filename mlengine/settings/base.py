@@ -278,6 +278,16 @@ AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE", str(ARTIFACTS_DIR / "audit" / "predic
 # at most once per this many seconds instead of reading and hashing it on every request;
 # /health/ready retries at once. 0 retries on every request.
 MODEL_RELOAD_RETRY_SECONDS = env_float("MODEL_RELOAD_RETRY_SECONDS", 5.0, minimum=0, maximum=3600)
+# The JSONL export of committed rows (predictions.audit.export), run by beat every 30 s.
+# A gap in the ids is waited for this many seconds before rows after it are exported: an
+# insert that took the missing id may still commit (see the exporter's docstring).
+AUDIT_EXPORT_LAG = env_float("AUDIT_EXPORT_LAG", 5.0, minimum=0, maximum=3600)
+AUDIT_EXPORT_BATCH = env_int("AUDIT_EXPORT_BATCH", 1000, minimum=1, maximum=100_000)
+# /monitoring/freshness calls the export stale when its oldest unexported row is older.
+AUDIT_EXPORT_MAX_LAG = env_int("AUDIT_EXPORT_MAX_LAG", 300, minimum=1)
+# Delete predictions older than this many days, once exported and sealed (0: keep forever).
+PREDICTION_RETENTION_DAYS = env_int("PREDICTION_RETENTION_DAYS", 0, minimum=0, maximum=100_000)
+PREDICTION_RETENTION_BATCH = env_int("PREDICTION_RETENTION_BATCH", 1000, minimum=1, maximum=100_000)
 PROMOTION_POLICY = env_str("PROMOTION_POLICY", "warn", choices=("warn", "enforce"))
 DRIFT_WINDOW = env_int("DRIFT_WINDOW", 500, minimum=10, maximum=100_000)
 # A year: the bundled daily candles give ~500 distinct (symbol, candle) rows in that time.

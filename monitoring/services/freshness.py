@@ -1,4 +1,5 @@
-"""Freshness: how old the upstream candles, the active model and the last prediction are."""
+"""Freshness: how old the upstream candles, the active model and the last prediction are, and
+how far the JSONL audit export lags behind the committed rows."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from models_registry.models import ModelVersion
 from models_registry.selectors import active_model_version
 from monitoring.models import CheckStatus, FreshnessSnapshot
 from predictions.models import PredictionRecord
+from predictions.selectors import audit_export_lag
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +124,21 @@ def inference_freshness(*, now: datetime, is_replay: bool = False) -> dict[str, 
     }
 
 
+def audit_export_freshness(*, now: datetime) -> dict[str, Any]:
+    """The JSONL export's lag: age of the oldest committed row not yet in the file."""
+    lag = audit_export_lag(now=now)
+    threshold = float(settings.AUDIT_EXPORT_MAX_LAG)
+    age = lag.pop("oldest_unexported_age_seconds")
+    return {
+        "component": FreshnessSnapshot.Component.AUDIT_EXPORT,
+        "subject": "jsonl",
+        "age_seconds": age,
+        "threshold_seconds": threshold,
+        "status": _status(age, threshold),
+        "details": lag,
+    }
+
+
 def freshness_overall(items: list[dict[str, Any]]) -> str:
     """One status for a set of items: stale if any is, else unknown if any is, else ok."""
     statuses = {item["status"] for item in items}
@@ -138,6 +155,8 @@ def freshness_report(
     items = [upstream_freshness(symbol=symbol, now=now) for symbol in monitored_symbols()]
     items.append(training_freshness(now=now))
     items.append(inference_freshness(now=now, is_replay=is_replay))
+    if not is_replay and settings.AUDIT_LOG_FILE:
+        items.append(audit_export_freshness(now=now))
     return items
 
 
