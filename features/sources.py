@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
 
 from features.candles import normalise_candles
-from mlengine.errors import UnknownSymbol
+from mlengine.errors import DomainError, UnknownSymbol
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUNDLED_FILES: dict[str, str] = {"SP500": "sp500.csv.gz", "NASDAQ": "nasdaq.csv.gz"}
@@ -36,6 +39,12 @@ class CandleSource(Protocol):
 
     def symbols(self) -> list[str] | None:
         """The known symbols, or None when the source cannot list them."""
+        ...
+
+    def get_candles_many(
+        self, symbols: Sequence[str], limit: int | None = None
+    ) -> dict[str, pd.DataFrame | DomainError]:
+        """``get_candles`` for each symbol, the failures as their errors."""
         ...
 
 
@@ -81,6 +90,18 @@ class BundledCandleSource:
             return _bundled_tail(key, limit)
         return history
 
+    def get_candles_many(
+        self, symbols: Sequence[str], limit: int | None = None
+    ) -> dict[str, pd.DataFrame | DomainError]:
+        """``get_candles`` for each symbol; a symbol it cannot serve maps to its error."""
+        out: dict[str, pd.DataFrame | DomainError] = {}
+        for symbol in symbols:
+            try:
+                out[symbol] = self.get_candles(symbol, limit)
+            except DomainError as exc:
+                out[symbol] = exc
+        return out
+
 
 @functools.lru_cache(maxsize=256)
 def _bundled_tail(symbol: str, limit: int) -> pd.DataFrame:
@@ -93,8 +114,16 @@ def _bundled_tail(symbol: str, limit: int) -> pd.DataFrame:
 class CachedCandleSource:
     """Serve a source through the Django cache for ``ttl`` seconds, one fetch per key at a time.
 
+    Two layers, owned here. The Django cache (Redis in production, read through
+    ``mlengine.cache``, where an error is a miss) shares one upstream fetch per symbol and fetch
+    size across processes and hosts. In front of it, a bounded per-process copy (``local_size``
+    entries, least recently used out first) lets each process decode an entry once instead of
+    unpickling a fresh frame on every request. Each cached entry carries the wall-clock time of
+    its upstream fetch, and the process copy expires ``ttl`` seconds after that fetch, as the
+    shared entry does: no layer serves candles fetched more than ``ttl`` seconds ago.
+
     Within a process a lock per key makes concurrent misses wait for the first fetch instead of
-    each calling upstream; across processes the shared cache (Redis) does the same job.
+    each calling upstream. Frames handed out are shared: like every source's, never modify one.
     """
 
     def __init__(
@@ -104,6 +133,7 @@ class CachedCandleSource:
         ttl: int,
         cache_alias: str = "default",
         fetch_size: int | None = None,
+        local_size: int = 1024,
     ) -> None:
         self.source = source
         self.ttl = ttl
@@ -111,42 +141,157 @@ class CachedCandleSource:
         # so every window and series length shares a single upstream call per symbol.
         self.fetch_size = fetch_size
         self.cache_alias = cache_alias
+        self.local_size = local_size
         self.name = f"cached-{source.name}"
         self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._guard = threading.Lock()
+        self._local: OrderedDict[str, _Entry] = OrderedDict()
+        self.stats = {"local_hits": 0, "shared_hits": 0, "fetches": 0}
 
     def symbols(self) -> list[str] | None:
         return self.source.symbols()
 
-    def _lock(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
-
     def get_candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
-        # A cache error is a miss (mlengine.cache): with Redis down the upstream answers.
+        fetch = self._fetch_limit(limit)
+        if self.ttl <= 0:
+            return _newest(self.source.get_candles(symbol, fetch), limit)
+        key = self._key(symbol, fetch)
+        entry = self._local_get(key)
+        if entry is None:
+            from mlengine.cache import cache_get
+
+            entry = self._adopt(key, cache_get(key, alias=self.cache_alias))
+        if entry is None:
+            entry = self._fetch(symbol, fetch, key)
+        return entry.newest(limit)
+
+    def get_candles_many(
+        self, symbols: Sequence[str], limit: int | None = None
+    ) -> dict[str, pd.DataFrame | DomainError]:
+        """``get_candles`` for each symbol, with one round trip to the shared cache for all the
+        process misses and an upstream call only per symbol missing there too; a symbol whose
+        fetch failed maps to its error."""
+        fetch = self._fetch_limit(limit)
+        keys = {symbol: self._key(symbol, fetch) for symbol in symbols}
+        entries: dict[str, _Entry | None] = {
+            symbol: self._local_get(key) if self.ttl > 0 else None for symbol, key in keys.items()
+        }
+        missing = [symbol for symbol, entry in entries.items() if entry is None]
+        if missing and self.ttl > 0:
+            from mlengine.cache import cache_get_many
+
+            shared = cache_get_many([keys[s] for s in missing], alias=self.cache_alias)
+            for symbol in missing:
+                entries[symbol] = self._adopt(keys[symbol], shared.get(keys[symbol]))
+        out: dict[str, pd.DataFrame | DomainError] = {}
+        for symbol, found in entries.items():
+            try:
+                if found is not None:
+                    out[symbol] = found.newest(limit)
+                elif self.ttl <= 0:
+                    out[symbol] = _newest(self.source.get_candles(symbol, fetch), limit)
+                else:
+                    out[symbol] = self._fetch(symbol, fetch, keys[symbol]).newest(limit)
+            except DomainError as exc:
+                out[symbol] = exc
+        return out
+
+    def _fetch_limit(self, limit: int | None) -> int | None:
+        return max(limit, self.fetch_size) if limit and self.fetch_size else limit
+
+    def _key(self, symbol: str, fetch: int | None) -> str:
+        return f"candles:{self.source.name}:{normalise_symbol(symbol)}:{fetch or 'all'}"
+
+    def _local_get(self, key: str) -> _Entry | None:
+        with self._guard:
+            entry = self._local.get(key)
+            if entry is None:
+                return None
+            if time.time() >= entry.fetched_at + self.ttl:
+                del self._local[key]
+                return None
+            self._local.move_to_end(key)
+            self.stats["local_hits"] += 1
+            return entry
+
+    def _local_put(self, key: str, entry: _Entry) -> None:
+        with self._guard:
+            self._local[key] = entry
+            self._local.move_to_end(key)
+            while len(self._local) > self.local_size:
+                self._local.popitem(last=False)
+
+    def _adopt(self, key: str, stored: object) -> _Entry | None:
+        """A shared cache value as a process entry, or None when it is absent, not an entry of
+        this shape (written by an older version) or already past its ``ttl``."""
+        if not (isinstance(stored, tuple) and len(stored) == 2):
+            return None
+        fetched_at, candles = stored
+        if not isinstance(candles, pd.DataFrame) or time.time() >= fetched_at + self.ttl:
+            return None
+        entry = _Entry(fetched_at=float(fetched_at), candles=candles)
+        self.stats["shared_hits"] += 1
+        self._local_put(key, entry)
+        return entry
+
+    def _fetch(self, symbol: str, fetch: int | None, key: str) -> _Entry:
         from mlengine.cache import cache_get, cache_set
 
-        fetch = max(limit, self.fetch_size) if limit and self.fetch_size else limit
-        if self.ttl <= 0:
+        with self._lock(key):
+            # Another thread may have fetched it while this one waited for the lock.
+            entry = self._local_get(key) or self._adopt(key, cache_get(key, alias=self.cache_alias))
+            if entry is not None:
+                return entry
+            fetched_at = time.time()
             candles = self.source.get_candles(symbol, fetch)
-        else:
-            alias = self.cache_alias
-            key = f"candles:{self.source.name}:{normalise_symbol(symbol)}:{fetch or 'all'}"
-            candles = cache_get(key, alias=alias)
-            if candles is None:
-                with self._lock(key):
-                    candles = cache_get(key, alias=alias)
-                    if candles is None:
-                        candles = self.source.get_candles(symbol, fetch)
-                        cache_set(key, candles, self.ttl, alias=alias)
-        if limit is not None and len(candles) > limit:
-            return candles.iloc[-limit:].reset_index(drop=True)
-        return candles
+            self.stats["fetches"] += 1
+            cache_set(key, (fetched_at, candles), self.ttl, alias=self.cache_alias)
+            entry = _Entry(fetched_at=fetched_at, candles=candles)
+            self._local_put(key, entry)
+            return entry
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+class _Entry:
+    """One cached frame, the time of its upstream fetch, and its newest-``limit`` tails (built
+    once per limit: a serving window asks for the same few limits on every request)."""
+
+    MAX_TAILS = 8
+
+    def __init__(self, *, fetched_at: float, candles: pd.DataFrame) -> None:
+        self.fetched_at = fetched_at
+        self.candles = candles
+        self._tails: dict[int, pd.DataFrame] = {}
+
+    def newest(self, limit: int | None) -> pd.DataFrame:
+        if limit is None or len(self.candles) <= limit:
+            return self.candles
+        tail = self._tails.get(limit)
+        if tail is None:
+            tail = _newest(self.candles, limit)
+            if len(self._tails) < self.MAX_TAILS:
+                self._tails[limit] = tail
+        return tail
+
+
+def _newest(candles: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    if limit is not None and len(candles) > limit:
+        return candles.iloc[-limit:].reset_index(drop=True)
+    return candles
 
 
 _source_lock = threading.Lock()
 # (settings signature, source): rebuilt when the market data settings change (tests override them).
 _configured: dict[str, tuple[tuple[object, ...], CandleSource]] = {}
+
+
+def candle_source_reset() -> None:
+    """Forget the configured source and its process cache (tests: each starts as a new worker)."""
+    with _source_lock:
+        _configured.clear()
 
 
 def get_candle_source() -> CandleSource:
