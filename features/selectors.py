@@ -109,11 +109,16 @@ class _FeatureRowCache:
         self.hits = 0
 
     def get(self, candles: pd.DataFrame, window: int) -> tuple[pd.Timestamp, dict[str, float]]:
-        tail = candles.iloc[-min_candles(window) :]
+        needed = min_candles(window)
+        # Columns of the frame itself, sliced in NumPy: a sliced frame would cost more than
+        # the whole key.
         key = (
             window,
-            tail["timestamp"].iat[-1],
-            *(tail[name].to_numpy(dtype=np.float64).tobytes() for name in _KEY_COLUMNS),
+            candles["timestamp"].iat[-1],
+            *(
+                candles[name].to_numpy(dtype=np.float64)[-needed:].tobytes()
+                for name in _KEY_COLUMNS
+            ),
         )
         with self._lock:
             row = self._rows.get(key)

@@ -12,13 +12,14 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from features.engineering import FEATURE_NAMES
@@ -228,14 +229,19 @@ def _audit_commit(records: list[PredictionRecord]) -> None:
 
     Inside a caller's transaction (the replay) a savepoint keeps a failed INSERT from breaking it.
     """
+    # On PostgreSQL the INSERT sends its values as parameters, and is prepared once per
+    # connection (mlengine.db.postgresql): a tenth of /predict's time less than quoting them
+    # into the SQL text, and far less for a batch's thousands of values.
+    server_binding = getattr(connection, "server_binding", nullcontext)
     try:
-        if len(records) == 1 and transaction.get_autocommit():
-            # One INSERT in autocommit mode is committed when it returns; bulk_create's BEGIN
-            # and COMMIT around it would add two round trips to every /predict.
-            records[0].save(force_insert=True)
-        else:
-            with transaction.atomic():
-                PredictionRecord.objects.bulk_create(records)
+        with server_binding():
+            if len(records) == 1 and transaction.get_autocommit():
+                # One INSERT in autocommit mode is committed when it returns; bulk_create's
+                # BEGIN and COMMIT around it would add two round trips to every /predict.
+                records[0].save(force_insert=True)
+            else:
+                with transaction.atomic():
+                    PredictionRecord.objects.bulk_create(records)
     except DatabaseError as exc:
         raise _audit_failure(records, exc) from exc
 
