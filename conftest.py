@@ -47,12 +47,10 @@ def require_redis() -> str:
 def _clear_cache() -> None:
     from django.core.cache import cache
 
-    from features.selectors import feature_row_cache
     from features.sources import candle_source_reset
 
     cache.clear()
     candle_source_reset()  # and its per-process candle copies, as in a new worker
-    feature_row_cache.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from features.engineering import FEATURE_NAMES, latest_feature_row, latest_features, min_candles
-from features.sources import get_candle_source, normalise_symbol
+from features.engineering import FEATURE_NAMES, latest_features, min_candles
+from features.sources import FeatureRow, get_candle_source, normalise_symbol
 from mlengine.errors import DomainError, InsufficientHistory
 
 
@@ -71,84 +68,22 @@ def candles_for_window(*, symbol: str, window: int, rows: int = 1) -> pd.DataFra
     return candles
 
 
-def candles_for_window_many(
+def newest_feature_rows(
     *, symbols: Sequence[str], window: int
-) -> dict[str, pd.DataFrame | DomainError]:
-    """``candles_for_window`` for each symbol in one call to the source (one round trip to the
-    shared cache for all of them); a symbol that fails maps to its error instead."""
-    needed = min_candles(window)
-    out: dict[str, pd.DataFrame | DomainError] = {}
-    for symbol, candles in get_candle_source().get_candles_many(symbols, needed).items():
-        if isinstance(candles, DomainError) or len(candles) >= needed:
-            out[symbol] = candles
-        else:
-            out[symbol] = InsufficientHistory(
-                f"{normalise_symbol(symbol)} has {len(candles)} candles; a window of {window} "
-                f"needs {needed}.",
-                details={"symbol": symbol, "available": len(candles), "needed": needed},
-            )
-    return out
+) -> dict[str, FeatureRow | DomainError]:
+    """The newest feature row of each symbol (``latest_feature_row``, the training arithmetic),
+    in one call to the source: one round trip to the shared cache for all of them, and the rows
+    kept with the source's process copy of the candles. A symbol that fails (unknown, too few
+    candles, its upstream request) maps to its error instead."""
+    return get_candle_source().newest_feature_rows(symbols, window)
 
 
-class _FeatureRowCache:
-    """The newest feature row per exact input, shared by the requests of one process.
-
-    The key is data: the window, the newest candle's time and the bytes of every value the row
-    is computed from (the last ``window + 1`` closes, highs, lows and volumes), so a hit is the
-    same arithmetic on the same numbers, identical by construction and never stale, whichever
-    source or frame the candles came in. Reading the key costs a fraction of the computation.
-    Bounded to ``size`` rows, least recently used out first.
-    """
-
-    def __init__(self, size: int = 2048) -> None:
-        self.size = size
-        self._rows: OrderedDict[tuple[Any, ...], tuple[pd.Timestamp, dict[str, float]]] = (
-            OrderedDict()
-        )
-        self._lock = threading.Lock()
-        self.hits = 0
-
-    def get(self, candles: pd.DataFrame, window: int) -> tuple[pd.Timestamp, dict[str, float]]:
-        needed = min_candles(window)
-        # Columns of the frame itself, sliced in NumPy: a sliced frame would cost more than
-        # the whole key.
-        key = (
-            window,
-            candles["timestamp"].iat[-1],
-            *(
-                candles[name].to_numpy(dtype=np.float64)[-needed:].tobytes()
-                for name in _KEY_COLUMNS
-            ),
-        )
-        with self._lock:
-            row = self._rows.get(key)
-            if row is not None:
-                self._rows.move_to_end(key)
-                self.hits += 1
-                return row
-        row = latest_feature_row(candles, window)
-        with self._lock:
-            self._rows[key] = row
-            while len(self._rows) > self.size:
-                self._rows.popitem(last=False)
-        return row
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rows.clear()
-            self.hits = 0
-
-
-_KEY_COLUMNS = ("close", "high", "low", "volume")
-feature_row_cache = _FeatureRowCache()
-
-
-def serving_feature_row(
-    candles: pd.DataFrame, window: int
-) -> tuple[pd.Timestamp, dict[str, float]]:
-    """``latest_feature_row`` (the training arithmetic) through the per-process row cache."""
-    as_of, features = feature_row_cache.get(candles, window)
-    return as_of, dict(features)
+def newest_feature_row(*, symbol: str, window: int) -> FeatureRow:
+    """``newest_feature_rows`` for one symbol; its error raised."""
+    row = newest_feature_rows(symbols=[symbol], window=window)[symbol]
+    if isinstance(row, DomainError):
+        raise row
+    return row
 
 
 def feature_rows_get(*, symbol: str, window: int, rows: int = 1) -> FeatureRows:

@@ -17,12 +17,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import pandas as pd
 
 from features.candles import normalise_candles
-from mlengine.errors import DomainError, UnknownSymbol
+from features.engineering import latest_feature_row, min_candles
+from mlengine.errors import DomainError, InsufficientHistory, UnknownSymbol
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUNDLED_FILES: dict[str, str] = {"SP500": "sp500.csv.gz", "NASDAQ": "nasdaq.csv.gz"}
@@ -46,6 +47,49 @@ class CandleSource(Protocol):
     ) -> dict[str, pd.DataFrame | DomainError]:
         """``get_candles`` for each symbol, the failures as their errors."""
         ...
+
+    def newest_feature_rows(
+        self, symbols: Sequence[str], window: int
+    ) -> dict[str, FeatureRow | DomainError]:
+        """The newest feature row of each symbol for ``window``, the failures as their errors."""
+        ...
+
+
+class FeatureRow(NamedTuple):
+    """The newest candle's time and its features (``latest_feature_row``)."""
+
+    as_of: pd.Timestamp
+    features: dict[str, float]
+
+
+def insufficient_history(symbol: str, available: int, needed: int) -> InsufficientHistory:
+    return InsufficientHistory(
+        f"{normalise_symbol(symbol)} has {available} candles; {needed} are needed.",
+        details={"symbol": symbol, "available": available, "needed": needed},
+    )
+
+
+def feature_row_of(symbol: str, candles: pd.DataFrame, window: int) -> FeatureRow:
+    """The newest feature row of ``candles``, or ``InsufficientHistory`` if there are too few."""
+    needed = min_candles(window)
+    if len(candles) < needed:
+        raise insufficient_history(symbol, len(candles), needed)
+    return FeatureRow(*latest_feature_row(candles, window))
+
+
+def computed_feature_rows(
+    source: CandleSource, symbols: Sequence[str], window: int
+) -> dict[str, FeatureRow | DomainError]:
+    """``newest_feature_rows`` for a source that keeps nothing: computed on every call."""
+    out: dict[str, FeatureRow | DomainError] = {}
+    for symbol, candles in source.get_candles_many(symbols, min_candles(window)).items():
+        try:
+            if isinstance(candles, DomainError):
+                raise candles
+            out[symbol] = feature_row_of(symbol, candles, window)
+        except DomainError as exc:
+            out[symbol] = exc
+    return out
 
 
 def normalise_symbol(symbol: str) -> str:
@@ -102,6 +146,11 @@ class BundledCandleSource:
                 out[symbol] = exc
         return out
 
+    def newest_feature_rows(
+        self, symbols: Sequence[str], window: int
+    ) -> dict[str, FeatureRow | DomainError]:
+        return computed_feature_rows(self, symbols, window)
+
 
 @functools.lru_cache(maxsize=256)
 def _bundled_tail(symbol: str, limit: int) -> pd.DataFrame:
@@ -120,7 +169,9 @@ class CachedCandleSource:
     entries, least recently used out first) lets each process decode an entry once instead of
     unpickling a fresh frame on every request. Each cached entry carries the wall-clock time of
     its upstream fetch, and the process copy expires ``ttl`` seconds after that fetch, as the
-    shared entry does: no layer serves candles fetched more than ``ttl`` seconds ago.
+    shared entry does: no layer serves candles fetched more than ``ttl`` seconds ago. A process
+    copy also keeps the newest feature row of its candles per window (``newest_feature_rows``):
+    its candles never change, so the row is computed once per entry, and goes with it.
 
     Within a process a lock per key makes concurrent misses wait for the first fetch instead of
     each calling upstream. Frames handed out are shared: like every source's, never modify one.
@@ -146,7 +197,7 @@ class CachedCandleSource:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._local: OrderedDict[str, _Entry] = OrderedDict()
-        self.stats = {"local_hits": 0, "shared_hits": 0, "fetches": 0}
+        self.stats = {"local_hits": 0, "shared_hits": 0, "fetches": 0, "row_hits": 0}
 
     def symbols(self) -> list[str] | None:
         return self.source.symbols()
@@ -171,30 +222,62 @@ class CachedCandleSource:
         """``get_candles`` for each symbol, with one round trip to the shared cache for all the
         process misses and an upstream call only per symbol missing there too; a symbol whose
         fetch failed maps to its error."""
+        if self.ttl <= 0:
+            fetch = self._fetch_limit(limit)
+            out: dict[str, pd.DataFrame | DomainError] = {}
+            for symbol in symbols:
+                try:
+                    out[symbol] = _newest(self.source.get_candles(symbol, fetch), limit)
+                except DomainError as exc:
+                    out[symbol] = exc
+            return out
+        return {
+            symbol: entry if isinstance(entry, DomainError) else entry.newest(limit)
+            for symbol, entry in self._entries(symbols, limit).items()
+        }
+
+    def newest_feature_rows(
+        self, symbols: Sequence[str], window: int
+    ) -> dict[str, FeatureRow | DomainError]:
+        """The newest feature row of each symbol, computed once per process copy and window."""
+        if self.ttl <= 0:
+            return computed_feature_rows(self, symbols, window)
+        out: dict[str, FeatureRow | DomainError] = {}
+        for symbol, entry in self._entries(symbols, min_candles(window)).items():
+            try:
+                if isinstance(entry, DomainError):
+                    raise entry
+                self.stats["row_hits"] += window in entry.rows
+                out[symbol] = entry.feature_row(symbol, window)
+            except DomainError as exc:
+                out[symbol] = exc
+        return out
+
+    def _entries(
+        self, symbols: Sequence[str], limit: int | None
+    ) -> dict[str, _Entry | DomainError]:
+        """The process copy of each symbol's entry: from this process, else from the shared
+        cache (one round trip for all), else fetched from the upstream."""
         fetch = self._fetch_limit(limit)
         keys = {symbol: self._key(symbol, fetch) for symbol in symbols}
-        entries: dict[str, _Entry | None] = {
-            symbol: self._local_get(key) if self.ttl > 0 else None for symbol, key in keys.items()
+        entries: dict[str, _Entry | DomainError | None] = {
+            symbol: self._local_get(key) for symbol, key in keys.items()
         }
         missing = [symbol for symbol, entry in entries.items() if entry is None]
-        if missing and self.ttl > 0:
+        if missing:
             from mlengine.cache import cache_get_many
 
             shared = cache_get_many([keys[s] for s in missing], alias=self.cache_alias)
             for symbol in missing:
-                entries[symbol] = self._adopt(keys[symbol], shared.get(keys[symbol]))
-        out: dict[str, pd.DataFrame | DomainError] = {}
-        for symbol, found in entries.items():
-            try:
-                if found is not None:
-                    out[symbol] = found.newest(limit)
-                elif self.ttl <= 0:
-                    out[symbol] = _newest(self.source.get_candles(symbol, fetch), limit)
-                else:
-                    out[symbol] = self._fetch(symbol, fetch, keys[symbol]).newest(limit)
-            except DomainError as exc:
-                out[symbol] = exc
-        return out
+                found = self._adopt(keys[symbol], shared.get(keys[symbol]))
+                if found is None:
+                    try:
+                        found = self._fetch(symbol, fetch, keys[symbol])
+                    except DomainError as exc:
+                        entries[symbol] = exc
+                        continue
+                entries[symbol] = found
+        return entries  # type: ignore[return-value]
 
     def _fetch_limit(self, limit: int | None) -> int | None:
         return max(limit, self.fetch_size) if limit and self.fetch_size else limit
@@ -256,8 +339,9 @@ class CachedCandleSource:
 
 
 class _Entry:
-    """One cached frame, the time of its upstream fetch, and its newest-``limit`` tails (built
-    once per limit: a serving window asks for the same few limits on every request)."""
+    """One cached frame, the time of its upstream fetch, its newest-``limit`` tails and its
+    newest feature row per window, each built once (a serving window asks for the same few on
+    every request). The candles never change, so neither can what is derived from them."""
 
     MAX_TAILS = 8
 
@@ -265,6 +349,15 @@ class _Entry:
         self.fetched_at = fetched_at
         self.candles = candles
         self._tails: dict[int, pd.DataFrame] = {}
+        self.rows: dict[int, FeatureRow] = {}
+
+    def feature_row(self, symbol: str, window: int) -> FeatureRow:
+        row = self.rows.get(window)
+        if row is None:
+            row = feature_row_of(symbol, self.candles, window)
+            if len(self.rows) < self.MAX_TAILS:
+                self.rows[window] = row
+        return row
 
     def newest(self, limit: int | None) -> pd.DataFrame:
         if limit is None or len(self.candles) <= limit:

@@ -23,13 +23,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from features.engineering import FEATURE_NAMES
-from features.selectors import (
-    candles_for_window,
-    candles_for_window_many,
-    json_float,
-    serving_feature_row,
-)
-from features.sources import normalise_symbol
+from features.selectors import json_float, newest_feature_row, newest_feature_rows
+from features.sources import feature_row_of, normalise_symbol
 from mlengine.errors import DomainError, InsufficientHistory
 from mlengine.logs import log_rate_limited
 from predictions.errors import AuditUnavailable, DuplicateRequestId, DuplicateSymbol
@@ -69,7 +64,8 @@ def prediction_create(
 ) -> PredictionResult:
     """Predict for the newest candle of ``symbol`` with the active model and commit the audit row.
 
-    The features come from ``latest_feature_row``, the same arithmetic training used. The row is
+    The features come from ``latest_feature_row``, the same arithmetic training used (kept
+    with the process copy of the candles, see ``features.sources.CachedCandleSource``). The row is
     committed before this returns; if it cannot be (database down, constraint error) the caller
     gets ``AuditUnavailable`` (503) and no prediction. ``candles`` and ``model`` let the replay
     feed history one step at a time, with a chosen version, through this same path.
@@ -81,9 +77,10 @@ def prediction_create(
         model = model_cache.get_active()
     looked_up = time.perf_counter()
     if candles is None:
-        candles = candles_for_window(symbol=symbol, window=model.window)
+        as_of, features = newest_feature_row(symbol=symbol, window=model.window)
+    else:
+        as_of, features = feature_row_of(symbol, candles, model.window)
     fetched = time.perf_counter()
-    as_of, features = serving_feature_row(candles, model.window)
     inputs = _model_inputs(model, symbol, features)
     computed = time.perf_counter()
     probability = model.predict_up(inputs)
@@ -124,25 +121,24 @@ def prediction_batch_create(*, symbols: Sequence[str]) -> BatchResult:
     first_spelling: dict[str, str] = {}
     for symbol in symbols:
         first_spelling.setdefault(normalise_symbol(symbol), symbol)
-    fetched_candles = candles_for_window_many(
-        symbols=list(first_spelling.values()), window=model.window
-    )
+    rows = newest_feature_rows(symbols=list(first_spelling.values()), window=model.window)
     fetched = time.perf_counter()
     errors: list[dict[str, Any]] = []
     scored: list[tuple[str, Any, dict[str, float], np.ndarray]] = []
     for symbol in symbols:
-        candles = fetched_candles.get(symbol)
+        row = rows.get(symbol)
         try:
-            if candles is None:
+            if row is None:
                 first = first_spelling[normalise_symbol(symbol)]
                 raise DuplicateSymbol(
                     f"{symbol} is {first}, already in this batch.",
                     details={"symbol": symbol, "same_as": first},
                 )
-            if isinstance(candles, DomainError):
-                raise candles
-            as_of, features = serving_feature_row(candles, model.window)
-            scored.append((symbol, as_of, features, _model_inputs(model, symbol, features)))
+            if isinstance(row, DomainError):
+                raise row
+            scored.append(
+                (symbol, row.as_of, row.features, _model_inputs(model, symbol, row.features))
+            )
         except DomainError as exc:
             errors.append(
                 {"symbol": symbol, "code": exc.code, "message": exc.message, "details": exc.details}

@@ -13,7 +13,6 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from features.selectors import feature_row_cache
 from features.sources import BundledCandleSource, CachedCandleSource, get_candle_source
 from predictions.models import PredictionRecord
 
@@ -233,12 +232,11 @@ def test_a_warm_batch_reads_candles_from_the_caches_not_the_upstream(trained, un
     assert len(universe.hits) == 50  # one upstream request per symbol on a cold cache
     source = get_candle_source()
     assert isinstance(source, CachedCandleSource)
-    hits = feature_row_cache.hits
     second = batch(symbols).json()
     assert len(second["predictions"]) == 50
     assert len(universe.hits) == 50  # warm: no upstream request at all
     assert source.stats["local_hits"] >= 50  # this process decoded each entry once
-    assert feature_row_cache.hits >= hits + 50
+    assert source.stats["row_hits"] >= 50  # and computed each feature row once
     # Another process (its own copy layer, the same shared cache) asks the upstream nothing.
     other = CachedCandleSource(source.source, ttl=60, fetch_size=300)
     found = other.get_candles_many(symbols, 21)
@@ -250,12 +248,12 @@ def test_a_warm_batch_reads_candles_from_the_caches_not_the_upstream(trained, un
 def test_predict_on_the_upstream_hits_the_process_caches(trained, universe) -> None:
     first = Client().get("/predict", {"symbol": "U007"}).json()
     source = get_candle_source()
-    hits = feature_row_cache.hits
+    row_hits = source.stats["row_hits"]
     second = Client().get("/predict", {"symbol": "U007"}).json()
     assert second["features"] == first["features"]
     assert universe.symbol_hits("U007") == 1
     assert source.stats["local_hits"] >= 1  # no unpickling of the shared entry
-    assert feature_row_cache.hits == hits + 1  # the same candles: the row is not recomputed
+    assert source.stats["row_hits"] == row_hits + 1  # the same candles: the row is reused
 
 
 def test_a_process_copy_expires_with_the_shared_entry(trained, universe, monkeypatch) -> None:
