@@ -405,7 +405,7 @@ class ProductionApp:
 
     def log_figures(self, *, since: int) -> dict[str, int]:
         """ERROR lines and tracebacks the app logged since byte ``since`` of its log: expected
-        failures should be one line each, without a traceback (recorded, not asserted here)."""
+        failures should be one line each, without a traceback (the scenarios check both)."""
         assert self.log is not None
         with self.log.open("rb") as log:
             log.seek(since)
