@@ -388,6 +388,10 @@ def mlflow_server(pipeline: Path, run_dir: Path) -> Iterator[tuple[int, int]]:
 # --- the runs ----------------------------------------------------------------------------------
 
 
+def server_url(server: tuple[int, int]) -> str:
+    return f"http://127.0.0.1:{server[0]}"
+
+
 def post(port: int, path: str, body: str, timeout: float = 180) -> tuple[int, Any]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -524,6 +528,8 @@ def run_benchmark(seconds: float) -> None:
                 stats_start = upstream_stats(upstream)
                 load(server, PREDICT_PATH, requests=WARMUP_REQUESTS)
                 load(server, BARE_PATH, requests=WARMUP_REQUESTS)
+                with urllib.request.urlopen(server_url(server) + PREDICT_PATH) as answer:
+                    notes.append(f"/predict answers {answer.read()[:160].decode()}...")
                 stats_before = upstream_stats(upstream)
                 production = load(server, PREDICT_PATH, seconds=seconds)
                 stats_after = upstream_stats(upstream)
