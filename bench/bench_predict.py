@@ -103,18 +103,33 @@ def _read_response(sock: socket.socket) -> tuple[int, dict[str, str]]:
     return int(status_line.split(" ", 2)[1]), headers
 
 
-def _client(
-    port: int, path: str, start_at: float, seconds: float | None, requests: int | None
+def _client(  # noqa: PLR0917 - Pool.starmap passes the arguments by position
+    port: int,
+    path: str,
+    start_at: float,
+    seconds: float | None,
+    requests: int | None,
+    method: str = "GET",
+    body: str = "",
+    keep_alive: bool = True,
 ) -> tuple[list[Sample], float]:
-    """One closed-loop client: GET, read the whole answer, next GET.
+    """One closed-loop client: send, read the whole answer, send again (a GET, or ``method``
+    with ``body`` as JSON).
 
     The connection is kept while the server allows it and closed as soon as an answer says
     ``Connection: close`` (gunicorn's sync worker: one connection per request, whose close the
     worker waits for), so the client never holds a worker up.
     """
+    payload = body.encode()
+    content = (
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n" if payload else ""
+    )
+    if not keep_alive:
+        content += "Connection: close\r\n"
     request = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n"
-    ).encode()
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
+        f"{content}\r\n"
+    ).encode() + payload
     perf = time.perf_counter
     samples: list[Sample] = []
     sock: socket.socket | None = None
@@ -144,7 +159,15 @@ def _client(
 
 
 def generate_load(
-    *, port: int, path: str, concurrency: int, seconds: float | None, requests: int | None
+    *,
+    port: int,
+    path: str,
+    concurrency: int,
+    seconds: float | None,
+    requests: int | None,
+    method: str = "GET",
+    body: str = "",
+    keep_alive: bool = True,
 ) -> dict[str, Any]:
     """``concurrency`` closed-loop clients for ``seconds`` (or ``requests`` in all).
 
@@ -158,7 +181,9 @@ def generate_load(
     context = multiprocessing.get_context("fork")
     with context.Pool(concurrency) as pool:
         parts = pool.starmap(
-            _client, [(port, path, start_at, seconds, per_client)] * concurrency, chunksize=1
+            _client,
+            [(port, path, start_at, seconds, per_client, method, body, keep_alive)] * concurrency,
+            chunksize=1,
         )
     # Each client returns its samples and the moment its last answer ended.
     elapsed = max(ended for _, ended in parts) - start_at
@@ -359,14 +384,22 @@ def child_env(database_url: str, artifacts: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], log: Path, threads: int) -> Iterator[tuple[int, int]]:
-    """gunicorn on 127.0.0.1 and a free port; yields (port, master pid) once it answers."""
+def gunicorn(
+    env: dict[str, str],
+    log: Path,
+    threads: int,
+    *,
+    app: str = "mlengine.wsgi:application",
+    ready_path: str = BARE_PATH,
+) -> Iterator[tuple[int, int]]:
+    """gunicorn serving ``app`` on 127.0.0.1 and a free port; yields (port, master pid) once
+    ``ready_path`` answers 200."""
     port = free_port()
     args = [
         sys.executable,
         "-m",
         "gunicorn",
-        "mlengine.wsgi:application",
+        app,
         "--workers",
         str(WORKERS),
         "--worker-class",
@@ -391,7 +424,7 @@ def gunicorn(env: dict[str, str], log: Path, threads: int) -> Iterator[tuple[int
                 raise RuntimeError(f"gunicorn exited at start:\n{log.read_text()[-2000:]}")
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", BARE_PATH)
+                connection.request("GET", ready_path)
                 if connection.getresponse().status == 200:
                     connection.close()
                     break
@@ -413,14 +446,23 @@ def gunicorn(env: dict[str, str], log: Path, threads: int) -> Iterator[tuple[int
 
 
 def load(
-    server: tuple[int, int], path: str, *, seconds: float | None = None, requests: int | None = None
+    server: tuple[int, int],
+    path: str,
+    *,
+    seconds: float | None = None,
+    requests: int | None = None,
+    concurrency: int = CONCURRENCY,
+    method: str = "GET",
+    body: str = "",
+    keep_alive: bool = True,
 ) -> LoadResult:
     """Run the load generator in its own process and read its samples back."""
     port, master = server
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         output = Path(handle.name)
-    spec = {"port": port, "path": path, "concurrency": CONCURRENCY}
-    spec.update({"seconds": seconds, "requests": requests, "output": str(output)})
+    spec = {"port": port, "path": path, "concurrency": concurrency, "method": method}
+    spec["keep_alive"] = keep_alive
+    spec.update({"seconds": seconds, "requests": requests, "output": str(output), "body": body})
     workers = worker_pids(master)
     server_before, client_before = process_cpu_seconds(workers), children_cpu_seconds()
     machine_before = machine_cpu_seconds()
@@ -637,6 +679,9 @@ if __name__ == "__main__":
             concurrency=spec["concurrency"],
             seconds=spec["seconds"],
             requests=spec["requests"],
+            method=spec.get("method", "GET"),
+            body=spec.get("body", ""),
+            keep_alive=spec.get("keep_alive", True),
         )
         Path(spec["output"]).write_text(json.dumps(data))
     elif len(sys.argv) == 3 and sys.argv[1] == "--inspect":

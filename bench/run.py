@@ -13,7 +13,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # In the order of the platform's data path; names given on the command line run only those.
-BENCHMARKS = ["bench_features", "bench_training", "bench_predict", "bench_monitoring"]
+BENCHMARKS = [
+    "bench_features",
+    "bench_training",
+    "bench_predict",
+    "bench_production",
+    "bench_monitoring",
+]
 
 
 def main(argv: list[str]) -> int:

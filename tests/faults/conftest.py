@@ -26,14 +26,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -41,8 +38,7 @@ import redis
 from django.conf import settings
 
 from conftest import REQUIRE_SERVICES, _spawn, _stop, _wait_until, free_port, skip_or_fail
-from features.sources import load_bundled_history
-from features.tests.test_client_live_server import ScriptedUpstream, _QuietServer, send_json
+from features.standin import CandleStandin, serve_in_thread
 from tests.factories import SMALL_CONFIG
 from tests.faults.load import Answer, http_call
 
@@ -256,65 +252,12 @@ def private_redis(fault_tools: FaultTools) -> Iterator[PrivateRedis]:
 # --- the upstream market data platform -----------------------------------------------------------
 
 
-def _candles_body(limit: int) -> bytes:
-    """The newest ``limit`` bundled SP500 candles in the upstream's JSON contract."""
-    tail = load_bundled_history("SP500").iloc[-limit:]
-    candles = [
-        {
-            "timestamp": row.timestamp.isoformat(),
-            "open": row.open,
-            "high": row.high,
-            "low": row.low,
-            "close": row.close,
-            "volume": row.volume,
-        }
-        for row in tail.itertuples()
-    ]
-    return json.dumps({"symbol": "SP500", "candles": candles}).encode()
-
-
 @pytest.fixture(scope="module")
-def market_upstream() -> Iterator[ScriptedUpstream]:
-    """The features tests' scripted upstream, serving the bundled SP500 history over HTTP."""
-    script = ScriptedUpstream()
-    bodies: dict[int, bytes] = {}
-    not_found = send_json(404, b'{"detail": "not found"}')
-
-    def serve(handler: BaseHTTPRequestHandler, hit: int) -> None:
-        parts = urlsplit(handler.path)
-        query = parse_qs(parts.query)
-        if parts.path != "/candles" or query.get("symbol", [""])[0].upper() != "SP500":
-            not_found(handler, hit)  # also answers the health check's ping of "/"
-            return
-        limit = int(query.get("limit", ["1000"])[0])
-        if limit not in bodies:
-            bodies[limit] = _candles_body(limit)
-        send_json(200, bodies[limit])(handler, hit)
-
-    script.behaviour = serve
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            with script.lock:
-                script.paths.append(self.path)
-                hit = len(script.paths)
-            script.behaviour(self, hit)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = _QuietServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    script.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield script
-    finally:
-        script.stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def market_upstream() -> Iterator[CandleStandin]:
+    """The Market Data Platform stand-in (``features/standin.py``) on a thread: the bundled
+    history over HTTP, ``hits`` counting every request it answered."""
+    with serve_in_thread() as standin:
+        yield standin
 
 
 # --- the app under gunicorn, production settings -------------------------------------------------
@@ -329,7 +272,7 @@ class ProductionApp:
     root: Path
     postgres: PrivatePostgres
     redis: PrivateRedis
-    upstream: ScriptedUpstream
+    upstream: CandleStandin
     token: str = ""
     master: subprocess.Popen[bytes] | None = None
     log: Path | None = None
@@ -405,7 +348,7 @@ class ProductionApp:
 
     def log_figures(self, *, since: int) -> dict[str, int]:
         """ERROR lines and tracebacks the app logged since byte ``since`` of its log: expected
-        failures should be one line each, without a traceback (recorded, not asserted here)."""
+        failures should be one line each, without a traceback (the scenarios check both)."""
         assert self.log is not None
         with self.log.open("rb") as log:
             log.seek(since)
@@ -465,7 +408,7 @@ print(Token.objects.create(user=user).key)
 def faults_app(
     private_postgres: PrivatePostgres,
     private_redis: PrivateRedis,
-    market_upstream: ScriptedUpstream,
+    market_upstream: CandleStandin,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ProductionApp]:
     """Migrated, a small model trained and active, a registry token, gunicorn answering."""

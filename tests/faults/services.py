@@ -2,8 +2,9 @@
 
 - ``private_redis()``: a ``redis-server`` on a free port, killed at the end (or earlier by the
   test with ``.kill()``).
-- ``candle_upstream()``: a real HTTP Market Data Platform stand-in on 127.0.0.1 serving
-  ``/candles`` from the bundled history, so ``MARKET_DATA_URL`` paths run without a network.
+- ``candle_upstream()``: the Market Data Platform stand-in (``features/standin.py``) on
+  127.0.0.1 serving ``/candles`` from the bundled history, so ``MARKET_DATA_URL`` paths run
+  without a network.
 - ``private_postgres()``: a PostgreSQL cluster made with ``initdb`` in a temporary
   folder, on a free port, that a test may ``stop()`` (an outage) and ``start()`` again.
 - ``blackhole_port()``: a listening socket that accepts connections and never answers (a
@@ -14,24 +15,21 @@ Never the machine's shared 127.0.0.1:5432 / :6379.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from conftest import free_port
+from features.standin import CandleStandin, serve_in_thread
 
 
 @dataclass
@@ -79,63 +77,12 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.kill()
 
 
-@dataclass
-class CandleUpstream:
-    url: str
-    hits: list[str]
-
-
 @contextmanager
-def candle_upstream() -> Iterator[CandleUpstream]:
-    """``GET /candles?symbol=SP500&limit=N``: the newest N bundled candles; ``/`` answers 200."""
-    from features.sources import BundledCandleSource
-
-    source = BundledCandleSource()
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            url = urlparse(self.path)
-            if url.path != "/candles":
-                body = b"{}"
-            else:
-                query = parse_qs(url.query)
-                symbol = query.get("symbol", [""])[0]
-                limit = int(query.get("limit", ["100"])[0])
-                if symbol.upper() not in source.symbols():
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                frame = source.get_candles(symbol, limit)
-                candles = [
-                    {
-                        "timestamp": row["timestamp"].isoformat(),
-                        **{k: float(row[k]) for k in ("open", "high", "low", "close", "volume")},
-                    }
-                    for row in frame.to_dict("records")
-                ]
-                body = json.dumps({"symbol": symbol.upper(), "candles": candles}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield CandleUpstream(url=f"http://127.0.0.1:{server.server_address[1]}", hits=hits)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def candle_upstream() -> Iterator[CandleStandin]:
+    """The Market Data Platform stand-in (``features/standin.py``) on a thread: ``/candles``
+    from the bundled history, ``/`` answers 200, ``hits`` counts the requests answered."""
+    with serve_in_thread() as standin:
+        yield standin
 
 
 @contextmanager

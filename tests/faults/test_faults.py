@@ -44,6 +44,8 @@ STREAK = 20
 RECOVERY_BOUND = 60.0
 # Seconds a service stays down under load.
 OUTAGE = 3.0
+# ERROR lines one fault may cause: a few kinds of expected failure, once per worker each.
+MAX_ERROR_LINES_PER_FAULT = 12
 DATABASE_OUTAGE_CODES = frozenset({"audit_unavailable", "database_unavailable"})
 
 
@@ -74,6 +76,20 @@ class Problems:
 
 def body_request_id(answer: Answer) -> str | None:
     return answer.body.get("request_id") if isinstance(answer.body, dict) else None
+
+
+def checked_log(
+    app: ProductionApp, problems: Problems, *, since: int, faults: int
+) -> dict[str, int]:
+    """The app log's figures since byte ``since``, with a problem for any traceback and for more
+    ERROR lines than a rate-limited log writes: expected failures are one line per kind per
+    LOG_RATE_LIMIT_SECONDS per worker, not one per failed request (thousands before)."""
+    logs = app.log_figures(since=since)
+    if logs["log_tracebacks"]:
+        problems.add("tracebacks in the app log", logs["log_tracebacks"])
+    if logs["log_error_lines"] > MAX_ERROR_LINES_PER_FAULT * faults:
+        problems.add("more ERROR lines than a rate-limited log writes", logs["log_error_lines"])
+    return logs
 
 
 def check_answers(
@@ -189,6 +205,7 @@ def conclude(
         recovery_seconds(answers, injected=fault.injected, removed=fault.removed, until=end)
         for fault, end in zip(faults, ends, strict=True)
     ]
+    logs = checked_log(app, problems, since=log_from, faults=len(faults))
     figures = {
         "scenario": scenario,
         "requests": len(answers),
@@ -198,7 +215,7 @@ def conclude(
         "exported_lines": exported_lines,
         "recovery_s": recovery,
         **(extra or {}),
-        **app.log_figures(since=log_from),
+        **logs,
         "problems": sum(problems.counts.values()),
     }
     record_figures(figures)
@@ -348,7 +365,7 @@ def test_training_refused_while_the_broker_is_down(healthy_app: ProductionApp) -
         "runs_by_status": dict(Counter(status for _, status, _ in runs)),
         "orphan_runs": sum(status == "queued" and not task_id for _, status, task_id in runs),
         "recovery_s": [round(accepted[-1].ended - removed, 3)] if accepted else None,
-        **app.log_figures(since=log_from),
+        **checked_log(app, problems, since=log_from, faults=1),
         "problems": sum(problems.counts.values()),
     }
     record_figures(figures)

@@ -1,0 +1,666 @@
+"""Benchmark: `/predict` on the path production runs, beside its floors and mlflow serving.
+
+One run, side by side, each row under the same load generator as ``bench/bench_predict.py``
+(4 closed-loop client processes of raw HTTP/1.1, 200 warm-up requests):
+
+1. **production path**: gunicorn, 2 sync workers, ``mlengine.settings.production`` (through
+   ``bench.settings_production``, which only adds the bare views' URLconf) with a random
+   ``SECRET_KEY``, ``SECURE_SSL_REDIRECT=false`` (plain HTTP on loopback stands for the traffic
+   behind the TLS terminator) and ``THROTTLE_RATES=off``; candles from the Market Data
+   Platform stand-in (``features/standin.py``) run as its own process (``MARKET_DATA_URL``),
+   cached in Redis (``CACHE_URL``, also the broker), audit rows in PostgreSQL (a scratch
+   database ``mlengine_bench_prod`` on ``DATABASE_URL``'s server, else 127.0.0.1:5432, dropped
+   at the end). Redis is a private ``redis-server`` on a free port, killed at the end; without
+   one, db 13 of 127.0.0.1:6379, whose keys the bench deletes at the end (never a FLUSHALL).
+   ``BENCH_SECONDS`` (20) of ``GET /predict?symbol=SP500``; every 200 answer's ``X-Request-ID``
+   must have a committed ``PredictionRecord``; the stand-in's counters give the upstream calls
+   per symbol per ``MARKET_DATA_CACHE_TTL``.
+2. **bundled path**: the same gunicorn, settings, Redis and database without ``MARKET_DATA_URL``
+   (candles from ``features/data``), so the candle source is the only difference.
+3. **floors**, 5 s each: a bare WSGI callable (``bench/bare_wsgi.py``) under the same gunicorn
+   options, and the bare Django view of ``bench/bare_urls.py`` in the production gunicorn.
+4. **mlflow models serve** on the same model: the active version's pipeline saved with
+   ``mlflow.sklearn.save_model`` (``predict_proba``) and served with ``--env-manager local``
+   and 2 workers, scoring the same feature row (``POST /invocations``, ``dataframe_split``),
+   10 s. mlflow lives in its own venv, ``var/bench-mlflow``, made on first use (pinned below,
+   scikit-learn and NumPy at the project's pins); when that fails the row says why.
+5. **batch**: ``POST /predict/batch`` with 500 synthetic symbols (``SYN0001``...), warmed by one
+   call, then ``BENCH_BATCH_REPEATS`` (30) calls one at a time; "n/a" while the endpoint is
+   missing (404).
+
+Goals: production path p50 <= 3 ms, p99 <= 10 ms, >= 900 requests/s, 0 errors, 0 answers
+without a committed row; a batch of 500 warm symbols <= 60 ms p50.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.bench_predict import (
+    BARE_PATH,
+    CONCURRENCY,
+    PREDICT_PATH,
+    WARMUP_REQUESTS,
+    WORKERS,
+    LoadResult,
+    gunicorn,
+    load,
+    print_stage_breakdown,
+)
+from bench.common import (
+    ROOT,
+    create_scratch_database,
+    drop_scratch_database,
+    free_port,
+    header,
+    percentile,
+    verdict,
+)
+
+BENCH_DATABASE = "mlengine_bench_prod"
+DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+# Without a redis-server binary: this db of the shared Redis, this bench's alone.
+SHARED_REDIS_DB = 13
+SYNTHETIC_SYMBOLS = 500
+BATCH_PATH = "/predict/batch"
+MLFLOW_VERSION = "3.17.2"
+MLFLOW_VENV = ROOT / "var" / "bench-mlflow"
+RESULT_MARKER = "BENCH_RESULT "
+
+GOAL_P50_MS = 3.0
+GOAL_P99_MS = 10.0
+GOAL_RPS = 900.0
+GOAL_BATCH_P50_MS = 60.0
+
+
+class NotAvailable(Exception):
+    """A row that cannot be measured on this machine; the message says why."""
+
+
+@dataclass
+class Row:
+    name: str
+    result: LoadResult | None = None
+    note: str = ""
+
+
+# --- services ----------------------------------------------------------------------------------
+
+
+def _wait_for(url: str, what: str, process: subprocess.Popen[bytes], log: Path, timeout: float):
+    """Poll ``url`` until it answers 200; fail with the log's tail if ``process`` dies first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise NotAvailable(f"{what} exited at start: {log.read_text()[-1500:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise NotAvailable(f"{what} did not answer {url} within {timeout:g} s")
+        time.sleep(0.2)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group this bench started (its own session), SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextlib.contextmanager
+def redis_service(run_dir: Path) -> Iterator[tuple[str, str, str]]:
+    """(CACHE_URL, CELERY_BROKER_URL, description): a private redis-server, else shared db 13."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        import redis
+
+        url = f"redis://127.0.0.1:6379/{SHARED_REDIS_DB}"
+        try:
+            yield url, url, f"shared Redis db {SHARED_REDIS_DB} (no redis-server binary)"
+        finally:
+            client = redis.Redis.from_url(url)
+            keys = list(client.scan_iter(count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+        return
+    port = free_port()
+    log = run_dir / "redis.log"
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--logfile", str(log)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port)) as probe:
+                    probe.connect()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise NotAvailable("the private redis-server did not start") from None
+                time.sleep(0.05)
+        yield (
+            f"redis://127.0.0.1:{port}/0",
+            f"redis://127.0.0.1:{port}/1",
+            f"private redis-server :{port}",
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def standin_process(run_dir: Path) -> Iterator[str]:
+    """``python -m features.standin`` with the synthetic symbols, as its own process; its URL."""
+    port = free_port()
+    log = run_dir / "standin.log"
+    command = [sys.executable, "-m", "features.standin", "--port", str(port),
+               "--synthetic", str(SYNTHETIC_SYMBOLS)]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(url + "/", "the market data stand-in", process, log, 30)
+        yield url
+    finally:
+        _stop_group(process)
+
+
+def upstream_stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url + "/stats", timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[str]:
+    given = os.environ.get("DATABASE_URL", "").strip()
+    admin = given if given.startswith(("postgres://", "postgresql://")) else DEFAULT_ADMIN_URL
+    import psycopg
+
+    try:
+        url = create_scratch_database(admin, BENCH_DATABASE)
+    except psycopg.Error as exc:
+        raise NotAvailable(f"cannot create {BENCH_DATABASE} on {admin}: {exc}") from exc
+    try:
+        yield url
+    finally:
+        drop_scratch_database(admin, BENCH_DATABASE)
+
+
+def production_env(
+    run_dir: Path, database_url: str, cache_url: str, broker_url: str, upstream: str | None
+) -> dict[str, str]:
+    """A deployment's environment: nothing of the developer's own but PATH, HOME and locale."""
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL") if key in os.environ}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench.settings_production",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "SECURE_SSL_REDIRECT": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": database_url,
+            "CACHE_URL": cache_url,
+            "CELERY_BROKER_URL": broker_url,
+            "ARTIFACTS_DIR": str(run_dir / "artifacts"),
+            "AUDIT_LOG_FILE": str(run_dir / "artifacts" / "audit" / "predictions.jsonl"),
+            "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus"),
+            "STATIC_ROOT": str(run_dir / "static"),
+            # One load generator far above any per-client rate: measure serving, not 429s.
+            "THROTTLE_RATES": "off",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    for name in ("MARKET_DATA_CACHE_TTL", "LOG_LEVEL"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    if upstream:
+        env["MARKET_DATA_URL"] = upstream
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> tuple[str, float]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {args[0]} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    return done.stdout, time.perf_counter() - started
+
+
+# --- what the app answered ---------------------------------------------------------------------
+
+
+def unaudited(database_url: str, request_ids: list[str]) -> int:
+    """200 answers whose request id has no committed ``PredictionRecord`` (missing ids count)."""
+    import psycopg
+
+    with psycopg.connect(database_url, connect_timeout=10) as connection:
+        rows = connection.execute("SELECT request_id::text FROM predictions_predictionrecord")
+        committed = {row[0] for row in rows}
+    return sum(1 for value in request_ids if not value or value.lower() not in committed)
+
+
+def row_count(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url, connect_timeout=10) as connection:
+        return connection.execute("SELECT count(*) FROM predictions_predictionrecord").fetchone()[0]
+
+
+EXPORT_SCRIPT = """
+import json
+import joblib
+from features.engineering import latest_feature_row
+from features.selectors import candles_for_window
+from predictions.inference import model_cache
+model = model_cache.get_active()
+candles = candles_for_window(symbol="SP500", window=model.window)
+_, features = latest_feature_row(candles, model.window)
+joblib.dump(model.pipeline, {out!r})
+steps = getattr(model.pipeline, "steps", None)
+print({marker!r} + json.dumps({{
+    "label": model.label,
+    "model": " + ".join(type(step).__name__ for _, step in steps) if steps else repr(model),
+    "columns": list(model.features),
+    "row": [features[name] for name in model.features],
+}}))
+"""
+
+
+def export_model(env: dict[str, str], out: Path) -> dict[str, Any]:
+    """The active pipeline (joblib, for mlflow) and the feature row ``/predict`` scores."""
+    stdout, _ = manage(env, "shell", "-c", EXPORT_SCRIPT.format(out=str(out), marker=RESULT_MARKER))
+    line = next(line for line in stdout.splitlines() if line.startswith(RESULT_MARKER))
+    return json.loads(line.removeprefix(RESULT_MARKER))
+
+
+# --- mlflow ------------------------------------------------------------------------------------
+
+
+def project_pin(name: str) -> str:
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.split("==")[0].strip().lower() == name:
+            return line.strip()
+    raise NotAvailable(f"{name} is not pinned in requirements.txt")
+
+
+def mlflow_python() -> Path:
+    """The mlflow venv's interpreter, made (or brought to the pins) on first use."""
+    pins = [f"mlflow=={MLFLOW_VERSION}", project_pin("scikit-learn"), project_pin("numpy")]
+    python, stamp = MLFLOW_VENV / "bin" / "python", MLFLOW_VENV / ".bench-pins"
+    if python.exists() and stamp.exists() and stamp.read_text() == " ".join(pins):
+        return python
+    print(f"(installing {' '.join(pins)} into {MLFLOW_VENV.relative_to(ROOT)}, once)", flush=True)
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise NotAvailable(f"cannot make {MLFLOW_VENV.name}: {exc}") from exc
+    if done.returncode != 0:
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+        raise NotAvailable(f"pip install failed: {(errors or [done.stderr[-300:]])[-1]}")
+    stamp.write_text(" ".join(pins))
+    return python
+
+
+@contextlib.contextmanager
+def mlflow_server(pipeline: Path, run_dir: Path) -> Iterator[tuple[int, int]]:
+    """``mlflow models serve`` on the saved pipeline, 2 workers, local env; (port, pid)."""
+    python = mlflow_python()
+    model_dir = run_dir / "mlflow-model"
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL") if key in os.environ}
+    # Nothing leaves the machine: no telemetry, the tracking store a local folder.
+    env.update(
+        {
+            "PATH": f"{python.parent}:{env.get('PATH', '')}",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            "MLFLOW_TRACKING_URI": (run_dir / "mlruns").as_uri(),
+        }
+    )
+    saved = subprocess.run(
+        [str(python), str(ROOT / "bench" / "mlflow_model.py"), str(pipeline), str(model_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if saved.returncode != 0:
+        raise NotAvailable(f"mlflow.sklearn.save_model failed: {saved.stderr[-300:]}")
+    port = free_port()
+    log = run_dir / "mlflow.log"
+    command = [str(python.parent / "mlflow"), "models", "serve", "-m", str(model_dir),
+               "-h", "127.0.0.1", "-p", str(port), "--workers", str(WORKERS),
+               "--env-manager", "local"]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=run_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/ping", "mlflow models serve", process, log, 120)
+        yield port, process.pid
+    finally:
+        _stop_group(process)
+
+
+# --- the runs ----------------------------------------------------------------------------------
+
+
+def server_url(server: tuple[int, int]) -> str:
+    return f"http://127.0.0.1:{server[0]}"
+
+
+def post(port: int, path: str, body: str, timeout: float = 180) -> tuple[int, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        raw = answer.read()
+    finally:
+        connection.close()
+    try:
+        return answer.status, json.loads(raw)
+    except ValueError:
+        return answer.status, raw[:200]
+
+
+def run_batch(server: tuple[int, int], repeats: int, database_url: str) -> tuple[Row, str]:
+    """(row, note): the warm-up call, then ``repeats`` calls one at a time."""
+    symbols = [f"SYN{number:04d}" for number in range(1, SYNTHETIC_SYMBOLS + 1)]
+    body = json.dumps({"symbols": symbols})
+    started = time.perf_counter()
+    status, answer = post(server[0], BATCH_PATH, body)
+    cold = time.perf_counter() - started
+    if status in {404, 405}:
+        return Row(f"batch of {len(symbols)}", note=f"n/a (no {BATCH_PATH}: {status})"), ""
+    if status != 200 or not isinstance(answer, dict):
+        return Row(
+            f"batch of {len(symbols)}", note=f"warm-up answered {status}: {answer!r:.200}"
+        ), ""
+    scored = len(answer.get("predictions", []))
+    failed = len(answer.get("errors", []))
+    before = row_count(database_url)
+    result = load(server, BATCH_PATH, requests=repeats, concurrency=1, method="POST", body=body)
+    rows = row_count(database_url) - before
+    note = (
+        f"cold call {cold * 1000:.0f} ms ({scored} predictions, {failed} errors); "
+        f"{result.count} warm calls added {rows} audit rows (expected {scored * result.count})"
+    )
+    return Row(f"batch of {len(symbols)}", result), note
+
+
+def upstream_line(before: dict[str, Any], after: dict[str, Any], seconds: float, ttl: int) -> str:
+    """Upstream ``/candles`` calls per symbol per cache TTL between two ``/stats`` readings."""
+    calls = {
+        symbol: count - before["by_symbol"].get(symbol, 0)
+        for symbol, count in after["by_symbol"].items()
+        if count > before["by_symbol"].get(symbol, 0)
+    }
+    if not calls:
+        return f"0 upstream calls in {seconds:.0f} s"
+    periods = max(1, math.ceil(seconds / ttl)) if ttl > 0 else 1
+    per = sum(calls.values()) / len(calls) / periods
+    shown = ", ".join(f"{symbol} {count}" for symbol, count in sorted(calls.items())[:3])
+    more = f" (+{len(calls) - 3} symbols)" if len(calls) > 3 else ""
+    return (
+        f"{sum(calls.values())} upstream /candles calls for {len(calls)} symbol(s) in "
+        f"{seconds:.0f} s ({shown}{more}); TTL {ttl} s -> {per:.2f} calls per symbol per TTL"
+    )
+
+
+def run_mlflow(
+    exported: dict[str, Any], run_dir: Path, seconds: float, notes: list[str]
+) -> dict[str, Row]:
+    """``mlflow models serve`` on the exported pipeline, scoring ``/predict``'s feature row.
+
+    Two client modes. One connection per request is what the gunicorn rows get (the sync worker
+    closes after every answer), so that row is the comparison. Keep-alive is shown beside it:
+    uvicorn with h11 writes an answer's headers and body separately, and on a kept connection
+    the body then waits for the client's delayed ACK (about 40 ms on Linux) every time.
+    """
+    invocation = json.dumps(
+        {"dataframe_split": {"columns": exported["columns"], "data": [exported["row"]]}}
+    )
+    name = f"mlflow {MLFLOW_VERSION} models serve, {WORKERS} workers"
+    try:
+        with mlflow_server(run_dir / "pipeline.joblib", run_dir) as server:
+            status, answer = post(server[0], "/invocations", invocation, timeout=30)
+            if status != 200:
+                raise NotAvailable(f"/invocations answered {status}: {answer!r:.200}")
+            notes.append(f"mlflow /invocations answers {json.dumps(answer)[:120]}")
+            post_load = {"method": "POST", "body": invocation}
+            load(server, "/invocations", requests=WARMUP_REQUESTS, keep_alive=False, **post_load)
+            closing = load(server, "/invocations", seconds=seconds, keep_alive=False, **post_load)
+            kept = load(server, "/invocations", seconds=min(seconds, 5.0), **post_load)
+    except NotAvailable as exc:
+        return {"mlflow": Row("mlflow models serve", note=f"not available: {exc}")}
+    return {
+        "mlflow": Row(name, closing),
+        "mlflow-keep-alive": Row(
+            "  the same, connections kept alive",
+            kept,
+            note="(delayed-ACK stalls of uvicorn + h11 on kept connections)",
+        ),
+    }
+
+
+def run_benchmark(seconds: float) -> None:
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-production-", dir=ROOT / "var"))
+    floor_seconds, mlflow_seconds = min(5.0, seconds), min(10.0, seconds)
+    repeats = int(os.environ.get("BENCH_BATCH_REPEATS") or 30)
+    ttl = int(os.environ.get("MARKET_DATA_CACHE_TTL") or 60)
+    rows: dict[str, Row] = {}
+    notes: list[str] = []
+    ok = False
+    header(
+        f"/predict on the production path: gunicorn {WORKERS} sync workers, concurrency "
+        f"{CONCURRENCY}, {seconds:g} s; beside the bundled path, the floors and mlflow"
+    )
+    try:
+        with (
+            scratch_database() as database_url,
+            redis_service(run_dir) as (cache_url, broker_url, redis_text),
+            standin_process(run_dir) as upstream,
+        ):
+            print(
+                f"services: PostgreSQL {urllib.parse.urlsplit(database_url).hostname}/"
+                f"{BENCH_DATABASE}, {redis_text}, stand-in {upstream} "
+                f"({SYNTHETIC_SYMBOLS} synthetic symbols)",
+                flush=True,
+            )
+            env = production_env(run_dir, database_url, cache_url, broker_url, upstream)
+            offline = production_env(run_dir, database_url, cache_url, broker_url, None)
+            _, migrate_seconds = manage(offline, "migrate", "--noinput", "-v", "0")
+            out, train_seconds = manage(offline, "train_model", "--activate")
+            registered = next((x for x in out.splitlines() if x.startswith("Registered")), "?")
+            print(
+                f"setup: migrate {migrate_seconds:.1f} s, train_model --activate "
+                f"{train_seconds:.1f} s ({registered})",
+                flush=True,
+            )
+            exported = export_model(offline, run_dir / "pipeline.joblib")
+            print(f"model {exported['label']}: {exported['model']}", flush=True)
+
+            with gunicorn(env, run_dir / "gunicorn-production.log", 1) as server:
+                lifetime_start = time.monotonic()
+                stats_start = upstream_stats(upstream)
+                load(server, PREDICT_PATH, requests=WARMUP_REQUESTS)
+                load(server, BARE_PATH, requests=WARMUP_REQUESTS)
+                with urllib.request.urlopen(server_url(server) + PREDICT_PATH) as answer:
+                    notes.append(f"/predict answers {answer.read()[:160].decode()}...")
+                stats_before = upstream_stats(upstream)
+                production = load(server, PREDICT_PATH, seconds=seconds)
+                stats_after = upstream_stats(upstream)
+                rows["production"] = Row("production: upstream + Redis + PostgreSQL", production)
+                rows["django"] = Row(
+                    "bare Django view, same gunicorn",
+                    load(server, BARE_PATH, seconds=floor_seconds),
+                )
+                lifetime = time.monotonic() - lifetime_start
+                notes.append(
+                    "upstream, timed run: "
+                    + upstream_line(stats_before, stats_after, production.elapsed, ttl)
+                )
+                notes.append(
+                    "upstream, warm-up and run: "
+                    + upstream_line(stats_start, stats_after, lifetime, ttl)
+                )
+                stats_batch = upstream_stats(upstream)
+                rows["batch"], batch_note = run_batch(server, repeats, database_url)
+                if batch_note:
+                    notes.append(f"batch: {batch_note}")
+                    notes.append(
+                        "upstream, batch: "
+                        + upstream_line(
+                            stats_batch,
+                            upstream_stats(upstream),
+                            time.monotonic() - lifetime_start - lifetime,
+                            ttl,
+                        )
+                    )
+            missing = unaudited(database_url, production.ok_request_ids)
+
+            stats_bundled = upstream_stats(upstream)
+            offline_serving = {**offline, "SECRET_KEY": env["SECRET_KEY"]}
+            with gunicorn(offline_serving, run_dir / "gunicorn-bundled.log", 1) as server:
+                load(server, PREDICT_PATH, requests=WARMUP_REQUESTS)
+                bundled = load(server, PREDICT_PATH, seconds=seconds)
+            rows["bundled"] = Row("bundled source + Redis + PostgreSQL", bundled)
+            missing_bundled = unaudited(database_url, bundled.ok_request_ids)
+            if upstream_stats(upstream)["requests"] != stats_bundled["requests"]:
+                notes.append("bundled path: the upstream was called (it should not be)")
+
+            bare_env = {**offline, "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus-bare")}
+            with gunicorn(
+                bare_env,
+                run_dir / "gunicorn-bare.log",
+                1,
+                app="bench.bare_wsgi:app",
+                ready_path="/",
+            ) as server:
+                load(server, "/", requests=WARMUP_REQUESTS)
+                rows["wsgi"] = Row(
+                    "bare WSGI app, same gunicorn", load(server, "/", seconds=floor_seconds)
+                )
+
+            rows.update(run_mlflow(exported, run_dir, mlflow_seconds, notes))
+        print_report(rows, notes, missing, missing_bundled)
+        ok = True
+    except NotAvailable as exc:
+        print(f"production path: not available: {exc}")
+        ok = True
+    finally:
+        if ok:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            print(f"(kept {run_dir.relative_to(ROOT)} for its logs)")
+
+
+def print_report(
+    rows: dict[str, Row], notes: list[str], missing: int, missing_bundled: int
+) -> None:
+    floor = rows["wsgi"].result
+    print(
+        f"{'row':<46} {'p50':>8} {'p95':>8} {'p99':>8} {'req/s':>7} {'errors':>6} "
+        f"{'p50/WSGI':>9} {'req/s/WSGI':>10}"
+    )
+    order = ["production", "bundled", "wsgi", "django", "mlflow", "mlflow-keep-alive", "batch"]
+    for row in [rows[key] for key in order if key in rows]:
+        result = row.result
+        if result is None:
+            print(f"{row.name:<46} {row.note}")
+            continue
+        ratio = (
+            f"{result.p(50) / floor.p(50):8.1f}x {result.rps / floor.rps:9.2f}x"
+            if floor is not None and row is not rows.get("batch")
+            else ""
+        )
+        print(
+            f"{row.name:<46} {result.p(50):6.2f}ms {result.p(95):6.2f}ms {result.p(99):6.2f}ms "
+            f"{result.rps:7.0f} {result.errors:6d} {ratio}"
+        )
+        if row.note:
+            print(f"  {row.note}")
+    production, bundled = rows["production"].result, rows["bundled"].result
+    assert production is not None and bundled is not None
+    for name, result in (("production", production), ("bundled", bundled)):
+        if result.errors:
+            statuses = ", ".join(f"{s}: {n}" for s, n in sorted(result.statuses.items()))
+            print(f"{name} statuses {statuses}; e.g. {result.error_examples}")
+    print(
+        f"audit: production {len(production.ok_request_ids)} answers 200, {missing} without a "
+        f"committed PredictionRecord; bundled {len(bundled.ok_request_ids)}, {missing_bundled}"
+    )
+    print(f"production {production.cpu_summary()}")
+    print_stage_breakdown(production)
+    for note in notes:
+        print(note)
+    print(
+        f"ratios production vs bundled: p50 {production.p(50) / bundled.p(50):.2f}x, "
+        f"p99 {production.p(99) / bundled.p(99):.2f}x, req/s {production.rps / bundled.rps:.2f}x"
+    )
+    print(f"goal production p50 <= {GOAL_P50_MS:g} ms: {verdict(production.p(50), GOAL_P50_MS)}")
+    print(f"goal production p99 <= {GOAL_P99_MS:g} ms: {verdict(production.p(99), GOAL_P99_MS)}")
+    print(
+        f"goal production >= {GOAL_RPS:g} requests/s: "
+        f"{verdict(production.rps, GOAL_RPS, lower_is_better=False)}"
+    )
+    print(f"goal production zero errors: {verdict(production.errors, 0)}")
+    print(f"goal production zero 200 answers without an audit row: {verdict(missing, 0)}")
+    batch = rows["batch"].result
+    batch_verdict = (
+        rows["batch"].note
+        if batch is None
+        else verdict(percentile(batch.latencies_ms, 50), GOAL_BATCH_P50_MS)
+    )
+    print(f"goal batch of {SYNTHETIC_SYMBOLS} p50 <= {GOAL_BATCH_P50_MS:g} ms: {batch_verdict}")
+
+
+def main() -> None:
+    run_benchmark(float(os.environ.get("BENCH_SECONDS") or 20))
+
+
+if __name__ == "__main__":
+    main()
