@@ -2,94 +2,42 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from django.db import connection
 from django.test import Client
 
-from features.sources import BundledCandleSource, CachedCandleSource, get_candle_source
+from features.sources import CachedCandleSource, get_candle_source
+from features.standin import CandleStandin, candles_body, serve_in_thread, synthetic_symbol
 from predictions.models import PredictionRecord
 
 pytestmark = pytest.mark.django_db
 
-FAILING_SYMBOL = "U099"
-
-
-class Universe:
-    """A local upstream for ``U000`` … ``U999`` (the bundled SP500 history, scaled per symbol),
-    ``SHORT`` (5 candles), ``BROKEN`` (always 500); anything else is a 404."""
-
-    def __init__(self) -> None:
-        self.hits: list[str] = []
-        self.url = ""
-
-    def symbol_hits(self, symbol: str) -> int:
-        return sum(1 for path in self.hits if f"symbol={symbol}&" in path + "&")
+FAILING_SYMBOL = synthetic_symbol(100)
 
 
 @pytest.fixture
-def universe(settings) -> Iterator[Universe]:
-    history = BundledCandleSource().get_candles("SP500")
-    state = Universe()
+def universe(settings, monkeypatch) -> Iterator[CandleStandin]:
+    """The upstream stand-in with 120 synthetic symbols, and two more that fail: ``SHORT`` has
+    5 candles, ``BROKEN`` always answers 500."""
+    with serve_in_thread(synthetic=120) as standin:
+        plain = standin.answer
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.hits.append(self.path)
-            query = parse_qs(urlparse(self.path).query)
-            symbol = query.get("symbol", [""])[0]
-            limit = int(query.get("limit", ["100"])[0])
-            if symbol == "BROKEN":
-                self.send_response(500)
-                self.end_headers()
-                return
-            if symbol == "SHORT":
-                frame, scale = history.iloc[-5:], 1.0
-            elif symbol.startswith("U") and symbol[1:].isdigit():
-                frame, scale = history.iloc[-limit:], 1 + int(symbol[1:]) / 1000
-            else:
-                self.send_response(404)
-                self.end_headers()
-                return
-            candles = [
-                {
-                    "timestamp": row["timestamp"].isoformat(),
-                    **{
-                        k: float(row[k]) * (scale if k != "volume" else 1.0)
-                        for k in ("open", "high", "low", "close", "volume")
-                    },
-                }
-                for row in frame.to_dict("records")
-            ]
-            body = json.dumps({"symbol": symbol, "candles": candles}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        def answer(target: str) -> tuple[int, bytes]:
+            if "symbol=BROKEN" in target:
+                return 500, b"{}"
+            if "symbol=SHORT" in target:
+                return 200, candles_body("SHORT", standin.history("SP500").iloc[-5:])
+            return plain(target)
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    settings.MARKET_DATA_URL = state.url
-    settings.MARKET_DATA_RETRIES = 0
-    settings.MARKET_DATA_FETCH_LIMIT = 300
-    settings.MARKET_DATA_CACHE_TTL = 60
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
+        monkeypatch.setattr(standin, "answer", answer)
+        settings.MARKET_DATA_URL = standin.url
+        settings.MARKET_DATA_RETRIES = 0
+        settings.MARKET_DATA_FETCH_LIMIT = 300
+        settings.MARKET_DATA_CACHE_TTL = 60
+        yield standin
 
 
 def batch(symbols: list[str], client: Client | None = None):
@@ -124,10 +72,11 @@ def test_a_batch_answers_one_prediction_per_symbol_with_predicts_features(traine
 
 
 def test_a_batch_answers_errors_for_the_symbols_it_cannot_score(trained, universe) -> None:
-    response = batch(["U001", "XYZ", "SHORT", "BROKEN", "U002"])
+    one, two = synthetic_symbol(1), synthetic_symbol(2)
+    response = batch([one, "XYZ", "SHORT", "BROKEN", two])
     assert response.status_code == 200, response.content
     body = response.json()
-    assert [p["symbol"] for p in body["predictions"]] == ["U001", "U002"]
+    assert [p["symbol"] for p in body["predictions"]] == [one, two]
     errors = {error["symbol"]: error for error in body["errors"]}
     assert {symbol: error["code"] for symbol, error in errors.items()} == {
         "XYZ": "unknown_symbol",
@@ -135,7 +84,7 @@ def test_a_batch_answers_errors_for_the_symbols_it_cannot_score(trained, univers
         "BROKEN": "upstream_unavailable",
     }
     assert all(set(error) == {"symbol", "code", "message", "details"} for error in errors.values())
-    assert sorted(PredictionRecord.objects.values_list("symbol", flat=True)) == ["U001", "U002"]
+    assert sorted(PredictionRecord.objects.values_list("symbol", flat=True)) == [one, two]
 
 
 @pytest.mark.parametrize(
@@ -207,7 +156,7 @@ _DROP = {
 def test_a_database_error_on_one_row_leaves_no_row_and_answers_503(trained, universe) -> None:
     # The last of 100 rows fails in the database itself; SQLite writes them in several INSERT
     # statements, so only the one transaction keeps the first ones from being committed.
-    symbols = [f"U{n:03d}" for n in range(100)]
+    symbols = [synthetic_symbol(n) for n in range(1, 101)]
     with connection.cursor() as cursor:
         for statement in _TRIGGERS[connection.vendor]:
             cursor.execute(statement)
@@ -227,14 +176,14 @@ def test_a_database_error_on_one_row_leaves_no_row_and_answers_503(trained, univ
 
 
 def test_a_warm_batch_reads_candles_from_the_caches_not_the_upstream(trained, universe) -> None:
-    symbols = [f"U{n:03d}" for n in range(50)]
+    symbols = [synthetic_symbol(n) for n in range(1, 51)]
     assert len(batch(symbols).json()["predictions"]) == 50
-    assert len(universe.hits) == 50  # one upstream request per symbol on a cold cache
+    assert universe.hits == 50  # one upstream request per symbol on a cold cache
     source = get_candle_source()
     assert isinstance(source, CachedCandleSource)
     second = batch(symbols).json()
     assert len(second["predictions"]) == 50
-    assert len(universe.hits) == 50  # warm: no upstream request at all
+    assert universe.hits == 50  # warm: no upstream request at all
     assert source.stats["local_hits"] >= 50  # this process decoded each entry once
     assert source.stats["row_hits"] >= 50  # and computed each feature row once
     # Another process (its own copy layer, the same shared cache) asks the upstream nothing.
@@ -242,16 +191,17 @@ def test_a_warm_batch_reads_candles_from_the_caches_not_the_upstream(trained, un
     found = other.get_candles_many(symbols, 21)
     assert all(len(frame) == 21 for frame in found.values())
     assert other.stats["shared_hits"] == 50 and other.stats["fetches"] == 0
-    assert len(universe.hits) == 50
+    assert universe.hits == 50
 
 
 def test_predict_on_the_upstream_hits_the_process_caches(trained, universe) -> None:
-    first = Client().get("/predict", {"symbol": "U007"}).json()
+    symbol = synthetic_symbol(7)
+    first = Client().get("/predict", {"symbol": symbol}).json()
     source = get_candle_source()
     row_hits = source.stats["row_hits"]
-    second = Client().get("/predict", {"symbol": "U007"}).json()
+    second = Client().get("/predict", {"symbol": symbol}).json()
     assert second["features"] == first["features"]
-    assert universe.symbol_hits("U007") == 1
+    assert universe.by_symbol[symbol] == 1
     assert source.stats["local_hits"] >= 1  # no unpickling of the shared entry
     assert source.stats["row_hits"] == row_hits + 1  # the same candles: the row is reused
 
@@ -260,10 +210,11 @@ def test_a_process_copy_expires_with_the_shared_entry(trained, universe, monkeyp
     clock = [1_000_000.0]
     monkeypatch.setattr("features.sources.time.time", lambda: clock[0])
     source = get_candle_source()
-    source.get_candles("U003", 21)
+    symbol = synthetic_symbol(3)
+    source.get_candles(symbol, 21)
     clock[0] += 59
-    source.get_candles("U003", 21)
-    assert universe.symbol_hits("U003") == 1
+    source.get_candles(symbol, 21)
+    assert universe.by_symbol[symbol] == 1
     clock[0] += 2  # 61 s after the upstream fetch: both the copy and the entry are too old
-    source.get_candles("U003", 21)
-    assert universe.symbol_hits("U003") == 2
+    source.get_candles(symbol, 21)
+    assert universe.by_symbol[symbol] == 2
