@@ -12,7 +12,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     inline_serializer,
 )
@@ -33,13 +32,12 @@ from mlengine.throttling import ANON_READ, PREDICT
 from monitoring.metrics import observe_prediction
 from predictions.selectors import prediction_get, prediction_recent_list
 from predictions.serializers import (
-    BATCH_EXAMPLE,
-    BATCH_REQUEST_EXAMPLE,
+    BATCH_REQUEST_EXAMPLES,
+    BATCH_RESPONSE,
     CONFIDENCE_DEFINITION,
-    PREDICTION_EXAMPLE,
-    RECORD_EXAMPLE,
+    PREDICTION_RESPONSE,
+    RECORD_RESPONSE,
     PredictionBatchRequestSerializer,
-    PredictionBatchSerializer,
     PredictionRecordSerializer,
     PredictionSerializer,
 )
@@ -80,10 +78,7 @@ class PredictApi(APIView):
         "already recorded is a 409 `duplicate_request_id`), anything else is replaced.",
         parameters=[SYMBOL_PARAMETER],
         responses={
-            200: OpenApiResponse(
-                PredictionSerializer,
-                examples=[OpenApiExample("prediction", value=PREDICTION_EXAMPLE)],
-            ),
+            200: PREDICTION_RESPONSE,
             **ERROR_RESPONSES,
             409: error_response(
                 "X-Request-ID names a prediction already recorded",
@@ -105,9 +100,9 @@ class PredictApi(APIView):
 
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
 class PredictBatchApi(APIView):
+    throttle_scope = PREDICT  # /predict's: each symbol writes an audit row
     # A scoring request like /predict, in a body: open to whoever may call /predict.
     permission_classes = [OpenAsRead]
-    throttle_scope = PREDICT
 
     @extend_schema(
         operation_id="predict_batch",
@@ -121,12 +116,9 @@ class PredictBatchApi(APIView):
         "PREDICT_BATCH_LIMIT symbols are a 400; the same symbol in other letters (`sp500` after "
         "`SP500`) is scored once and answered with a `duplicate_symbol` error entry.",
         request=PredictionBatchRequestSerializer,
-        examples=[OpenApiExample("three symbols", value=BATCH_REQUEST_EXAMPLE, request_only=True)],
+        examples=BATCH_REQUEST_EXAMPLES,
         responses={
-            200: OpenApiResponse(
-                PredictionBatchSerializer,
-                examples=[OpenApiExample("partly scored", value=BATCH_EXAMPLE)],
-            ),
+            200: BATCH_RESPONSE,
             400: error_response(
                 "Malformed body, empty, too long or repeated symbol list",
                 "invalid_parameter",
@@ -197,10 +189,7 @@ class PredictionDetailApi(APIView):
         ],
         summary="One prediction of the audit trail by its request id",
         responses={
-            200: OpenApiResponse(
-                PredictionRecordSerializer,
-                examples=[OpenApiExample("a record", value=RECORD_EXAMPLE)],
-            ),
+            200: RECORD_RESPONSE,
             400: ERROR_RESPONSES[400],
             404: error_response(
                 "Unknown request id", "not_found", "No prediction with request_id ..."

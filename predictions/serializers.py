@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from features.engineering import FEATURE_NAMES
@@ -240,3 +240,18 @@ BATCH_EXAMPLE = {
         }
     ],
 }
+
+
+# The documented answers, each with its example, as the views' schemas use them.
+PREDICTION_RESPONSE = OpenApiResponse(
+    PredictionSerializer, examples=[OpenApiExample("prediction", value=PREDICTION_EXAMPLE)]
+)
+RECORD_RESPONSE = OpenApiResponse(
+    PredictionRecordSerializer, examples=[OpenApiExample("a record", value=RECORD_EXAMPLE)]
+)
+BATCH_RESPONSE = OpenApiResponse(
+    PredictionBatchSerializer, examples=[OpenApiExample("partly scored", value=BATCH_EXAMPLE)]
+)
+BATCH_REQUEST_EXAMPLES = [
+    OpenApiExample("three symbols", value=BATCH_REQUEST_EXAMPLE, request_only=True)
+]
