@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from features.engineering import FEATURE_NAMES, latest_features, min_candles
-from features.sources import FeatureRow, get_candle_source, normalise_symbol
-from mlengine.errors import DomainError, InsufficientHistory
+from features.sources import get_candle_source, normalise_symbol
+from mlengine.errors import InsufficientHistory
 
 
 @dataclass(frozen=True)
@@ -66,24 +66,6 @@ def candles_for_window(*, symbol: str, window: int, rows: int = 1) -> pd.DataFra
             details={"symbol": symbol, "available": len(candles), "needed": needed},
         )
     return candles
-
-
-def newest_feature_rows(
-    *, symbols: Sequence[str], window: int
-) -> dict[str, FeatureRow | DomainError]:
-    """The newest feature row of each symbol (``latest_feature_row``, the training arithmetic),
-    in one call to the source: one round trip to the shared cache for all of them, and the rows
-    kept with the source's process copy of the candles. A symbol that fails (unknown, too few
-    candles, its upstream request) maps to its error instead."""
-    return get_candle_source().newest_feature_rows(symbols, window)
-
-
-def newest_feature_row(*, symbol: str, window: int) -> FeatureRow:
-    """``newest_feature_rows`` for one symbol; its error raised."""
-    row = newest_feature_rows(symbols=[symbol], window=window)[symbol]
-    if isinstance(row, DomainError):
-        raise row
-    return row
 
 
 def feature_rows_get(*, symbol: str, window: int, rows: int = 1) -> FeatureRows:

@@ -23,8 +23,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from features.engineering import FEATURE_NAMES
-from features.selectors import json_float, newest_feature_row, newest_feature_rows
-from features.sources import feature_row_of, normalise_symbol
+from features.selectors import json_float
+from features.sources import feature_row_of, get_candle_source, normalise_symbol
 from mlengine.errors import DomainError, InsufficientHistory
 from mlengine.logs import log_rate_limited
 from predictions.errors import AuditUnavailable, DuplicateRequestId, DuplicateSymbol
@@ -77,7 +77,11 @@ def prediction_create(
         model = model_cache.get_active()
     looked_up = time.perf_counter()
     if candles is None:
-        as_of, features = newest_feature_row(symbol=symbol, window=model.window)
+        # The newest row of the source's candles, kept with its process copy of them.
+        row = get_candle_source().newest_feature_rows([symbol], model.window)[symbol]
+        if isinstance(row, DomainError):
+            raise row
+        as_of, features = row
     else:
         as_of, features = feature_row_of(symbol, candles, model.window)
     fetched = time.perf_counter()
@@ -121,7 +125,8 @@ def prediction_batch_create(*, symbols: Sequence[str]) -> BatchResult:
     first_spelling: dict[str, str] = {}
     for symbol in symbols:
         first_spelling.setdefault(normalise_symbol(symbol), symbol)
-    rows = newest_feature_rows(symbols=list(first_spelling.values()), window=model.window)
+    # One round trip to the shared cache for every symbol this process has no copy of.
+    rows = get_candle_source().newest_feature_rows(list(first_spelling.values()), model.window)
     fetched = time.perf_counter()
     errors: list[dict[str, Any]] = []
     scored: list[tuple[str, Any, dict[str, float], np.ndarray]] = []
