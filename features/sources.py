@@ -154,9 +154,9 @@ class BundledCandleSource:
 
 @functools.lru_cache(maxsize=256)
 def _bundled_tail(symbol: str, limit: int) -> pd.DataFrame:
-    """The newest ``limit`` bundled candles, built once: the history never changes, and the
-    same frame object lets the serving path recognise candles it has already seen. Like every
-    frame a source returns, it must not be modified."""
+    """The newest ``limit`` bundled candles, built once: the history never changes, and slicing
+    it costs more than the features computed from the slice. Like every frame a source
+    returns, it must not be modified."""
     return load_bundled_history(symbol).iloc[-limit:].reset_index(drop=True)
 
 
@@ -206,14 +206,9 @@ class CachedCandleSource:
         fetch = self._fetch_limit(limit)
         if self.ttl <= 0:
             return _newest(self.source.get_candles(symbol, fetch), limit)
-        key = self._key(symbol, fetch)
-        entry = self._local_get(key)
-        if entry is None:
-            from mlengine.cache import cache_get
-
-            entry = self._adopt(key, cache_get(key, alias=self.cache_alias))
-        if entry is None:
-            entry = self._fetch(symbol, fetch, key)
+        entry = self._entries([symbol], limit)[symbol]
+        if isinstance(entry, DomainError):
+            raise entry
         return entry.newest(limit)
 
     def get_candles_many(
