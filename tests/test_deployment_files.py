@@ -399,6 +399,7 @@ def test_dockerignore_keeps_local_state_out_and_the_code_in() -> None:
         "requirements.txt",
         "manage.py",
         "mlengine/wsgi.py",
+        "mlcore/metrics.py",
         "features/data/sp500.csv.gz",
         ".env.example",
     ):
