@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from mlengine.cache import cache_recovered
+from mlengine.celery import app
 from mlengine.logs import log_rate_limited
 
 logger = logging.getLogger(__name__)
@@ -74,8 +75,6 @@ def check_cache() -> dict[str, Any]:
 def check_broker() -> dict[str, Any]:
     if not settings.CELERY_BROKER_URL:
         return {"status": "ok", "mode": "eager (no broker configured)"}
-    from mlengine.celery import app
-
     with app.connection_for_write() as conn:
         # One quick retry: a probe must answer in well under a second when the broker is down.
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)

@@ -46,11 +46,8 @@ from models_registry.serializers import (
     TrainRequestSerializer,
 )
 from models_registry.services.activation import model_version_activate, model_version_rollback
-from models_registry.services.training import (
-    training_config_resolve,
-    training_data_check,
-    training_run_enqueue,
-)
+from models_registry.services.queue import training_run_enqueue
+from models_registry.services.training import training_config_resolve, training_data_check
 
 # Run ids are BigAutoField keys: a larger number cannot name a run (and overflows SQLite).
 MAX_RUN_ID = 2**63 - 1

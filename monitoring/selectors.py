@@ -9,10 +9,13 @@ from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import Avg, Case, Count, F, FloatField, Q, Value, When
+from django.db.models.functions import Cast, Greatest, Least, Ln, Power, TruncDate
 from django.utils import timezone
 
 from mlengine.errors import InvalidParameter
 from models_registry.models import ModelVersion
+from monitoring.models import DriftSnapshot
 from predictions.models import PredictionRecord
 
 # ASCII digits only ("\d" and str.isdigit also take "٣" and "²"), and a bounded duration: at
@@ -122,9 +125,6 @@ def _round(value: float | None) -> float | None:
 def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, Any]]:
     """Accuracy, Brier score and log loss of predictions whose outcome is known, per version per
     day (of event time), computed by the database, beside the version's validation figures."""
-    from django.db.models import Avg, Case, Count, F, FloatField, Q, Value, When
-    from django.db.models.functions import Cast, Greatest, Least, Ln, Power, TruncDate
-
     eps = 1e-15
     rows = PredictionRecord.objects.filter(outcome__isnull=False)
     if version is not None:
@@ -181,8 +181,6 @@ def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, A
 
 def drift_history(*, limit: int = 200, version: ModelVersion | None = None) -> list[dict[str, Any]]:
     """The newest ``limit`` drift checks, oldest first: verdict and per-feature PSI of each."""
-    from monitoring.models import DriftSnapshot
-
     verdicts = DriftSnapshot.objects.filter(kind=DriftSnapshot.Kind.MODEL)
     if version is not None:
         verdicts = verdicts.filter(model_version=version)

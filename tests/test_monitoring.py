@@ -9,6 +9,7 @@ from io import StringIO
 
 import numpy as np
 import pytest
+import requests
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -28,6 +29,7 @@ from monitoring.services.drift import drift_check_run
 from monitoring.services.freshness import freshness_check_run
 from monitoring.services.outcomes import outcome_backfill
 from monitoring.services.replay import replay_run
+from monitoring.tasks import drift_check_task, freshness_check_task, outcome_backfill_task
 from predictions.models import PredictionRecord
 from tests.factories import SMALL_CONFIG, token_client
 
@@ -219,7 +221,6 @@ def test_default_beat_schedules_exist_with_expiry() -> None:
 
 
 def test_tasks_run_the_services(trained) -> None:
-    from monitoring.tasks import drift_check_task, freshness_check_task, outcome_backfill_task
 
     assert drift_check_task.apply().get() > 0
     assert freshness_check_task.apply().get() > 0
@@ -244,7 +245,6 @@ def test_metrics_exposes_requests_latency_and_state(trained) -> None:
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_celery_worker_runs_the_drift_task_and_rows_appear(celery_worker_process) -> None:
-    from monitoring.tasks import drift_check_task
 
     _, version = model_train(
         config=training_config_resolve(config_data=SMALL_CONFIG), source="command", activate=True
@@ -264,7 +264,6 @@ def test_celery_worker_runs_the_drift_task_and_rows_appear(celery_worker_process
 
 @pytest.mark.django_db(transaction=True)
 def test_metrics_add_up_across_gunicorn_workers(gunicorn_factory) -> None:
-    import requests
 
     base = gunicorn_factory(workers=2)
     for _ in range(40):
