@@ -159,6 +159,10 @@ def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, A
     ]
 
 
+# The most drift checks one history answer holds.
+HISTORY_LIMIT = 2000
+
+
 def drift_history(*, limit: int = 200, version: ModelVersion | None = None) -> list[dict[str, Any]]:
     """The newest ``limit`` drift checks, oldest first: verdict and per-feature PSI of each."""
     verdicts = DriftSnapshot.objects.filter(kind=DriftSnapshot.Kind.MODEL)

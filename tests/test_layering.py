@@ -70,3 +70,29 @@ def test_the_project_package_imports_apps_only_to_route_to_them() -> None:
     }
 
     assert offending == {}
+
+
+# predictions/apis.py is rewritten on the hot-path branch (issue 11), which moves its examples.
+@pytest.mark.parametrize(
+    "module",
+    ["features/apis.py", "models_registry/apis.py", "monitoring/apis.py", "mlengine/apis.py"],
+)
+def test_views_modules_hold_views_not_openapi_examples(module: str) -> None:
+    """Examples and schema-only serializers live beside the serializers (serializers.py or the
+    app's schema module); apis.py names them."""
+    tree = ast.parse((ROOT / module).read_text())
+    built_here = {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in {"OpenApiExample", "inline_serializer", "OpenApiResponse"}
+    }
+    long_literals = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Dict) and node.end_lineno - node.lineno >= 8
+    ]
+
+    assert built_here == set()
+    assert long_literals == []
