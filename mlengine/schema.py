@@ -189,8 +189,7 @@ NOT_READY_EXAMPLE = error_body(
     {
         "failing": ["active_model"],
         "checks": {
-            "database": {"status": "ok", "vendor": "postgresql", "latency_ms": 0.4},
-            "market_data": {"status": "ok", "source": "upstream", "latency_ms": 2.1},
+            **READY_EXAMPLE["checks"],  # the same instance, its model now failing to load
             "active_model": {
                 "status": "error",
                 "version": "v3",
