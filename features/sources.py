@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
+from django.conf import settings
 
-from features.candles import normalise_candles
+from features.candles import normalise_candles, normalise_symbol
+from features.client import MarketDataClient
+from mlengine.cache import cache_get, cache_set
 from mlengine.errors import UnknownSymbol
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -37,11 +40,6 @@ class CandleSource(Protocol):
     def symbols(self) -> list[str] | None:
         """The known symbols, or None when the source cannot list them."""
         ...
-
-
-def normalise_symbol(symbol: str) -> str:
-    """Symbols are case-insensitive: ``sp500`` and ``SP500`` are one symbol."""
-    return symbol.strip().upper()
 
 
 @functools.cache
@@ -124,8 +122,6 @@ class CachedCandleSource:
 
     def get_candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
         # A cache error is a miss (mlengine.cache): with Redis down the upstream answers.
-        from mlengine.cache import cache_get, cache_set
-
         fetch = max(limit, self.fetch_size) if limit and self.fetch_size else limit
         if self.ttl <= 0:
             candles = self.source.get_candles(symbol, fetch)
@@ -154,10 +150,6 @@ def get_candle_source() -> CandleSource:
 
     Built once per process per configuration (tests that change settings get a fresh one).
     """
-    from django.conf import settings
-
-    from features.client import MarketDataClient
-
     signature = (
         settings.MARKET_DATA_URL,
         settings.MARKET_DATA_TIMEOUT,

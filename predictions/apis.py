@@ -21,10 +21,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from features.apis import parse_symbol
+from mlcore.metrics import observe_prediction
 from mlengine.api import parse_int_param
 from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER, error_response, int_parameter
 from mlengine.throttling import ANON_READ, PREDICT
-from monitoring.metrics import observe_prediction
 from predictions.selectors import prediction_get, prediction_recent_list
 from predictions.services import prediction_create
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 import responses
+from django.core.cache import cache
 
 from features.candles import normalise_candles
 from features.client import MarketDataClient
@@ -155,7 +156,6 @@ def test_fetches_again_after_the_ttl_expires() -> None:
 
 
 def test_fetches_again_once_the_entry_is_gone() -> None:
-    from django.core.cache import cache
 
     upstream = CountingSource()
     source = CachedCandleSource(upstream, ttl=60)
