@@ -9,9 +9,28 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from features.sources import candle_source_reset
+from mlengine.celery import app
+from models_registry.services.training import model_train, training_config_resolve
+from predictions.inference import model_cache
+from tests.factories import SMALL_CONFIG
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -34,7 +53,6 @@ def require_redis() -> str:
     url = os.environ.get("CELERY_BROKER_URL") or os.environ.get("CACHE_URL") or ""
     if not url.startswith("redis://"):
         skip_or_fail("needs Redis (CELERY_BROKER_URL=redis://...)")
-    import redis
 
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
@@ -45,10 +63,6 @@ def require_redis() -> str:
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    from django.core.cache import cache
-
-    from features.sources import candle_source_reset
-
     cache.clear()
     candle_source_reset()  # and its per-process candle copies, as in a new worker
 
@@ -71,7 +85,6 @@ def _celery_eager() -> None:
     Celery reads Django settings once, so CI's broker setting would otherwise send every task to
     Redis, where no worker listens during ordinary tests.
     """
-    from mlengine.celery import app
 
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
@@ -82,10 +95,6 @@ def _celery_eager() -> None:
 @pytest.fixture
 def celery_worker_process(require_redis: str, require_postgres: None, transactional_db: None):
     """A real Celery worker (subprocess) on the Redis broker, sharing the test database."""
-    import sys
-    import uuid
-
-    from mlengine.celery import app
 
     app.conf.task_always_eager = False
     queue = f"test-{uuid.uuid4().hex[:8]}"
@@ -114,8 +123,6 @@ def celery_worker_process(require_redis: str, require_postgres: None, transactio
 
 def _spawn(command: list[str], *, env: dict[str, str], log_name: str):
     """Start a child process of the project, its output in this test run's folder."""
-    import subprocess
-    from pathlib import Path
 
     log = Path(settings.TEST_DIR) / log_name
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +135,6 @@ def _spawn(command: list[str], *, env: dict[str, str], log_name: str):
 
 def _wait_until(ready, *, process, log, what: str, timeout: float = 60) -> None:
     """Poll ``ready()`` until it is true; fail with the child's log if it dies or never is."""
-    import time
 
     deadline = time.monotonic() + timeout
     while True:
@@ -146,7 +152,6 @@ def _wait_until(ready, *, process, log, what: str, timeout: float = 60) -> None:
 
 def _stop(process) -> None:
     """Ask a child to stop, and kill it if it has not within 20 s."""
-    import subprocess
 
     process.terminate()
     try:
@@ -157,7 +162,6 @@ def _stop(process) -> None:
 
 def test_database_url() -> str:
     """A DATABASE_URL for a subprocess that must share this test run's database."""
-    from django.db import connection
 
     db = connection.settings_dict
     if db["ENGINE"] == "django.db.backends.sqlite3":
@@ -170,7 +174,6 @@ test_database_url.__test__ = False  # a helper, not a test
 
 
 def free_port() -> int:
-    import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -185,8 +188,6 @@ def gunicorn_factory(transactional_db: None, tmp_path):
     A server stands for other web workers or hosts: it shares the database and the artifacts,
     and nothing else with the test process.
     """
-    import sys
-    import urllib.request
 
     servers = []
 
@@ -243,7 +244,6 @@ def browser():
     Skipped with a message where Chromium is not installed, except in CI (CI=true), where
     `.ci/run` installs it and the browser tests must run.
     """
-    import tempfile
 
     chromium = shutil.which("chromium")
     chromedriver = shutil.which("chromedriver")
@@ -254,8 +254,6 @@ def browser():
         if os.environ.get("CI"):
             pytest.fail(f"browser tests must run in CI: {message}", pytrace=False)
         pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
@@ -282,7 +280,6 @@ def browser():
 @pytest.fixture(autouse=True)
 def _fresh_model_cache():
     """Every test starts with this process's model cache empty, as a new web worker would."""
-    from predictions.inference import model_cache
 
     model_cache.clear()
     yield
@@ -292,8 +289,6 @@ def _fresh_model_cache():
 @pytest.fixture
 def trained(db):
     """A real model trained on the small test config and activated (``v1``)."""
-    from models_registry.services.training import model_train, training_config_resolve
-    from tests.factories import SMALL_CONFIG
 
     _, version = model_train(
         config=training_config_resolve(config_data=SMALL_CONFIG), source="command", activate=True

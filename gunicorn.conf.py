@@ -23,6 +23,10 @@ def on_starting(server) -> None:  # noqa: ANN001 - gunicorn hook signature
 def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn hook signature
     # A dead worker's live gauges must stop counting; its counters stay in the sum.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+        # Not at the top: workers are forked from the master, and prometheus_client picks its
+        # value store (multiprocess or not) once, at first import. Imported here, after a worker
+        # has died, the folder is long set; imported at the top, a master started without it
+        # would hand every worker a single-process prometheus_client.
+        from prometheus_client import multiprocess  # noqa: PLC0415 (import-time side effect)
 
         multiprocess.mark_process_dead(worker.pid)

@@ -4,11 +4,12 @@
 import os
 import sys
 
+# Reads DJANGO_SETTINGS_MODULE when a command runs, not at import: the default below applies.
+from django.core.management import execute_from_command_line
+
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlengine.settings.local")
-    from django.core.management import execute_from_command_line
-
     execute_from_command_line(sys.argv)
 
 

@@ -6,38 +6,20 @@ import re
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from features.engineering import FEATURE_NAMES, MAX_WINDOW, MIN_WINDOW
 from features.selectors import feature_rows_get, isoformat
+from features.serializers import FEATURES_EXAMPLES, FeaturesResponseSerializer
 from mlengine.api import parse_int_param
 from mlengine.errors import InvalidParameter
 from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER, SYMBOL_PATTERN, int_parameter
 from mlengine.throttling import ANON_READ
 
 MAX_ROWS = 500
-
-FEATURES_EXAMPLE = {
-    "symbol": "SP500",
-    "lookback": 20,
-    "as_of": "2018-12-31T00:00:00+00:00",
-    "features": {
-        "close": 2506.850098,
-        "simple_return": 0.008492,
-        "log_return": 0.008457,
-        "moving_average": 2576.950513,
-        "ma_gap": -0.027203,
-        "rolling_volatility": 0.018498,
-        "momentum": -0.084356,
-        "range_pct": 0.010539,
-        "volume_ratio": 0.78089,
-    },
-}
-
 
 # ASCII only (str.isalnum would take any script's letters and digits): the pattern the OpenAPI
 # schema publishes for the parameter.
@@ -84,21 +66,10 @@ class FeaturesApi(APIView):
             ),
         ],
         responses={
-            200: inline_serializer(
-                "FeaturesResponse",
-                {
-                    "symbol": serializers.CharField(),
-                    "lookback": serializers.IntegerField(),
-                    "as_of": serializers.DateTimeField(),
-                    "features": serializers.DictField(
-                        child=serializers.FloatField(allow_null=True)
-                    ),
-                    "series": serializers.ListField(child=serializers.DictField(), required=False),
-                },
-            ),
+            200: FeaturesResponseSerializer,
             **ERROR_RESPONSES,
         },
-        examples=[OpenApiExample("SP500, window 20", value=FEATURES_EXAMPLE, response_only=True)],
+        examples=FEATURES_EXAMPLES,
     )
     def get(self, request: Request) -> Response:
         params = request.query_params

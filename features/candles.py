@@ -112,3 +112,8 @@ def normalise_candles(records: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd
     out = out.sort_values("timestamp", kind="stable")
     out = out.drop_duplicates("timestamp", keep="last").reset_index(drop=True)
     return out
+
+
+def normalise_symbol(symbol: str) -> str:
+    """Symbols are case-insensitive: ``sp500`` and ``SP500`` are one symbol."""
+    return symbol.strip().upper()

@@ -34,8 +34,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from features.candles import CandleValidationError, normalise_candles
-from features.sources import normalise_symbol
+from features.candles import CandleValidationError, normalise_candles, normalise_symbol
 from mlengine.errors import (
     UnknownSymbol,
     UpstreamBadResponse,

@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from features.candles import normalise_symbol
 from features.engineering import FEATURE_NAMES, latest_features, min_candles
-from features.sources import get_candle_source, normalise_symbol
+from features.sources import get_candle_source
 from mlengine.errors import InsufficientHistory
 
 

@@ -20,9 +20,12 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import pandas as pd
+from django.conf import settings
 
-from features.candles import normalise_candles
+from features.candles import normalise_candles, normalise_symbol
+from features.client import MarketDataClient
 from features.engineering import latest_feature_row, min_candles
+from mlengine.cache import cache_get, cache_get_many, cache_set
 from mlengine.errors import DomainError, InsufficientHistory, UnknownSymbol
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -90,11 +93,6 @@ def computed_feature_rows(
         except DomainError as exc:
             out[symbol] = exc
     return out
-
-
-def normalise_symbol(symbol: str) -> str:
-    """Symbols are case-insensitive: ``sp500`` and ``SP500`` are one symbol."""
-    return symbol.strip().upper()
 
 
 @functools.cache
@@ -260,8 +258,6 @@ class CachedCandleSource:
         }
         missing = [symbol for symbol, entry in entries.items() if entry is None]
         if missing:
-            from mlengine.cache import cache_get_many
-
             shared = cache_get_many([keys[s] for s in missing], alias=self.cache_alias)
             for symbol in missing:
                 found = self._adopt(keys[symbol], shared.get(keys[symbol]))
@@ -313,8 +309,6 @@ class CachedCandleSource:
         return entry
 
     def _fetch(self, symbol: str, fetch: int | None, key: str) -> _Entry:
-        from mlengine.cache import cache_get, cache_set
-
         with self._lock(key):
             # Another thread may have fetched it while this one waited for the lock.
             entry = self._local_get(key) or self._adopt(key, cache_get(key, alias=self.cache_alias))
@@ -387,10 +381,6 @@ def get_candle_source() -> CandleSource:
 
     Built once per process per configuration (tests that change settings get a fresh one).
     """
-    from django.conf import settings
-
-    from features.client import MarketDataClient
-
     signature = (
         settings.MARKET_DATA_URL,
         settings.MARKET_DATA_TIMEOUT,

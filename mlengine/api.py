@@ -14,6 +14,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, permissions
 from rest_framework.pagination import PageNumberPagination
@@ -143,8 +145,6 @@ HTML_PREFIXES = ("/admin/", "/dashboard/")
 def json_error_view(status: int, code: str, message: str):  # noqa: ANN201 - Django handler factory
     """A Django error handler answering in the API's error shape, except on the HTML pages
     (admin, dashboard), where people get Django's own error page."""
-    from django.views import defaults
-
     html_views = {
         400: defaults.bad_request,
         403: defaults.permission_denied,
@@ -164,8 +164,6 @@ def json_error_view(status: int, code: str, message: str):  # noqa: ANN201 - Dja
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """``CSRF_FAILURE_VIEW``: Django's page on the HTML pages, the API's error shape elsewhere."""
     if request.path.startswith(HTML_PREFIXES):
-        from django.views.csrf import csrf_failure as django_csrf_failure
-
         return django_csrf_failure(request, reason)
     return JsonResponse(
         error_body("permission_denied", f"CSRF verification failed: {reason}".rstrip(": ")),

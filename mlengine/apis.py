@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,29 +10,12 @@ from rest_framework.views import APIView
 
 from mlengine.api import error_body
 from mlengine.health import health_report, readiness_report
-
-HEALTH_EXAMPLE = {
-    "status": "ok",
-    "checks": {
-        "database": {"status": "ok", "vendor": "sqlite", "latency_ms": 0.2},
-        "cache": {"status": "ok", "backend": "LocMemCache", "latency_ms": 0.1},
-        "broker": {"status": "ok", "mode": "eager (no broker configured)", "latency_ms": 0.0},
-        "market_data": {
-            "status": "ok",
-            "source": "bundled",
-            "symbols": ["NASDAQ", "SP500"],
-            "latency_ms": 0.3,
-        },
-        "active_model": {"status": "ok", "version": "v1", "latency_ms": 1.0},
-    },
-}
-
-HealthSerializer = inline_serializer(
-    "Health",
-    {
-        "status": serializers.ChoiceField(choices=["ok", "degraded"]),
-        "checks": serializers.DictField(child=serializers.DictField()),
-    },
+from mlengine.schema import (
+    ALIVE_RESPONSE,
+    DATABASE_DOWN_RESPONSE,
+    HEALTHY_RESPONSE,
+    NOT_READY_RESPONSE,
+    READY_RESPONSE,
 )
 
 
@@ -55,78 +37,13 @@ class HealthApi(ProbeApi):
             "database does not answer."
         ),
         responses={
-            200: OpenApiResponse(
-                HealthSerializer, examples=[OpenApiExample("healthy", value=HEALTH_EXAMPLE)]
-            ),
-            503: OpenApiResponse(HealthSerializer, description="The database does not answer"),
+            200: HEALTHY_RESPONSE,
+            503: DATABASE_DOWN_RESPONSE,
         },
     )
     def get(self, request: Request) -> Response:
         report, database_ok = health_report()
         return Response(report, status=200 if database_ok else 503)
-
-
-LIVE_EXAMPLE = {"status": "ok"}
-READY_EXAMPLE = {
-    "status": "ready",
-    "checks": {
-        "database": {"status": "ok", "vendor": "postgresql", "latency_ms": 0.4},
-        "market_data": {"status": "ok", "source": "upstream", "latency_ms": 2.1},
-        "active_model": {
-            "status": "ok",
-            "version": "v3",
-            "loaded": "v3",
-            "sha256": "9f2c…",
-            "latency_ms": 0.3,
-        },
-    },
-}
-NOT_READY_EXAMPLE = error_body(
-    "not_ready",
-    "This instance cannot serve /predict: active_model failed.",
-    {
-        "failing": ["active_model"],
-        "checks": {
-            "database": {"status": "ok", "vendor": "postgresql", "latency_ms": 0.4},
-            "market_data": {"status": "ok", "source": "upstream", "latency_ms": 2.1},
-            "active_model": {
-                "status": "error",
-                "version": "v3",
-                "loaded": None,
-                "error": "The active model v3 cannot be loaded and no earlier model is in memory.",
-                "latency_ms": 1.2,
-            },
-        },
-    },
-)
-
-LiveSerializer = inline_serializer("Liveness", {"status": serializers.ChoiceField(choices=["ok"])})
-ReadySerializer = inline_serializer(
-    "Readiness",
-    {
-        "status": serializers.ChoiceField(choices=["ready"]),
-        "checks": serializers.DictField(child=serializers.DictField()),
-    },
-)
-NotReadySerializer = inline_serializer(
-    "NotReady",
-    {
-        "error": inline_serializer(
-            "NotReadyError",
-            {
-                "code": serializers.ChoiceField(choices=["not_ready"]),
-                "message": serializers.CharField(),
-                "details": inline_serializer(
-                    "NotReadyDetails",
-                    {
-                        "failing": serializers.ListField(child=serializers.CharField()),
-                        "checks": serializers.DictField(child=serializers.DictField()),
-                    },
-                ),
-            },
-        )
-    },
-)
 
 
 class HealthLiveApi(ProbeApi):
@@ -137,14 +54,10 @@ class HealthLiveApi(ProbeApi):
         operation_id="health_live",
         summary="Liveness probe: the process answers",
         description="Always 200 while the process answers; no dependency is checked.",
-        responses={
-            200: OpenApiResponse(
-                LiveSerializer, examples=[OpenApiExample("alive", value=LIVE_EXAMPLE)]
-            )
-        },
+        responses={200: ALIVE_RESPONSE},
     )
     def get(self, request: Request) -> Response:
-        return Response(LIVE_EXAMPLE)
+        return Response({"status": "ok"})
 
 
 class HealthReadyApi(ProbeApi):
@@ -161,14 +74,8 @@ class HealthReadyApi(ProbeApi):
             "one must stay reachable). Otherwise 503 `not_ready` naming the failing checks."
         ),
         responses={
-            200: OpenApiResponse(
-                ReadySerializer, examples=[OpenApiExample("ready", value=READY_EXAMPLE)]
-            ),
-            503: OpenApiResponse(
-                NotReadySerializer,
-                description="A check failed; `details.failing` names them",
-                examples=[OpenApiExample("artifact cannot be loaded", value=NOT_READY_EXAMPLE)],
-            ),
+            200: READY_RESPONSE,
+            503: NOT_READY_RESPONSE,
         },
     )
     def get(self, request: Request) -> Response:

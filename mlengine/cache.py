@@ -21,8 +21,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 
+from mlcore.metrics import CACHE_ERRORS
 from mlengine.logs import log_rate_limited
-from monitoring.metrics import CACHE_ERRORS
 
 logger = logging.getLogger(__name__)
 

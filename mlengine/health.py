@@ -23,16 +23,20 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
-from features.sources import get_candle_source
 from mlengine.cache import cache_recovered
+from mlengine.celery import app
 from mlengine.logs import log_rate_limited
 
 logger = logging.getLogger(__name__)
 
-# Optional checks registered by apps (the registry adds the active model) without this module
-# importing them.
+# Checks registered by the apps in their AppConfig.ready(), so this project module imports no
+# app. Dependencies that do not need the database (the candle source, added by features): both
+# reports run them, even while the database is down.
+DEPENDENCY_CHECKS: dict[str, Callable[[], dict[str, Any]]] = {}
+# More checks for /health (the registry adds the active model).
 EXTRA_CHECKS: dict[str, Callable[[], dict[str, Any]]] = {}
-# The same for /health/ready (the predictions app adds the serving model).
+# Checks for /health/ready that read the database, skipped while it is down (the predictions
+# app adds the serving model).
 READY_CHECKS: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
@@ -71,24 +75,10 @@ def check_cache() -> dict[str, Any]:
 def check_broker() -> dict[str, Any]:
     if not settings.CELERY_BROKER_URL:
         return {"status": "ok", "mode": "eager (no broker configured)"}
-    from mlengine.celery import app
-
     with app.connection_for_write() as conn:
         # One quick retry: a probe must answer in well under a second when the broker is down.
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
     return {"status": "ok", "mode": "broker"}
-
-
-def check_market_data() -> dict[str, Any]:
-    source = get_candle_source()
-    inner = getattr(source, "source", source)
-    if hasattr(inner, "ping"):
-        inner.ping()
-        return {"status": "ok", "source": "upstream"}
-    symbols = source.symbols() or []
-    for symbol in symbols:
-        source.get_candles(symbol, 1)
-    return {"status": "ok", "source": source.name, "symbols": symbols}
 
 
 def health_report() -> tuple[dict[str, Any], bool]:
@@ -100,9 +90,8 @@ def health_report() -> tuple[dict[str, Any], bool]:
         "database": _timed(check_database),
         "cache": _timed(check_cache),
         "broker": _timed(check_broker),
-        "market_data": _timed(check_market_data),
     }
-    for name, check in EXTRA_CHECKS.items():
+    for name, check in (DEPENDENCY_CHECKS | EXTRA_CHECKS).items():
         checks[name] = _timed(check)
     healthy = all(item["status"] == "ok" for item in checks.values())
     report = {"status": "ok" if healthy else "degraded", "checks": checks}
@@ -111,10 +100,9 @@ def health_report() -> tuple[dict[str, Any], bool]:
 
 def readiness_report() -> tuple[dict[str, Any], bool]:
     """The checks ``/predict`` depends on; return the report and whether all passed."""
-    checks = {
-        "database": _timed(check_database),
-        "market_data": _timed(check_market_data),
-    }
+    checks = {"database": _timed(check_database)}
+    for name, check in DEPENDENCY_CHECKS.items():
+        checks[name] = _timed(check)
     if checks["database"]["status"] == "ok":
         for name, check in READY_CHECKS.items():
             checks[name] = _timed(check)

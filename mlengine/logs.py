@@ -17,6 +17,7 @@ gunicorn workers an outage writes at most N lines per interval per kind.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -28,10 +29,14 @@ MAX_KEYS = 1024
 
 
 def _interval() -> float:
+    # Pure modules (features.client) log through here and must not import Django. Django's
+    # settings are read only when Django is already loaded; otherwise they cannot be configured
+    # and the default applies.
+    django_conf = sys.modules.get("django.conf")
+    if django_conf is None:
+        return DEFAULT_INTERVAL
     try:
-        from django.conf import settings
-
-        return float(getattr(settings, "LOG_RATE_LIMIT_SECONDS", DEFAULT_INTERVAL))
+        return float(getattr(django_conf.settings, "LOG_RATE_LIMIT_SECONDS", DEFAULT_INTERVAL))
     except Exception:  # settings not configured (a pure-Python caller): the default
         return DEFAULT_INTERVAL
 

@@ -14,7 +14,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from mlengine.api import ReadOpenOrAuthenticated
+from mlengine.api import ReadOpenOrAuthenticated, error_body
 
 ErrorSerializer = inline_serializer(
     "Error",
@@ -133,3 +133,108 @@ def only_seed_paths(
 ) -> list[tuple[str, Any, str, Any]]:
     """Document each endpoint once, at its seed path; ``/api/v1/`` mirrors every one of them."""
     return [endpoint for endpoint in endpoints if not endpoint[0].startswith("/api/v1/")]
+
+
+# --- the health probes (mlengine/apis.py) ------------------------------------------------------
+
+HEALTH_EXAMPLE = {
+    "status": "ok",
+    "checks": {
+        "database": {"status": "ok", "vendor": "sqlite", "latency_ms": 0.2},
+        "cache": {"status": "ok", "backend": "LocMemCache", "latency_ms": 0.1},
+        "broker": {"status": "ok", "mode": "eager (no broker configured)", "latency_ms": 0.0},
+        "market_data": {
+            "status": "ok",
+            "source": "bundled",
+            "symbols": ["NASDAQ", "SP500"],
+            "latency_ms": 0.3,
+        },
+        "active_model": {"status": "ok", "version": "v1", "latency_ms": 1.0},
+    },
+}
+
+HealthSerializer = inline_serializer(
+    "Health",
+    {
+        "status": serializers.ChoiceField(choices=["ok", "degraded"]),
+        "checks": serializers.DictField(child=serializers.DictField()),
+    },
+)
+HEALTHY_RESPONSE = OpenApiResponse(
+    HealthSerializer, examples=[OpenApiExample("healthy", value=HEALTH_EXAMPLE)]
+)
+DATABASE_DOWN_RESPONSE = OpenApiResponse(
+    HealthSerializer, description="The database does not answer"
+)
+
+LIVE_EXAMPLE = {"status": "ok"}
+READY_EXAMPLE = {
+    "status": "ready",
+    "checks": {
+        "database": {"status": "ok", "vendor": "postgresql", "latency_ms": 0.4},
+        "market_data": {"status": "ok", "source": "upstream", "latency_ms": 2.1},
+        "active_model": {
+            "status": "ok",
+            "version": "v3",
+            "loaded": "v3",
+            "sha256": "9f2c…",
+            "latency_ms": 0.3,
+        },
+    },
+}
+NOT_READY_EXAMPLE = error_body(
+    "not_ready",
+    "This instance cannot serve /predict: active_model failed.",
+    {
+        "failing": ["active_model"],
+        "checks": {
+            **READY_EXAMPLE["checks"],  # the same instance, its model now failing to load
+            "active_model": {
+                "status": "error",
+                "version": "v3",
+                "loaded": None,
+                "error": "The active model v3 cannot be loaded and no earlier model is in memory.",
+                "latency_ms": 1.2,
+            },
+        },
+    },
+)
+
+LiveSerializer = inline_serializer("Liveness", {"status": serializers.ChoiceField(choices=["ok"])})
+ReadySerializer = inline_serializer(
+    "Readiness",
+    {
+        "status": serializers.ChoiceField(choices=["ready"]),
+        "checks": serializers.DictField(child=serializers.DictField()),
+    },
+)
+NotReadySerializer = inline_serializer(
+    "NotReady",
+    {
+        "error": inline_serializer(
+            "NotReadyError",
+            {
+                "code": serializers.ChoiceField(choices=["not_ready"]),
+                "message": serializers.CharField(),
+                "details": inline_serializer(
+                    "NotReadyDetails",
+                    {
+                        "failing": serializers.ListField(child=serializers.CharField()),
+                        "checks": serializers.DictField(child=serializers.DictField()),
+                    },
+                ),
+            },
+        )
+    },
+)
+ALIVE_RESPONSE = OpenApiResponse(
+    LiveSerializer, examples=[OpenApiExample("alive", value=LIVE_EXAMPLE)]
+)
+READY_RESPONSE = OpenApiResponse(
+    ReadySerializer, examples=[OpenApiExample("ready", value=READY_EXAMPLE)]
+)
+NOT_READY_RESPONSE = OpenApiResponse(
+    NotReadySerializer,
+    description="A check failed; `details.failing` names them",
+    examples=[OpenApiExample("artifact cannot be loaded", value=NOT_READY_EXAMPLE)],
+)

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from features.apis import FeaturesApi
 from mlengine.api import json_error_view, safe_methods_only
 from mlengine.apis import HealthApi, HealthLiveApi, HealthReadyApi
-from monitoring.dashboard import dashboard_view
+from monitoring.dashboard.views import dashboard_view
 from monitoring.metrics import metrics_view
 
 api_patterns = [

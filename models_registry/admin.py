@@ -72,7 +72,7 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
     """One table cell: floats to four decimals, integers as they are, missing as a dash."""
     if value is None:
         return "—"
@@ -112,7 +112,7 @@ def metrics_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
-                "values": [_cell(splits[key].get(name)) for key, _ in METRIC_COLUMNS],
+                "values": [cell_text(splits[key].get(name)) for key, _ in METRIC_COLUMNS],
                 "comparison": comparison,
             }
         )
@@ -124,15 +124,15 @@ def dataset_rows(dataset: dict[str, Any]) -> list[tuple[str, str]]:
     per_symbol = dataset.get("rows_per_symbol") or {}
     return [
         ("symbols", ", ".join(dataset.get("symbols") or []) or "—"),
-        ("first candle", _cell(dataset.get("first_candle"))),
-        ("last candle", _cell(dataset.get("last_candle"))),
-        ("rows", _cell(dataset.get("rows"))),
-        ("train rows", _cell(dataset.get("train_rows"))),
-        ("validation rows", _cell(dataset.get("validation_rows"))),
-        ("gap rows", _cell(dataset.get("gap_rows"))),
+        ("first candle", cell_text(dataset.get("first_candle"))),
+        ("last candle", cell_text(dataset.get("last_candle"))),
+        ("rows", cell_text(dataset.get("rows"))),
+        ("train rows", cell_text(dataset.get("train_rows"))),
+        ("validation rows", cell_text(dataset.get("validation_rows"))),
+        ("gap rows", cell_text(dataset.get("gap_rows"))),
         ("rows per symbol", ", ".join(f"{k}: {v}" for k, v in per_symbol.items()) or "—"),
-        ("window", _cell(dataset.get("window"))),
-        ("horizon", _cell(dataset.get("horizon"))),
+        ("window", cell_text(dataset.get("window"))),
+        ("horizon", cell_text(dataset.get("horizon"))),
     ]
 
 
@@ -143,14 +143,14 @@ def _baseline_row(name: str, stats: dict[str, Any], *, model_input: bool) -> dic
         "name": name,
         "model_input": model_input,
         "values": [
-            _cell(stats.get("count")),
-            _cell(stats.get("missing")),
-            _cell(stats.get("mean")),
-            _cell(stats.get("std")),
-            _cell(stats.get("min")),
-            _cell(stats.get("max")),
-            *(_cell(quantiles.get(q)) for q in BASELINE_QUANTILES),
-            _cell(psi),
+            cell_text(stats.get("count")),
+            cell_text(stats.get("missing")),
+            cell_text(stats.get("mean")),
+            cell_text(stats.get("std")),
+            cell_text(stats.get("min")),
+            cell_text(stats.get("max")),
+            *(cell_text(quantiles.get(q)) for q in BASELINE_QUANTILES),
+            cell_text(psi),
         ],
     }
 
@@ -173,27 +173,6 @@ def baseline_table(baseline: dict[str, Any], model_features: list[str]) -> list[
             )
         )
     return rows
-
-
-def live_performance_table(version: ModelVersion) -> list[dict[str, str]]:
-    """Per day: predictions with a known outcome, accuracy, Brier score and log loss, each
-    beside the validation figure."""
-    from monitoring.selectors import live_performance
-
-    return [
-        {
-            "day": row["day"],
-            "count": _cell(row["count"]),
-            "accuracy": _cell(row["accuracy"]),
-            "validation_accuracy": _cell(row["validation_accuracy"]),
-            "brier": _cell(row["brier"]),
-            "validation_brier": _cell(row["validation_brier"]),
-            "log_loss": _cell(row["log_loss"]),
-            "validation_log_loss": _cell(row["validation_log_loss"]),
-            "up_rate": _cell(row["up_rate"]),
-        }
-        for row in live_performance(version=version)
-    ]
 
 
 def promotion_note(version: ModelVersion) -> str:
@@ -451,8 +430,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             "dataset_rows": dataset_rows(dataset),
             "dataset_fingerprint": dataset.get("fingerprint") or "—",
             "config_json": json.dumps(obj.config or {}, indent=2, sort_keys=True),
-            "feature_spec_window": _cell((obj.feature_spec or {}).get("window")),
-            "feature_spec_horizon": _cell((obj.feature_spec or {}).get("horizon")),
+            "feature_spec_window": cell_text((obj.feature_spec or {}).get("window")),
+            "feature_spec_horizon": cell_text((obj.feature_spec or {}).get("horizon")),
             "feature_spec_features": model_features,
             "artifact_rows": [
                 ("name", obj.artifact_name or "—"),
@@ -472,7 +451,6 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             ],
             "baseline_rows": baseline_table(obj.baseline or {}, model_features),
             "activation_history": list(history[:ACTIVATION_HISTORY_LIMIT]),
-            "live_performance": live_performance_table(obj),
         }
 
     def activate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -5,13 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import (
-    OpenApiExample,
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    inline_serializer,
-)
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -20,17 +14,28 @@ from rest_framework.views import APIView
 
 from mlengine.api import DefaultPagination, ascii_int, serves_method
 from mlengine.errors import InvalidBody, InvalidParameter
-from mlengine.schema import (
-    BODY_ERRORS,
-    ERROR_RESPONSES,
-    INVALID_BODY_EXAMPLE,
-    error_response,
-    int_parameter,
-)
 from mlengine.throttling import ANON_READ, TRAIN, WRITE
 from models_registry.models import MANAGE_REGISTRY_PERMISSION, ActivationEvent, ModelVersion
+from models_registry.schema import (
+    ACTIVATE_CONFLICT,
+    ACTIVATE_REQUEST_EXAMPLES,
+    ACTIVATED_RESPONSE,
+    MALFORMED_VERSION,
+    PAGE_ERRORS,
+    QUEUED_RESPONSE,
+    ROLLBACK_CONFLICT,
+    ROLLBACK_REQUEST_EXAMPLES,
+    ROLLED_BACK_RESPONSE,
+    RUN_ERRORS,
+    RUN_PARAMETER,
+    TRAIN_ERRORS,
+    TRAIN_REQUEST_EXAMPLES,
+    UNKNOWN_VERSION,
+    VERSION_PARAMETER,
+    WRITE_ERRORS,
+)
 from models_registry.selectors import (
-    VERSION_PATTERN,
+    MAX_RUN_ID,
     activation_event_list,
     model_version_get,
     model_version_list,
@@ -46,77 +51,8 @@ from models_registry.serializers import (
     TrainRequestSerializer,
 )
 from models_registry.services.activation import model_version_activate, model_version_rollback
-from models_registry.services.training import (
-    training_config_resolve,
-    training_data_check,
-    training_run_enqueue,
-)
-
-# Run ids are BigAutoField keys: a larger number cannot name a run (and overflows SQLite).
-MAX_RUN_ID = 2**63 - 1
-
-VERSION_PARAMETER = OpenApiParameter(
-    "version",
-    {"type": "string", "pattern": VERSION_PATTERN},
-    OpenApiParameter.PATH,
-    description="A version number, with or without the v: v3 or 3.",
-    examples=[OpenApiExample("v1", value="v1")],
-)
-RUN_PARAMETER = int_parameter(
-    "run_id",
-    minimum=1,
-    maximum=MAX_RUN_ID,
-    location=OpenApiParameter.PATH,
-    description="The id of a training run, as answered by POST /models/train.",
-    examples=[OpenApiExample("run 1", value=1)],
-)
-MALFORMED_VERSION = error_response(
-    "Malformed version", "invalid_parameter", "version must look like v3 or 3"
-)
-UNKNOWN_VERSION = error_response(
-    "Unknown version", "unknown_model_version", "Unknown model version v9."
-)
-PAGE_ERRORS = {
-    400: error_response(
-        "Malformed page or page_size",
-        "invalid_parameter",
-        "page_size must be an integer between 1 and 100",
-    ),
-    404: error_response("Page past the last one", "not_found", "Invalid page."),
-}
-
-ACTIVATION_EXAMPLE = {
-    "active_version": "v3",
-    "previous_version": "v2",
-    "changed": True,
-    "warning": None,
-}
-ActivationResponse = inline_serializer(
-    "ActivationResult",
-    {
-        "active_version": serializers.CharField(),
-        "previous_version": serializers.CharField(allow_null=True),
-        "changed": serializers.BooleanField(),
-        "warning": serializers.CharField(allow_null=True),
-    },
-)
-WRITE_ERRORS = {
-    400: error_response(
-        "Malformed request or body",
-        "invalid_parameter",
-        "version must look like v3 or 3",
-        INVALID_BODY_EXAMPLE,
-    ),
-    **BODY_ERRORS,
-    401: error_response(
-        "Not authenticated", "not_authenticated", "Authentication credentials were not provided."
-    ),
-    403: error_response(
-        "Missing the registry permission",
-        "permission_denied",
-        "You do not have permission to perform this action.",
-    ),
-}
+from models_registry.services.queue import training_run_enqueue
+from models_registry.services.training import training_config_resolve, training_data_check
 
 
 class HasRegistryPermission(permissions.BasePermission):
@@ -200,24 +136,12 @@ class ModelActivateApi(APIView):
             "`force: true` and a `reason`."
         ),
         request=ActivateRequestSerializer,
-        examples=[
-            OpenApiExample(
-                "activate with a reason",
-                value={"reason": "better validation AUC"},
-                request_only=True,
-            )
-        ],
+        examples=ACTIVATE_REQUEST_EXAMPLES,
         responses={
-            200: OpenApiResponse(
-                ActivationResponse, examples=[OpenApiExample("activated", value=ACTIVATION_EXAMPLE)]
-            ),
+            200: ACTIVATED_RESPONSE,
             **WRITE_ERRORS,
             404: UNKNOWN_VERSION,
-            409: error_response(
-                "Not ready, artifact invalid, or refused by policy",
-                "version_not_ready",
-                "v4 is failed; only a ready version can be activated.",
-            ),
+            409: ACTIVATE_CONFLICT,
         },
     )
     def post(self, request: Request, version: str) -> Response:
@@ -236,31 +160,11 @@ class ModelRollbackApi(APIView):
         operation_id="models_rollback",
         summary="Re-activate the version that was active before the current one",
         request=RollbackRequestSerializer,
-        examples=[
-            OpenApiExample(
-                "roll back", value={"reason": "live accuracy dropped"}, request_only=True
-            )
-        ],
+        examples=ROLLBACK_REQUEST_EXAMPLES,
         responses={
-            200: OpenApiResponse(
-                ActivationResponse,
-                examples=[
-                    OpenApiExample(
-                        "rolled back",
-                        value={
-                            **ACTIVATION_EXAMPLE,
-                            "active_version": "v2",
-                            "previous_version": "v3",
-                        },
-                    )
-                ],
-            ),
+            200: ROLLED_BACK_RESPONSE,
             **WRITE_ERRORS,
-            409: error_response(
-                "Nothing to roll back to",
-                "no_previous_version",
-                "There is no previous version to roll back to.",
-            ),
+            409: ROLLBACK_CONFLICT,
         },
     )
     def post(self, request: Request) -> Response:
@@ -299,40 +203,11 @@ class ModelTrainApi(APIView):
             "`configs/train.yaml` (`symbols`, `model`, `seed`) or gives a whole `config`."
         ),
         request=TrainRequestSerializer,
-        examples=[
-            OpenApiExample(
-                "train a random forest",
-                value={"symbols": ["SP500"], "model": "random_forest", "seed": 7},
-                request_only=True,
-            )
-        ],
+        examples=TRAIN_REQUEST_EXAMPLES,
         responses={
-            202: OpenApiResponse(
-                TrainingRunSerializer,
-                examples=[
-                    OpenApiExample(
-                        "queued", value={"id": 7, "status": "queued", "url": "/training-runs/7"}
-                    )
-                ],
-            ),
+            202: QUEUED_RESPONSE,
             **WRITE_ERRORS,
-            400: error_response(
-                "Malformed request, invalid config or a date range without enough candles",
-                "invalid_parameter",
-                "invalid training range: SP500: no candles between 2030-01-01 and 2031-01-01",
-                INVALID_BODY_EXAMPLE,
-            ),
-            404: error_response(
-                "A symbol the market data does not know", "unknown_symbol", "Unknown symbol 'XYZ'."
-            ),
-            502: ERROR_RESPONSES[502],
-            503: error_response(
-                "Upstream down, or broker down (nothing queued, the run is recorded as failed)",
-                "upstream_unavailable",
-                "The market data platform is unavailable.",
-                ("broker_unavailable", "The task broker is unavailable; the work was not queued."),
-            ),
-            504: ERROR_RESPONSES[504],
+            **TRAIN_ERRORS,
         },
     )
     def post(self, request: Request) -> Response:
@@ -361,12 +236,7 @@ class TrainingRunDetailApi(APIView):
         summary="State of a training run",
         responses={
             200: TrainingRunSerializer,
-            400: error_response(
-                "Malformed run id",
-                "invalid_parameter",
-                f"run id must be an integer between 1 and {MAX_RUN_ID}",
-            ),
-            404: error_response("Unknown run", "not_found", "Unknown training run 9."),
+            **RUN_ERRORS,
         },
     )
     def get(self, request: Request, run_id: str) -> Response:

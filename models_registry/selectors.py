@@ -13,6 +13,8 @@ from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
 # ASCII digits only (a regex's \d would take "٣"), matched whole: "$" alone lets "v3\n" through.
 # The OpenAPI schema publishes the same pattern (mlengine.schema.VERSION_PATTERN).
 VERSION_PATTERN = r"^[vV]?[1-9][0-9]{0,8}$"
+# Run ids are BigAutoField keys: a larger number cannot name a run (and overflows SQLite).
+MAX_RUN_ID = 2**63 - 1
 _VERSION = re.compile(r"[vV]?([1-9][0-9]{0,8})")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
@@ -158,3 +159,21 @@ class TrainRequestSerializer(serializers.Serializer):
     model = serializers.ChoiceField(choices=MODEL_TYPES, required=False)
     seed = JSONIntegerField(required=False, min_value=0, max_value=2**32 - 1)
     activate = JSONBooleanField(required=False, default=False)
+
+
+# The answer of an activation or a rollback (ActivationResult.as_dict()).
+ACTIVATION_EXAMPLE = {
+    "active_version": "v3",
+    "previous_version": "v2",
+    "changed": True,
+    "warning": None,
+}
+ActivationResponse = inline_serializer(
+    "ActivationResult",
+    {
+        "active_version": serializers.CharField(),
+        "previous_version": serializers.CharField(allow_null=True),
+        "changed": serializers.BooleanField(),
+        "warning": serializers.CharField(allow_null=True),
+    },
+)

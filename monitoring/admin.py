@@ -1,11 +1,22 @@
-"""Monitoring rows in the admin: drift and freshness snapshots, written only by the checks."""
+"""Monitoring in the admin: drift and freshness snapshots (written only by the checks), and the
+live performance table on the registry's version page.
+
+The version page belongs to ``models_registry``, which sits below ``predictions`` and so cannot
+read the audit rows the live figures come from; monitoring, which may read both, re-registers
+the page's admin with the table added.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from models_registry.admin import ReadOnlyAdmin
+from django.contrib import admin
+from django.http import HttpRequest
+
+from models_registry.admin import ModelVersionAdmin, ReadOnlyAdmin, cell_text
+from models_registry.models import ModelVersion
 from monitoring.models import DriftSnapshot, FreshnessSnapshot
+from monitoring.selectors import live_performance
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -88,3 +99,38 @@ class FreshnessSnapshotAdmin(ReadOnlyAdmin):
     @admin.display(description="threshold", ordering="threshold_seconds")
     def threshold_display(self, obj: FreshnessSnapshot) -> str:
         return duration_display(obj.threshold_seconds)
+
+
+def live_performance_table(version: ModelVersion) -> list[dict[str, str]]:
+    """Per day: predictions with a known outcome, accuracy, Brier score and log loss, each
+    beside the validation figure."""
+    columns = (
+        "count",
+        "accuracy",
+        "validation_accuracy",
+        "brier",
+        "validation_brier",
+        "log_loss",
+        "validation_log_loss",
+        "up_rate",
+    )
+    return [
+        {"day": row["day"], **{column: cell_text(row[column]) for column in columns}}
+        for row in live_performance(version=version)
+    ]
+
+
+class MonitoredModelVersionAdmin(ModelVersionAdmin):
+    """The registry's version page with the version's live performance beside its validation
+    figures."""
+
+    def _version_page_context(self, request: HttpRequest, obj: ModelVersion) -> dict[str, Any]:
+        return {
+            **super()._version_page_context(request, obj),
+            "live_performance": live_performance_table(obj),
+        }
+
+
+# The admin modules are imported in INSTALLED_APPS order, so the registry's registration exists.
+admin.site.unregister(ModelVersion)
+admin.site.register(ModelVersion, MonitoredModelVersionAdmin)

@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 from django.utils import timezone
 from django.utils.decorators import method_decorator
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlengine.api import parse_int_param
-from mlengine.schema import ERROR_RESPONSES, error_response, int_parameter
+from mlengine.schema import ERROR_RESPONSES
 from mlengine.throttling import ANON_READ
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
+from models_registry.schema import MALFORMED_VERSION, UNKNOWN_VERSION
 from models_registry.selectors import (
-    VERSION_PATTERN,
     activation_event_list,
     active_model_version,
     model_version_get,
 )
 from models_registry.serializers import ActivationEventSerializer
 from monitoring.models import DriftSnapshot
+from monitoring.schema import (
+    DRIFT_NEEDS_AUTHENTICATION,
+    DRIFT_RESPONSE,
+    FRESHNESS_RESPONSE,
+    HISTORY_LIMIT_PARAMETER,
+    HISTORY_RESPONSE,
+    LATENCY_RESPONSE,
+    MALFORMED_WINDOW,
+    NO_ACTIVE_MODEL,
+    WINDOW_PARAMETER,
+    version_parameter,
+)
 from monitoring.selectors import (
-    LATENCY_WINDOW_PATTERN,
-    MAX_DURATION_UNITS,
-    MAX_LAST_N,
+    HISTORY_LIMIT,
     drift_history,
     latency_summary,
     live_performance,
@@ -40,163 +47,10 @@ from monitoring.selectors import (
 from monitoring.services.drift import drift_check_run, drift_report
 from monitoring.services.freshness import freshness_overall, freshness_report
 
-DRIFT_EXAMPLE = {
-    "model_version": "v2",
-    "check_id": "0d1f0c8e-3c52-4f5b-a3f7-4d2f1d1c9a11",
-    "checked_at": "2026-11-26T10:15:00+00:00",
-    "event_time": "2026-11-26T10:15:00+00:00",
-    "replay": False,
-    "status": "ok",
-    "drifted_features": [],
-    "window": {
-        "start": "2026-10-30T09:00:00+00:00",
-        "end": "2026-11-26T10:14:58+00:00",
-        "distinct_candles": 500,
-        "size_limit": 500,
-        "max_age_seconds": 2592000,
-    },
-    "features": {
-        "rolling_volatility": {
-            "status": "ok",
-            "psi": 0.11,
-            "threshold": 0.62,
-            "wasserstein": 0.21,
-            "ks_statistic": 0.12,
-            "ks_pvalue": 0.003,
-            "mean_shift": 0.25,
-            "sample_size": 500,
-            "decides_verdict": True,
-        }
-    },
-    "prediction": {
-        "status": "ok",
-        "psi": 0.05,
-        "threshold": 0.2,
-        "wasserstein": 0.1,
-        "ks_statistic": 0.08,
-        "ks_pvalue": 0.1,
-        "mean_shift": 0.1,
-        "sample_size": 500,
-        "decides_verdict": False,
-    },
-}
-FRESHNESS_EXAMPLE = {
-    "status": "ok",
-    "checked_at": "2026-11-26T10:15:00+00:00",
-    "items": [
-        {
-            "component": "upstream",
-            "subject": "SP500",
-            "age_seconds": 3600.0,
-            "threshold_seconds": 345600.0,
-            "status": "ok",
-            "details": {"newest_candle": "2026-11-26T09:00:00+00:00", "interval_seconds": 86400.0},
-        },
-        {
-            "component": "training",
-            "subject": "v2",
-            "age_seconds": 86400.0,
-            "threshold_seconds": 2592000.0,
-            "status": "ok",
-            "details": {},
-        },
-        {
-            "component": "inference",
-            "subject": "live",
-            "age_seconds": 2.0,
-            "threshold_seconds": 3600.0,
-            "status": "ok",
-            "details": {},
-        },
-    ],
-}
-LATENCY_EXAMPLE = {
-    "window": "last 1000 predictions",
-    "version": None,
-    "count": 1000,
-    "mean_ms": 3.2,
-    "p50_ms": 2.9,
-    "p95_ms": 5.1,
-    "p99_ms": 9.8,
-    "max_ms": 31.0,
-}
-HISTORY_EXAMPLE = {
-    "versions": [
-        {
-            "version": "v1",
-            "created_at": "2026-11-01T10:00:00+00:00",
-            "status": "ready",
-            "is_active": True,
-            "model_type": "logistic_regression",
-            "validation": {"accuracy": 0.535, "roc_auc": 0.515},
-            "always_up": {"accuracy": 0.537},
-            "beats_baseline": False,
-        }
-    ],
-    "activations": [
-        {
-            "id": 1,
-            "action": "activate",
-            "from_version": None,
-            "to_version": "v1",
-            "actor": "admin",
-            "reason": "first model",
-            "forced": False,
-            "warning": "",
-            "created_at": "2026-11-01T10:01:00+00:00",
-        }
-    ],
-    "live_performance": [
-        {
-            "version": "v1",
-            "day": "2018-12-28",
-            "count": 2,
-            "accuracy": 0.5,
-            "brier": 0.25,
-            "log_loss": 0.69,
-            "up_rate": 0.5,
-            "validation_accuracy": 0.535,
-            "validation_brier": 0.249,
-            "validation_log_loss": 0.69,
-        }
-    ],
-    "drift": [
-        {
-            "check_id": "0d1f0c8e-3c52-4f5b-a3f7-4d2f1d1c9a11",
-            "event_time": "2018-12-31T00:00:00+00:00",
-            "version": "v1",
-            "replay": True,
-            "status": "ok",
-            "distinct_candles": 500,
-            "drifted_features": [],
-            "features": {"rolling_volatility": {"psi": 0.11, "threshold": 0.62, "status": "ok"}},
-        }
-    ],
-}
-
-
-HISTORY_LIMIT = 2000
-MALFORMED_VERSION = error_response(
-    "Malformed version", "invalid_parameter", "version must look like v3 or 3"
-)
-UNKNOWN_VERSION = error_response(
-    "Unknown version", "unknown_model_version", "Unknown model version v9."
-)
-
-
-def version_parameter(description: str) -> OpenApiParameter:
-    return OpenApiParameter(
-        "version", {"type": "string", "pattern": VERSION_PATTERN}, description=description
-    )
-
 
 def _version_param(request: Request) -> ModelVersion | None:
     value = request.query_params.get("version")
     return None if value is None else model_version_get(version=value)
-
-
-def _example(name: str, value: dict[str, Any]) -> list[OpenApiExample]:
-    return [OpenApiExample(name, value=value, response_only=True)]
 
 
 # Computing a missing snapshot writes rows; keep that out of any request-wide transaction.
@@ -220,17 +74,11 @@ class DriftApi(APIView):
         ),
         parameters=[version_parameter("v3 or 3; default: the active version")],
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, examples=_example("drift", DRIFT_EXAMPLE)),
-            401: error_response(
-                "No stored check, and computing one needs an authenticated user",
-                "not_authenticated",
-                "v3 has no drift check yet; computing one needs an authenticated user.",
-            ),
+            200: DRIFT_RESPONSE,
+            401: DRIFT_NEEDS_AUTHENTICATION,
             400: MALFORMED_VERSION,
             404: UNKNOWN_VERSION,
-            503: error_response(
-                "No active model", "no_active_model", "No model version is active."
-            ),
+            503: NO_ACTIVE_MODEL,
         },
     )
     def get(self, request: Request) -> Response:
@@ -266,11 +114,7 @@ class FreshnessApi(APIView):
     @extend_schema(
         operation_id="monitoring_freshness",
         summary="Age of upstream candles, of the active model and of the last prediction",
-        responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT, examples=_example("freshness", FRESHNESS_EXAMPLE)
-            )
-        },
+        responses={200: FRESHNESS_RESPONSE},
     )
     def get(self, request: Request) -> Response:
         now = timezone.now()
@@ -291,26 +135,12 @@ class LatencyApi(APIView):
             "PostgreSQL)."
         ),
         parameters=[
-            OpenApiParameter(
-                "window",
-                {"type": "string", "pattern": LATENCY_WINDOW_PATTERN},
-                description=(
-                    f"The last N live predictions (1-{MAX_LAST_N}, e.g. 500) or a duration of "
-                    f"1-{MAX_DURATION_UNITS} seconds, minutes, hours or days (30s, 15m, 2h, 7d; "
-                    f"at most {MAX_DURATION_UNITS}d); default: the last 1000 predictions."
-                ),
-            ),
+            WINDOW_PARAMETER,
             version_parameter("Only this version (v3 or 3)"),
         ],
         responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT, examples=_example("latency", LATENCY_EXAMPLE)
-            ),
-            400: error_response(
-                "Malformed window or version",
-                "invalid_parameter",
-                f"window must be a count of predictions (1-{MAX_LAST_N}) or a duration ...",
-            ),
+            200: LATENCY_RESPONSE,
+            400: MALFORMED_WINDOW,
             404: UNKNOWN_VERSION,
         },
     )
@@ -329,18 +159,9 @@ class HistoryApi(APIView):
             "`live_performance` is per version per day of event time, from every prediction "
             "whose realised outcome is known, replayed history included (its outcomes are real)."
         ),
-        parameters=[
-            int_parameter(
-                "limit",
-                minimum=1,
-                maximum=HISTORY_LIMIT,
-                description=f"Drift checks to return, 1-{HISTORY_LIMIT}; default 200",
-            )
-        ],
+        parameters=[HISTORY_LIMIT_PARAMETER],
         responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT, examples=_example("history", HISTORY_EXAMPLE)
-            ),
+            200: HISTORY_RESPONSE,
             400: ERROR_RESPONSES[400],
         },
     )

@@ -1,9 +1,11 @@
-"""Prometheus metrics: request counters and latency histograms (multiprocess-safe) and gauges
-read from the database at scrape time (active version, drift, freshness).
+"""``/metrics``: every process's counters and histograms plus gauges read from the database at
+scrape time (active version, drift, freshness, audit export lag), and the request-counting
+middleware.
 
-Counters and histograms use prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``),
-so ``/metrics`` from any gunicorn worker reports the sum over all of them. Gauges that describe
-the platform's state come from the database, which every process shares.
+The counters and histograms are defined in ``mlcore.metrics`` (the apps record into them without
+importing monitoring); prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``) makes
+``/metrics`` from any gunicorn worker report the sum over all of them. Gauges that describe the
+platform's state come from the database, which every process shares.
 """
 
 from __future__ import annotations
@@ -14,80 +16,20 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from django.utils import timezone
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from mlcore.metrics import observe_request
 from mlengine.logs import log_rate_limited
+from models_registry.selectors import active_model_version
+from monitoring.models import DriftSnapshot, FreshnessSnapshot
+from predictions.selectors import audit_export_lag
 
 logger = logging.getLogger(__name__)
-
-LATENCY_BUCKETS = (
-    0.001,
-    0.002,
-    0.003,
-    0.005,
-    0.0075,
-    0.01,
-    0.015,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1,
-    2.5,
-    5,
-)
-
-HTTP_REQUESTS = Counter(
-    "mlengine_http_requests_total",
-    "HTTP requests by endpoint, method and status.",
-    ["endpoint", "method", "status"],
-)
-HTTP_LATENCY = Histogram(
-    "mlengine_http_request_duration_seconds",
-    "Time to answer a request, by endpoint.",
-    ["endpoint"],
-    buckets=LATENCY_BUCKETS,
-)
-PREDICT_LATENCY = Histogram(
-    "mlengine_predict_latency_seconds",
-    "/predict: model lookup to committed audit row.",
-    buckets=LATENCY_BUCKETS,
-)
-PREDICT_STAGE = Histogram(
-    "mlengine_predict_stage_seconds", "/predict time per stage.", ["stage"], buckets=LATENCY_BUCKETS
-)
-AUDIT_EXPORT_FAILURES = Counter(
-    "mlengine_audit_export_failures_total",
-    "Audit export runs that failed (file unwritable, lost or not matching, database down).",
-)
-MODEL_LOAD_FAILURES = Counter(
-    "mlengine_model_load_failures_total", "Model artifacts that failed verification or loading."
-)
-CACHE_ERRORS = Counter(
-    "mlengine_cache_errors_total",
-    "Cache operations that failed and were treated as a miss (mlengine.cache).",
-    ["operation"],
-)
-
-
-def observe_prediction(timings: dict[str, float]) -> None:
-    """Record one answered prediction's stage timings (milliseconds)."""
-    PREDICT_LATENCY.observe(sum(timings.values()) / 1000)
-    for stage, milliseconds in timings.items():
-        PREDICT_STAGE.labels(stage=stage).observe(milliseconds / 1000)
-
-
-# Any other method string a client sends (``curl -X QAAAAA``) is counted as "other": a label
-# value per invented method would grow the series without bound.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
-
-
-def method_label(method: str | None) -> str:
-    return method if method in KNOWN_METHODS else "other"
 
 
 class MetricsMiddleware:
@@ -103,10 +45,12 @@ class MetricsMiddleware:
         endpoint = "/" + match.route if match is not None and match.route else "unmatched"
         if endpoint.startswith("/api/v1/"):
             endpoint = endpoint[len("/api/v1") :]
-        HTTP_REQUESTS.labels(
-            endpoint=endpoint, method=method_label(request.method), status=response.status_code
-        ).inc()
-        HTTP_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+        observe_request(
+            endpoint=endpoint,
+            method=request.method,
+            status=response.status_code,
+            seconds=time.perf_counter() - started,
+        )
         return response
 
 
@@ -120,8 +64,6 @@ class StateCollector:
     """
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from django.db import DatabaseError
-
         up = GaugeMetricFamily(
             "mlengine_database_up", "1 if the database answered this scrape, else 0."
         )
@@ -145,11 +87,6 @@ class StateCollector:
         yield from families
 
     def _database_gauges(self) -> Iterator[GaugeMetricFamily]:
-        from django.utils import timezone
-
-        from models_registry.selectors import active_model_version
-        from monitoring.models import DriftSnapshot, FreshnessSnapshot
-
         now = timezone.now()
         active = active_model_version()
         version = GaugeMetricFamily(
@@ -220,8 +157,6 @@ class StateCollector:
 
 def audit_export_gauges(now: datetime) -> Iterator[GaugeMetricFamily]:
     """The JSONL export's lag: committed rows not in the file yet, and the oldest one's age."""
-    from predictions.selectors import audit_export_lag
-
     lag = audit_export_lag(now=now)
     rows = GaugeMetricFamily(
         "mlengine_audit_export_lag_rows", "Committed predictions not yet in the JSONL export."

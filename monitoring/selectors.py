@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 from django.db import connection, transaction
+from django.db.models import Avg, Case, Count, F, FloatField, Max, Q, Value, When
+from django.db.models.functions import Cast, Greatest, Least, Ln, Power, TruncDate
 from django.utils import timezone
 
+from mlengine.db.aggregates import PercentileCont
 from mlengine.errors import InvalidParameter
 from models_registry.models import ModelVersion
+from monitoring.models import DriftSnapshot
 from predictions.models import PredictionRecord
 
 # ASCII digits only ("\d" and str.isdigit also take "٣" and "²"), and a bounded duration: at
@@ -55,21 +58,12 @@ def parse_latency_window(value: str | None) -> LatencyWindow:
     )
 
 
-def _percentiles_python(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "p99": None}
-    array = np.asarray(values, dtype=np.float64)
-    # "linear" is PostgreSQL's percentile_cont, so both databases report the same figures.
-    p50, p95, p99 = np.percentile(array, [50, 95, 99], method="linear")
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
-
-
 def latency_summary(
     *, window: LatencyWindow, version: ModelVersion | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """count, mean, p50, p95, p99 and max of ``latency_ms`` over live predictions (replays never
-    count), computed by the database: ``percentile_cont`` on PostgreSQL, the same interpolation
-    in Python on SQLite."""
+    count), computed by the database in one query (``PercentileCont``: ``percentile_cont`` on
+    PostgreSQL, the same interpolation on SQLite)."""
     now = now or timezone.now()
     rows = PredictionRecord.objects.filter(is_replay=False)
     if version is not None:
@@ -79,39 +73,28 @@ def latency_summary(
     rows = rows.order_by("-created_at", "-id")
     if window.last_n is not None:
         rows = rows[: window.last_n]
-    inner = rows.values("latency_ms")
-
-    if connection.vendor == "postgresql":
-        sql, params = inner.query.sql_with_params()  # built and parametrised by Django
-        # The inner query is Django's own, with its parameters kept apart.
-        query = (
-            "SELECT count(*), avg(latency_ms), "  # noqa: S608
-            "percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), "
-            "percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), "
-            "percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), "
-            "max(latency_ms) FROM (" + sql + ") AS window_rows"
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                # Sorting a million latencies for percentile_cont fits in memory with this much.
+                cursor.execute("SET LOCAL work_mem = '64MB'")
+        figures = rows.aggregate(
+            count=Count("*"),
+            mean=Avg("latency_ms"),
+            p50=PercentileCont("latency_ms", fraction=0.5),
+            p95=PercentileCont("latency_ms", fraction=0.95),
+            p99=PercentileCont("latency_ms", fraction=0.99),
+            maximum=Max("latency_ms"),
         )
-        with transaction.atomic(), connection.cursor() as cursor:
-            # Sorting a million latencies for percentile_cont fits in memory with this much.
-            cursor.execute("SET LOCAL work_mem = '64MB'")
-            cursor.execute(query, params)
-            count, mean, p50, p95, p99, maximum = cursor.fetchone()
-        figures = {"p50": p50, "p95": p95, "p99": p99}
-    else:
-        values = [row["latency_ms"] for row in inner]
-        count = len(values)
-        mean = float(np.mean(values)) if values else None
-        maximum = max(values) if values else None
-        figures = _percentiles_python(values)
     return {
         "window": window.describe(),
         "version": version.label if version else None,
-        "count": int(count or 0),
-        "mean_ms": _round(mean),
+        "count": int(figures["count"] or 0),
+        "mean_ms": _round(figures["mean"]),
         "p50_ms": _round(figures["p50"]),
         "p95_ms": _round(figures["p95"]),
         "p99_ms": _round(figures["p99"]),
-        "max_ms": _round(maximum),
+        "max_ms": _round(figures["maximum"]),
     }
 
 
@@ -122,9 +105,6 @@ def _round(value: float | None) -> float | None:
 def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, Any]]:
     """Accuracy, Brier score and log loss of predictions whose outcome is known, per version per
     day (of event time), computed by the database, beside the version's validation figures."""
-    from django.db.models import Avg, Case, Count, F, FloatField, Q, Value, When
-    from django.db.models.functions import Cast, Greatest, Least, Ln, Power, TruncDate
-
     eps = 1e-15
     rows = PredictionRecord.objects.filter(outcome__isnull=False)
     if version is not None:
@@ -179,10 +159,12 @@ def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, A
     ]
 
 
+# The most drift checks one history answer holds.
+HISTORY_LIMIT = 2000
+
+
 def drift_history(*, limit: int = 200, version: ModelVersion | None = None) -> list[dict[str, Any]]:
     """The newest ``limit`` drift checks, oldest first: verdict and per-feature PSI of each."""
-    from monitoring.models import DriftSnapshot
-
     verdicts = DriftSnapshot.objects.filter(kind=DriftSnapshot.Kind.MODEL)
     if version is not None:
         verdicts = verdicts.filter(model_version=version)

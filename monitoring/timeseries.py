@@ -2,23 +2,20 @@
 
 The bucket (minute, hour, day, week or month) is the finest one that keeps the series within
 ``max_buckets`` points over the data's own time range. The database truncates ``created_at`` on
-both engines, so the buckets are identical; PostgreSQL then computes the percentiles itself with
-``percentile_cont``, and on SQLite, which has no percentile aggregate, the same linear
-interpolation runs in Python over each bucket's values.
+both engines, so the buckets are identical, and one ``PercentileCont`` aggregate per figure
+computes the percentiles (``percentile_cont`` on PostgreSQL, the same interpolation on SQLite:
+``mlengine.db.aggregates``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
-from itertools import groupby
 from typing import Any
 
-import numpy as np
-from django.db import connection
-from django.db.models import Aggregate, Count, FloatField, Max, Min
+from django.db.models import Count, Max, Min
 from django.db.models.functions import Trunc
 
+from mlengine.db.aggregates import PercentileCont
 from models_registry.models import ModelVersion
 from predictions.models import PredictionRecord
 
@@ -33,21 +30,6 @@ BUCKETS: tuple[tuple[str, int], ...] = (
 DEFAULT_MAX_BUCKETS = 180
 
 
-class PercentileCont(Aggregate):
-    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
-
-    function = "percentile_cont"
-    name = "PercentileCont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: str, *, fraction: float) -> None:
-        if not 0 <= float(fraction) <= 1:
-            raise ValueError(f"fraction must be within [0, 1], got {fraction!r}")
-        # A float rendered by Python is a plain numeric literal: nothing user-supplied gets here.
-        super().__init__(expression, fraction=repr(float(fraction)))
-
-
 def latency_bucket_choose(
     *, first: datetime, last: datetime, max_buckets: int = DEFAULT_MAX_BUCKETS
 ) -> tuple[str, int]:
@@ -58,12 +40,6 @@ def latency_bucket_choose(
         if span / seconds + 1 <= max_buckets:
             return kind, seconds
     return BUCKETS[-1]
-
-
-def _linear_percentiles(values: list[float]) -> tuple[float, float]:
-    # "linear" is percentile_cont's interpolation, so both engines report the same figures.
-    p50, p99 = np.percentile(np.asarray(values, dtype=np.float64), [50, 99], method="linear")
-    return float(p50), float(p99)
 
 
 def _point(bucket: datetime, count: int, p50: float | None, p99: float | None) -> dict[str, Any]:
@@ -112,25 +88,16 @@ def latency_timeseries(
         first=bounds["first"], last=bounds["last"], max_buckets=max_buckets
     )
     bucketed = rows.annotate(bucket=Trunc("created_at", kind, tzinfo=UTC)).order_by()
-    if connection.vendor == "postgresql":
-        grouped = (
-            bucketed.values("bucket")
-            .annotate(
-                n=Count("id"),
-                p50=PercentileCont("latency_ms", fraction=0.5),
-                p99=PercentileCont("latency_ms", fraction=0.99),
-            )
-            .order_by("bucket")
+    grouped = (
+        bucketed.values("bucket")
+        .annotate(
+            n=Count("id"),
+            p50=PercentileCont("latency_ms", fraction=0.5),
+            p99=PercentileCont("latency_ms", fraction=0.99),
         )
-        points = [_point(row["bucket"], row["n"], row["p50"], row["p99"]) for row in grouped]
-    else:
-        pairs: Iterable[tuple[datetime, float]] = bucketed.values_list(
-            "bucket", "latency_ms"
-        ).order_by("bucket")
-        points = []
-        for bucket, group in groupby(pairs, key=lambda pair: pair[0]):
-            values = [latency for _, latency in group]
-            points.append(_point(bucket, len(values), *_linear_percentiles(values)))
+        .order_by("bucket")
+    )
+    points = [_point(row["bucket"], row["n"], row["p50"], row["p99"]) for row in grouped]
     return {
         "bucket": kind,
         "bucket_seconds": seconds,

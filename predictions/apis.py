@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from features.apis import parse_symbol
+from mlcore.metrics import observe_prediction
 from mlengine.api import OpenAsRead, parse_int_param
 from mlengine.schema import (
     BODY_ERRORS,
@@ -29,7 +30,6 @@ from mlengine.schema import (
     int_parameter,
 )
 from mlengine.throttling import ANON_READ, PREDICT
-from monitoring.metrics import observe_prediction
 from predictions.selectors import prediction_get, prediction_recent_list
 from predictions.serializers import (
     BATCH_REQUEST_EXAMPLES,

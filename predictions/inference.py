@@ -26,11 +26,11 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
+from mlcore.metrics import MODEL_LOAD_FAILURES
 from mlengine.errors import DomainError
 from models_registry.artifacts import artifact_load
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
-from monitoring.metrics import MODEL_LOAD_FAILURES
 from predictions.errors import ModelUnavailable
 from predictions.fast_predict import compile_predictor
 

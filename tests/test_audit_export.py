@@ -35,6 +35,7 @@ from predictions.errors import AuditExportFailed, RetentionRefused
 from predictions.models import AuditExportState, AuditSeal, PredictionRecord
 from predictions.selectors import RECORD_FIELDS, audit_export_state
 from predictions.serializers import audit_fields
+from predictions.tasks import audit_export_task, prediction_retention_task
 from tests.factories import SMALL_CONFIG, make_version
 
 pytestmark = pytest.mark.django_db
@@ -287,7 +288,6 @@ def test_beat_runs_the_export_and_retention_with_expiry() -> None:
 
 
 def test_the_tasks_run_the_services(version, audit_file: Path) -> None:
-    from predictions.tasks import audit_export_task, prediction_retention_task
 
     make_rows(version, [1, 2])
     assert audit_export_task.apply().get() == 2

@@ -24,6 +24,12 @@ from urllib.parse import urlsplit
 import click
 import pytest
 import yaml
+from celery import Celery
+from celery.app.utils import find_app
+from celery.bin.beat import beat
+from celery.bin.control import inspect
+from celery.bin.worker import worker
+from django.utils.module_loading import import_string
 
 from tests.test_settings import clean_env, random_secret_key, settings_env_names
 
@@ -282,9 +288,6 @@ def test_startup_order_waits_for_healthy_dependencies() -> None:
 
 
 def test_service_commands_name_real_modules() -> None:
-    from celery import Celery
-    from celery.app.utils import find_app
-    from django.utils.module_loading import import_string
 
     assert command("migrate") == ["python", "manage.py", "migrate", "--noinput"]
     assert (ROOT / "manage.py").is_file()
@@ -307,9 +310,6 @@ def test_service_commands_name_real_modules() -> None:
 
 def test_celery_options_used_by_compose_exist() -> None:
     # An unknown option makes the process exit at once; compare with Celery's own CLI definition.
-    from celery.bin.beat import beat
-    from celery.bin.control import inspect
-    from celery.bin.worker import worker
 
     def options(cli_command: click.Command) -> set[str]:
         return {opt for param in cli_command.params for opt in param.opts}
@@ -399,6 +399,7 @@ def test_dockerignore_keeps_local_state_out_and_the_code_in() -> None:
         "requirements.txt",
         "manage.py",
         "mlengine/wsgi.py",
+        "mlcore/metrics.py",
         "features/data/sp500.csv.gz",
         ".env.example",
     ):

@@ -18,6 +18,7 @@ from features.sources import candle_source_reset
 from mlengine import cache as safe_cache
 from mlengine.logs import limiter
 from tests.faults.services import blackhole_port, candle_upstream, private_redis
+from tests.test_settings import run_python
 
 
 def redis_caches(url: str, *, connect_timeout: float = 0.25, timeout: float = 0.5) -> dict:
@@ -129,7 +130,6 @@ def test_a_black_holed_redis_costs_a_timeout_not_a_hang(trained, settings, upstr
 
 
 def test_redis_cache_settings_carry_socket_timeouts() -> None:
-    from tests.test_settings import run_python
 
     result = run_python(
         "import json, django; django.setup(); from django.conf import settings as s; "

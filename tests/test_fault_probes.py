@@ -10,7 +10,9 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from models_registry.services.activation import model_version_activate
 from predictions.inference import model_cache
+from tests.factories import make_version
 
 
 @pytest.fixture
@@ -96,8 +98,6 @@ def test_the_reload_pause_is_the_setting(artifact, settings) -> None:
 
 
 def test_a_stale_model_is_ready_but_health_says_degraded(trained, settings) -> None:
-    from models_registry.services.activation import model_version_activate
-    from tests.factories import make_version
 
     client = Client()
     assert client.get("/predict", {"symbol": "SP500"}).status_code == 200

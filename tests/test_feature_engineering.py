@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -140,8 +142,6 @@ def test_invalid_window_is_rejected(sp500: pd.DataFrame, window: object) -> None
 
 
 def test_pure_modules_import_neither_django_nor_celery() -> None:
-    import subprocess
-    import sys
 
     code = (
         "import sys, features.engineering, features.candles, features.client; "

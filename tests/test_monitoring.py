@@ -9,13 +9,16 @@ from io import StringIO
 
 import numpy as np
 import pytest
+import requests
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from features.sources import BundledCandleSource
+from mlengine.db.aggregates import SQLITE_FUNCTION, PercentileCont
 from models_registry.services.training import model_train, training_config_resolve
 from monitoring.models import DriftSnapshot, FreshnessSnapshot
 from monitoring.selectors import (
@@ -28,6 +31,7 @@ from monitoring.services.drift import drift_check_run
 from monitoring.services.freshness import freshness_check_run
 from monitoring.services.outcomes import outcome_backfill
 from monitoring.services.replay import replay_run
+from monitoring.tasks import drift_check_task, freshness_check_task, outcome_backfill_task
 from predictions.models import PredictionRecord
 from tests.factories import SMALL_CONFIG, token_client
 
@@ -71,6 +75,29 @@ def test_latency_summary_matches_an_independent_percentile(trained) -> None:
     last_100 = latency_summary(window=LatencyWindow(last_n=100))
     assert last_100["count"] == 100
     assert last_100["p50_ms"] == pytest.approx(np.percentile(latencies[-100:], 50), abs=1e-3)
+
+
+def test_latency_percentiles_are_one_database_aggregate_per_figure(trained) -> None:
+    """Both engines compute the percentiles in the database, in one query with one
+    PercentileCont per figure (percentile_cont on PostgreSQL, the registered SQLite aggregate),
+    and agree with percentile_cont's linear interpolation at any fraction."""
+    latencies = [5.0, 1.0, 4.0, 2.0, 3.0, 10.0, 7.0]
+    make_predictions(trained, latencies)
+
+    with CaptureQueriesContext(connection) as queries:
+        summary = latency_summary(window=LatencyWindow(last_n=1000))
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().startswith("SELECT")]
+    function = "percentile_cont" if connection.vendor == "postgresql" else SQLITE_FUNCTION
+    assert len(selects) == 1 and selects[0].count(function) == 3
+    assert summary["p50_ms"] == 4.0 and summary["p95_ms"] == pytest.approx(9.1)
+
+    rows = PredictionRecord.objects.filter(model_version=trained)
+    for fraction in (0.0, 0.1, 0.25, 0.8, 1.0):
+        figure = rows.aggregate(p=PercentileCont("latency_ms", fraction=fraction))["p"]
+        assert figure == pytest.approx(np.quantile(latencies, fraction, method="linear"))
+    assert rows.none().aggregate(p=PercentileCont("latency_ms", fraction=0.5))["p"] is None
+    with pytest.raises(ValueError, match="fraction"):
+        PercentileCont("latency_ms", fraction=1.5)
 
 
 def test_latency_endpoint_windows(trained) -> None:
@@ -219,7 +246,6 @@ def test_default_beat_schedules_exist_with_expiry() -> None:
 
 
 def test_tasks_run_the_services(trained) -> None:
-    from monitoring.tasks import drift_check_task, freshness_check_task, outcome_backfill_task
 
     assert drift_check_task.apply().get() > 0
     assert freshness_check_task.apply().get() > 0
@@ -244,7 +270,6 @@ def test_metrics_exposes_requests_latency_and_state(trained) -> None:
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_celery_worker_runs_the_drift_task_and_rows_appear(celery_worker_process) -> None:
-    from monitoring.tasks import drift_check_task
 
     _, version = model_train(
         config=training_config_resolve(config_data=SMALL_CONFIG), source="command", activate=True
@@ -264,7 +289,6 @@ def test_celery_worker_runs_the_drift_task_and_rows_appear(celery_worker_process
 
 @pytest.mark.django_db(transaction=True)
 def test_metrics_add_up_across_gunicorn_workers(gunicorn_factory) -> None:
-    import requests
 
     base = gunicorn_factory(workers=2)
     for _ in range(40):

@@ -11,6 +11,7 @@ from django.db import connection, connections
 
 from mlengine.errors import DomainError
 from models_registry.models import ActivationEvent, ModelVersion
+from models_registry.services import training
 from models_registry.services.activation import model_version_activate
 from models_registry.services.training import model_train, training_config_resolve
 from tests.factories import SMALL_CONFIG, make_version
@@ -50,7 +51,6 @@ def test_twenty_concurrent_activations_leave_one_active_version(require_postgres
 
 
 def test_concurrent_trainings_get_distinct_versions(require_postgres: None, monkeypatch) -> None:
-    from models_registry.services import training
 
     barrier = threading.Barrier(4)
     real_write = training.artifact_write

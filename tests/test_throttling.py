@@ -11,6 +11,7 @@ from io import StringIO
 
 import pytest
 import requests
+from axes.models import AccessAttempt
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
@@ -28,6 +29,7 @@ from mlengine.settings.base import DEFAULT_THROTTLE_RATES
 from mlengine.settings.env import env_throttle_rates
 from mlengine.throttling import ANON_READ, PREDICT, SCOPES, TRAIN, WRITE, view_throttle_scope
 from models_registry.models import TrainingRun
+from models_registry.services.training import model_train, training_config_resolve
 from monitoring.models import DriftSnapshot
 from predictions.models import PredictionRecord
 from tests.factories import SMALL_CONFIG, make_user, make_version, staff_user, token_client
@@ -352,7 +354,6 @@ def test_admin_login_locks_out_after_the_failure_limit_until_the_cool_off(settin
     assert other.status_code == 302
 
     # Once the cool-off has passed (the attempts are that old), the right password works.
-    from axes.models import AccessAttempt
 
     AccessAttempt.objects.update(
         attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME - datetime.timedelta(seconds=1)
@@ -380,7 +381,6 @@ def test_axes_reset_lifts_a_lockout(settings) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_gunicorn_reads_throttle_rates_from_the_environment(gunicorn_factory, monkeypatch) -> None:
-    from models_registry.services.training import model_train, training_config_resolve
 
     model_train(
         config=training_config_resolve(config_data=SMALL_CONFIG), source="command", activate=True

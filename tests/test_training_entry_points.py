@@ -15,6 +15,8 @@ from rest_framework.test import APIClient
 
 from models_registry.artifacts import artifact_load
 from models_registry.models import ModelVersion, TrainingRun
+from models_registry.services.training import training_config_resolve, training_run_create
+from models_registry.tasks import train_model_task
 from tests.factories import SMALL_CONFIG, token_client
 
 pytestmark = pytest.mark.django_db
@@ -163,8 +165,6 @@ def test_training_run_unknown_is_404() -> None:
 
 
 def test_task_runs_the_same_service(small_config_file: Path) -> None:
-    from models_registry.services.training import training_config_resolve, training_run_create
-    from models_registry.tasks import train_model_task
 
     run = training_run_create(
         config=training_config_resolve(config_path=small_config_file), source="task"
@@ -177,8 +177,6 @@ def test_task_runs_the_same_service(small_config_file: Path) -> None:
 
 
 def test_task_retries_upstream_outages_then_gives_up(small_config_file: Path, settings) -> None:
-    from models_registry.services.training import training_config_resolve, training_run_create
-    from models_registry.tasks import train_model_task
 
     settings.MARKET_DATA_URL = "http://127.0.0.1:9"
     settings.MARKET_DATA_RETRIES = 0

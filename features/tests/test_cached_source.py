@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 import responses
+from django.core.cache import cache
 
 from features.candles import normalise_candles
 from features.client import MarketDataClient
@@ -171,8 +172,6 @@ def test_fetches_again_once_the_entry_has_expired(monkeypatch: pytest.MonkeyPatc
 
 
 def test_another_process_reads_the_shared_entry_and_keeps_its_own_copy() -> None:
-    from django.core.cache import cache
-
     upstream = CountingSource()
     first = CachedCandleSource(upstream, ttl=60)
     candles = first.get_candles("AAA", 5)

@@ -1,1 +1,2 @@
-"""Registry services: training (one service behind every entry point) and activation."""
+"""Registry services: training (one service behind every entry point), the training queue
+(runs handed to Celery) and activation."""

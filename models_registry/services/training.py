@@ -16,14 +16,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from features.sources import get_candle_source
-from mlengine.errors import BrokerUnavailable, DomainError, InvalidParameter, UnknownSymbol
-from mlengine.logs import log_rate_limited
+from mlengine.errors import DomainError, InvalidParameter, UnknownSymbol
 from models_registry.artifacts import artifact_delete, artifact_write, serialize_model
 from models_registry.errors import TrainingFailed
 from models_registry.models import ModelVersion, TrainingRun
+from models_registry.services.activation import model_version_activate
 from models_registry.training.baseline import feature_baseline
 from models_registry.training.config import ConfigError, TrainingConfig, load_training_config
 from models_registry.training.dataset import Dataset, DatasetError, build_dataset
@@ -227,7 +226,7 @@ def training_run_execute(
     except Exception as exc:
         if artifact is not None:
             artifact_delete(name=artifact.name)
-        reason = _one_line(exc)
+        reason = error_line(exc)
         if retryable and isinstance(exc, retryable):
             _mark(run_id, status=TrainingRun.Status.QUEUED, error=f"will retry: {reason}")
             raise
@@ -244,8 +243,6 @@ def training_run_execute(
 
 
 def _activate_after_training(*, run_id: int, version: ModelVersion, actor: Any) -> None:
-    from models_registry.services.activation import model_version_activate
-
     try:
         model_version_activate(
             version=version.version,
@@ -260,7 +257,7 @@ def _activate_after_training(*, run_id: int, version: ModelVersion, actor: Any) 
     version.refresh_from_db()
 
 
-def _one_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return " ".join(str(message).split())[:500]
 
@@ -280,36 +277,3 @@ def model_train(
     version = training_run_execute(run_id=run.pk, progress=progress)
     run.refresh_from_db()
     return run, version
-
-
-def training_run_enqueue(
-    *, config: TrainingConfig, source: str, requested_by: Any = None, activate: bool = False
-) -> TrainingRun:
-    """Record a run and hand it to a Celery worker once the row is committed.
-
-    With no broker configured the task runs eagerly, in this process, right after the commit.
-    """
-    from models_registry.tasks import train_model_task
-
-    with transaction.atomic():
-        run = training_run_create(
-            config=config, source=source, requested_by=requested_by, activate=activate
-        )
-        transaction.on_commit(lambda: _send(run.pk, train_model_task))
-    run.refresh_from_db()
-    return run
-
-
-def _send(run_id: int, task: Any) -> None:
-    """Publish the run's task. With the broker down the publish fails within seconds (the
-    retry policy and connect timeout in settings) and the run is marked failed with the reason
-    before ``BrokerUnavailable`` (503) reaches the caller: no row stays queued without a task."""
-    try:
-        result = task.apply_async(args=[run_id])
-    except KombuOperationalError as exc:
-        reason = f"broker unavailable, run not queued: {_one_line(exc)}"
-        _mark(run_id, status=TrainingRun.Status.FAILED, error=reason, finished_at=timezone.now())
-        log_rate_limited(logger, logging.WARNING, "broker", "training run %s: %s", run_id, reason)
-        raise BrokerUnavailable(details={"run": run_id}) from exc
-    if result.id:
-        TrainingRun.objects.filter(pk=run_id, task_id="").update(task_id=result.id)

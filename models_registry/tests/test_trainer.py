@@ -12,6 +12,7 @@ import pytest
 
 from features.engineering import FEATURE_NAMES
 from features.sources import BundledCandleSource
+from mlcore.drift_stats import psi
 from models_registry.training.baseline import (
     baseline_statistics,
     bin_proportions,
@@ -25,7 +26,6 @@ from models_registry.training.trainer import (
     classification_metrics,
     train_model,
 )
-from monitoring.drift_stats import psi
 
 METRIC_KEYS = {
     "accuracy",

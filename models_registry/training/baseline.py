@@ -11,7 +11,7 @@ holds ``edges[i-1] <= v < edges[i]`` and bin 9 holds ``v >= edges[8]``. The two 
 open, so live values beyond the training range still land in a bin.
 
 ``drift_thresholds`` holds the drift thresholds calibrated on the training rows themselves
-(``monitoring.drift_stats.drift_thresholds``): non-overlapping windows of ``drift_window``
+(``mlcore.drift_stats.drift_thresholds``): non-overlapping windows of ``drift_window``
 training rows, shaped like the live window and each compared with this baseline, tell how far
 an honest live window of that size strays; the live check flags only what strays further.
 """
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.drift_stats import DEFAULT_DRIFT_WINDOW, DEFAULT_PSI_FLOOR, drift_thresholds
+from mlcore.drift_stats import DEFAULT_DRIFT_WINDOW, DEFAULT_PSI_FLOOR, drift_thresholds
 
 QUANTILES: dict[str, float] = {
     "p01": 0.01,
@@ -70,7 +70,7 @@ def feature_baseline(
     replacement with ``np.random.default_rng(seed)``, sorted; all values when there are fewer).
     With no finite value the statistics are None and the lists empty.
 
-    ``drift_thresholds``: ``monitoring.drift_stats.drift_thresholds`` of ``values`` against this
+    ``drift_thresholds``: ``mlcore.drift_stats.drift_thresholds`` of ``values`` against this
     summary, for live windows of ``drift_window`` rows with ``psi_floor`` as the PSI floor.
     ``times`` (one timestamp per value) makes each calibration window one stretch of time
     across all symbols; otherwise ``values`` must be in time order, and ``groups`` (one label per

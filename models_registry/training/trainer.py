@@ -25,10 +25,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from features.engineering import FEATURE_NAMES
+from mlcore.drift_stats import DEFAULT_DRIFT_WINDOW, DEFAULT_PSI_FLOOR
 from models_registry.training.baseline import baseline_statistics
 from models_registry.training.config import MODEL_TYPES, RESERVED_PARAMS, estimator_class
 from models_registry.training.dataset import Dataset
-from monitoring.drift_stats import DEFAULT_DRIFT_WINDOW, DEFAULT_PSI_FLOOR
 
 ProgressCallback = Callable[[str, str], None]
 

@@ -16,10 +16,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from features.engineering import FEATURE_NAMES, PRICE_LEVEL_FEATURES
+from mlcore.drift_stats import feature_drift, model_drift_verdict
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
 from models_registry.selectors import active_model_version
-from monitoring.drift_stats import feature_drift, model_drift_verdict
 from monitoring.models import CheckStatus, DriftSnapshot
 from predictions.models import PredictionRecord
 

@@ -16,7 +16,8 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 from django_celery_beat.models import PeriodicTask
 
-from features.sources import get_candle_source, normalise_symbol
+from features.candles import normalise_symbol
+from features.sources import get_candle_source
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
 from models_registry.selectors import active_model_version

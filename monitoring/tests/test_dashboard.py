@@ -16,7 +16,8 @@ from django.test import Client
 from django.utils import timezone
 
 from models_registry.services.training import model_train, training_config_resolve
-from monitoring.charts import (
+from monitoring.dashboard.accuracy import rolling_accuracy
+from monitoring.dashboard.charts import (
     Bar,
     ReferenceLine,
     SafeSvg,
@@ -26,7 +27,7 @@ from monitoring.charts import (
     nice_ticks,
     time_ticks,
 )
-from monitoring.services.dashboard import duration_text, rolling_accuracy
+from monitoring.dashboard.common import duration_text
 from monitoring.services.replay import replay_run
 from monitoring.timeseries import latency_bucket_choose, latency_timeseries
 from predictions.models import PredictionRecord

@@ -36,8 +36,8 @@ from django.db import DatabaseError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from mlcore.metrics import AUDIT_EXPORT_FAILURES
 from mlengine.errors import InvalidParameter
-from monitoring.metrics import AUDIT_EXPORT_FAILURES
 from predictions.audit.chain import GENESIS_HASH, MalformedLine, chain_hash, chain_lines, parse_line
 from predictions.audit.files import (
     append_durably,

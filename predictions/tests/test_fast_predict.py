@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+import predictions.fast_predict as fast
 from predictions.fast_predict import compile_predictor
 
 
@@ -56,7 +57,6 @@ def test_multiclass_logistic_regression_is_not_fast_pathed() -> None:
 
 
 def test_a_disagreeing_fast_path_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    import predictions.fast_predict as fast
 
     features, labels = _data()
     pipeline = Pipeline([("model", LogisticRegression())]).fit(features, labels)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from conftest import free_port
 from features.standin import CandleStandin, serve_in_thread
@@ -108,8 +109,6 @@ def database_down() -> Iterator[None]:
     port on PostgreSQL, a file in a folder that does not exist on SQLite. Every query then
     fails to connect, as in an outage. Needs ``transactional_db`` (the open connection is
     closed first)."""
-    from django.db import connection
-
     saved = dict(connection.settings_dict)
     connection.close()
     if connection.vendor == "sqlite":

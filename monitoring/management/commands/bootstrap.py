@@ -2,6 +2,9 @@
 
 Checks the market data, trains and activates a first model when there is none, replays the last
 year of the bundled history once so monitoring has real data to show, and prints the URLs.
+
+It lives in ``monitoring``, the app at the top of the chain, because it uses all of them: the
+registry to train, the audit rows to know whether history was replayed, monitoring's replay.
 """
 
 from __future__ import annotations

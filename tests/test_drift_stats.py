@@ -22,8 +22,7 @@ from scipy import stats
 from features.engineering import FEATURE_NAMES, PRICE_LEVEL_FEATURES, compute_features
 from features.engineering import complete_rows as complete_feature_rows
 from features.sources import BundledCandleSource
-from models_registry.training.baseline import bin_proportions, feature_baseline
-from monitoring.drift_stats import (
+from mlcore.drift_stats import (
     DRIFT_METRICS,
     drift_thresholds,
     feature_drift,
@@ -33,6 +32,7 @@ from monitoring.drift_stats import (
     normalised_wasserstein,
     psi,
 )
+from models_registry.training.baseline import bin_proportions, feature_baseline
 
 # --- independent computations on small inputs --------------------------------------------------
 

@@ -1,0 +1,151 @@
+"""The registry API's OpenAPI pieces: parameters, examples and error responses.
+
+Kept apart from ``apis.py`` so the views read as views; the response shapes themselves are the
+serializers in ``serializers.py``.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+
+from mlengine.schema import (
+    BODY_ERRORS,
+    ERROR_RESPONSES,
+    INVALID_BODY_EXAMPLE,
+    error_response,
+    int_parameter,
+)
+from models_registry.selectors import MAX_RUN_ID, VERSION_PATTERN
+from models_registry.serializers import (
+    ACTIVATION_EXAMPLE,
+    ActivationResponse,
+    TrainingRunSerializer,
+)
+
+VERSION_PARAMETER = OpenApiParameter(
+    "version",
+    {"type": "string", "pattern": VERSION_PATTERN},
+    OpenApiParameter.PATH,
+    description="A version number, with or without the v: v3 or 3.",
+    examples=[OpenApiExample("v1", value="v1")],
+)
+RUN_PARAMETER = int_parameter(
+    "run_id",
+    minimum=1,
+    maximum=MAX_RUN_ID,
+    location=OpenApiParameter.PATH,
+    description="The id of a training run, as answered by POST /models/train.",
+    examples=[OpenApiExample("run 1", value=1)],
+)
+MALFORMED_VERSION = error_response(
+    "Malformed version", "invalid_parameter", "version must look like v3 or 3"
+)
+UNKNOWN_VERSION = error_response(
+    "Unknown version", "unknown_model_version", "Unknown model version v9."
+)
+PAGE_ERRORS = {
+    400: error_response(
+        "Malformed page or page_size",
+        "invalid_parameter",
+        "page_size must be an integer between 1 and 100",
+    ),
+    404: error_response("Page past the last one", "not_found", "Invalid page."),
+}
+
+WRITE_ERRORS = {
+    400: error_response(
+        "Malformed request or body",
+        "invalid_parameter",
+        "version must look like v3 or 3",
+        INVALID_BODY_EXAMPLE,
+    ),
+    **BODY_ERRORS,
+    401: error_response(
+        "Not authenticated", "not_authenticated", "Authentication credentials were not provided."
+    ),
+    403: error_response(
+        "Missing the registry permission",
+        "permission_denied",
+        "You do not have permission to perform this action.",
+    ),
+}
+
+ACTIVATE_REQUEST_EXAMPLES = [
+    OpenApiExample(
+        "activate with a reason",
+        value={"reason": "better validation AUC"},
+        request_only=True,
+    )
+]
+ACTIVATED_RESPONSE = OpenApiResponse(
+    ActivationResponse, examples=[OpenApiExample("activated", value=ACTIVATION_EXAMPLE)]
+)
+ACTIVATE_CONFLICT = error_response(
+    "Not ready, artifact invalid, or refused by policy",
+    "version_not_ready",
+    "v4 is failed; only a ready version can be activated.",
+)
+
+ROLLBACK_REQUEST_EXAMPLES = [
+    OpenApiExample("roll back", value={"reason": "live accuracy dropped"}, request_only=True)
+]
+ROLLED_BACK_RESPONSE = OpenApiResponse(
+    ActivationResponse,
+    examples=[
+        OpenApiExample(
+            "rolled back",
+            value={
+                **ACTIVATION_EXAMPLE,
+                "active_version": "v2",
+                "previous_version": "v3",
+            },
+        )
+    ],
+)
+ROLLBACK_CONFLICT = error_response(
+    "Nothing to roll back to",
+    "no_previous_version",
+    "There is no previous version to roll back to.",
+)
+
+TRAIN_REQUEST_EXAMPLES = [
+    OpenApiExample(
+        "train a random forest",
+        value={"symbols": ["SP500"], "model": "random_forest", "seed": 7},
+        request_only=True,
+    )
+]
+QUEUED_RESPONSE = OpenApiResponse(
+    TrainingRunSerializer,
+    examples=[
+        OpenApiExample("queued", value={"id": 7, "status": "queued", "url": "/training-runs/7"})
+    ],
+)
+TRAIN_ERRORS = {
+    400: error_response(
+        "Malformed request, invalid config or a date range without enough candles",
+        "invalid_parameter",
+        "invalid training range: SP500: no candles between 2030-01-01 and 2031-01-01",
+        INVALID_BODY_EXAMPLE,
+    ),
+    404: error_response(
+        "A symbol the market data does not know", "unknown_symbol", "Unknown symbol 'XYZ'."
+    ),
+    502: ERROR_RESPONSES[502],
+    503: error_response(
+        "Upstream down, or broker down (nothing queued, the run is recorded as failed)",
+        "upstream_unavailable",
+        "The market data platform is unavailable.",
+        ("broker_unavailable", "The task broker is unavailable; the work was not queued."),
+    ),
+    504: ERROR_RESPONSES[504],
+}
+
+RUN_ERRORS = {
+    400: error_response(
+        "Malformed run id",
+        "invalid_parameter",
+        f"run id must be an integer between 1 and {MAX_RUN_ID}",
+    ),
+    404: error_response("Unknown run", "not_found", "Unknown training run 9."),
+}

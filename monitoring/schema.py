@@ -1,0 +1,205 @@
+"""The monitoring API's OpenAPI pieces: response examples, parameters and error responses.
+
+The answers are plain dicts built by the selectors and services; these examples are their
+documented shape. Kept apart from ``apis.py`` so the views read as views.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+
+from mlengine.schema import error_response, int_parameter
+from models_registry.selectors import VERSION_PATTERN
+from monitoring.selectors import (
+    HISTORY_LIMIT,
+    LATENCY_WINDOW_PATTERN,
+    MAX_DURATION_UNITS,
+    MAX_LAST_N,
+)
+
+DRIFT_EXAMPLE = {
+    "model_version": "v2",
+    "check_id": "0d1f0c8e-3c52-4f5b-a3f7-4d2f1d1c9a11",
+    "checked_at": "2026-11-26T10:15:00+00:00",
+    "event_time": "2026-11-26T10:15:00+00:00",
+    "replay": False,
+    "status": "ok",
+    "drifted_features": [],
+    "window": {
+        "start": "2026-10-30T09:00:00+00:00",
+        "end": "2026-11-26T10:14:58+00:00",
+        "distinct_candles": 500,
+        "size_limit": 500,
+        "max_age_seconds": 2592000,
+    },
+    "features": {
+        "rolling_volatility": {
+            "status": "ok",
+            "psi": 0.11,
+            "threshold": 0.62,
+            "wasserstein": 0.21,
+            "ks_statistic": 0.12,
+            "ks_pvalue": 0.003,
+            "mean_shift": 0.25,
+            "sample_size": 500,
+            "decides_verdict": True,
+        }
+    },
+    "prediction": {
+        "status": "ok",
+        "psi": 0.05,
+        "threshold": 0.2,
+        "wasserstein": 0.1,
+        "ks_statistic": 0.08,
+        "ks_pvalue": 0.1,
+        "mean_shift": 0.1,
+        "sample_size": 500,
+        "decides_verdict": False,
+    },
+}
+FRESHNESS_EXAMPLE = {
+    "status": "ok",
+    "checked_at": "2026-11-26T10:15:00+00:00",
+    "items": [
+        {
+            "component": "upstream",
+            "subject": "SP500",
+            "age_seconds": 3600.0,
+            "threshold_seconds": 345600.0,
+            "status": "ok",
+            "details": {"newest_candle": "2026-11-26T09:00:00+00:00", "interval_seconds": 86400.0},
+        },
+        {
+            "component": "training",
+            "subject": "v2",
+            "age_seconds": 86400.0,
+            "threshold_seconds": 2592000.0,
+            "status": "ok",
+            "details": {},
+        },
+        {
+            "component": "inference",
+            "subject": "live",
+            "age_seconds": 2.0,
+            "threshold_seconds": 3600.0,
+            "status": "ok",
+            "details": {},
+        },
+    ],
+}
+LATENCY_EXAMPLE = {
+    "window": "last 1000 predictions",
+    "version": None,
+    "count": 1000,
+    "mean_ms": 3.2,
+    "p50_ms": 2.9,
+    "p95_ms": 5.1,
+    "p99_ms": 9.8,
+    "max_ms": 31.0,
+}
+HISTORY_EXAMPLE = {
+    "versions": [
+        {
+            "version": "v1",
+            "created_at": "2026-11-01T10:00:00+00:00",
+            "status": "ready",
+            "is_active": True,
+            "model_type": "logistic_regression",
+            "validation": {"accuracy": 0.535, "roc_auc": 0.515},
+            "always_up": {"accuracy": 0.537},
+            "beats_baseline": False,
+        }
+    ],
+    "activations": [
+        {
+            "id": 1,
+            "action": "activate",
+            "from_version": None,
+            "to_version": "v1",
+            "actor": "admin",
+            "reason": "first model",
+            "forced": False,
+            "warning": "",
+            "created_at": "2026-11-01T10:01:00+00:00",
+        }
+    ],
+    "live_performance": [
+        {
+            "version": "v1",
+            "day": "2018-12-28",
+            "count": 2,
+            "accuracy": 0.5,
+            "brier": 0.25,
+            "log_loss": 0.69,
+            "up_rate": 0.5,
+            "validation_accuracy": 0.535,
+            "validation_brier": 0.249,
+            "validation_log_loss": 0.69,
+        }
+    ],
+    "drift": [
+        {
+            "check_id": "0d1f0c8e-3c52-4f5b-a3f7-4d2f1d1c9a11",
+            "event_time": "2018-12-31T00:00:00+00:00",
+            "version": "v1",
+            "replay": True,
+            "status": "ok",
+            "distinct_candles": 500,
+            "drifted_features": [],
+            "features": {"rolling_volatility": {"psi": 0.11, "threshold": 0.62, "status": "ok"}},
+        }
+    ],
+}
+
+
+def version_parameter(description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "version", {"type": "string", "pattern": VERSION_PATTERN}, description=description
+    )
+
+
+def _example(name: str, value: dict[str, Any]) -> list[OpenApiExample]:
+    return [OpenApiExample(name, value=value, response_only=True)]
+
+
+DRIFT_RESPONSE = OpenApiResponse(OpenApiTypes.OBJECT, examples=_example("drift", DRIFT_EXAMPLE))
+DRIFT_NEEDS_AUTHENTICATION = error_response(
+    "No stored check, and computing one needs an authenticated user",
+    "not_authenticated",
+    "v3 has no drift check yet; computing one needs an authenticated user.",
+)
+NO_ACTIVE_MODEL = error_response(
+    "No active model", "no_active_model", "No model version is active."
+)
+FRESHNESS_RESPONSE = OpenApiResponse(
+    OpenApiTypes.OBJECT, examples=_example("freshness", FRESHNESS_EXAMPLE)
+)
+WINDOW_PARAMETER = OpenApiParameter(
+    "window",
+    {"type": "string", "pattern": LATENCY_WINDOW_PATTERN},
+    description=(
+        f"The last N live predictions (1-{MAX_LAST_N}, e.g. 500) or a duration of "
+        f"1-{MAX_DURATION_UNITS} seconds, minutes, hours or days (30s, 15m, 2h, 7d; "
+        f"at most {MAX_DURATION_UNITS}d); default: the last 1000 predictions."
+    ),
+)
+LATENCY_RESPONSE = OpenApiResponse(
+    OpenApiTypes.OBJECT, examples=_example("latency", LATENCY_EXAMPLE)
+)
+MALFORMED_WINDOW = error_response(
+    "Malformed window or version",
+    "invalid_parameter",
+    f"window must be a count of predictions (1-{MAX_LAST_N}) or a duration ...",
+)
+HISTORY_LIMIT_PARAMETER = int_parameter(
+    "limit",
+    minimum=1,
+    maximum=HISTORY_LIMIT,
+    description=f"Drift checks to return, 1-{HISTORY_LIMIT}; default 200",
+)
+HISTORY_RESPONSE = OpenApiResponse(
+    OpenApiTypes.OBJECT, examples=_example("history", HISTORY_EXAMPLE)
+)
