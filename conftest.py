@@ -26,6 +26,7 @@ from django.db import connection
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from features.sources import candle_source_reset
 from mlengine.celery import app
 from models_registry.services.training import model_train, training_config_resolve
 from predictions.inference import model_cache
@@ -62,8 +63,8 @@ def require_redis() -> str:
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-
     cache.clear()
+    candle_source_reset()  # and its per-process candle copies, as in a new worker
 
 
 @pytest.fixture(scope="session", autouse=True)

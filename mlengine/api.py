@@ -265,12 +265,21 @@ def serves_method(request: Any, view: Any) -> bool:
 class ReadOpenOrAuthenticated(permissions.BasePermission):
     """Reads are open unless ``API_READ_REQUIRES_AUTH``; writes always need a signed-in user."""
 
+    read_methods: tuple[str, ...] = permissions.SAFE_METHODS
+
     def has_permission(self, request: Any, view: Any) -> bool:
         if not serves_method(request, view):
             return True
-        if request.method in permissions.SAFE_METHODS and not settings.API_READ_REQUIRES_AUTH:
+        if request.method in self.read_methods and not settings.API_READ_REQUIRES_AUTH:
             return True
         return bool(request.user and request.user.is_authenticated)
+
+
+class OpenAsRead(ReadOpenOrAuthenticated):
+    """A POST that scores rather than changes anything (``/predict/batch``) counts as a read: it
+    is open exactly when ``GET /predict`` is."""
+
+    read_methods = (*permissions.SAFE_METHODS, "POST")
 
 
 def parse_int_param(params: Any, name: str, *, default: int, minimum: int, maximum: int) -> int:

@@ -84,6 +84,18 @@ def cache_set(key: str, value: Any, timeout: float, *, alias: str = "default") -
     return True
 
 
+def cache_get_many(keys: list[str], *, alias: str = "default") -> dict[str, Any]:
+    """The cached values found among ``keys`` in one round trip; {} on a cache error or during
+    the back-off (every key a miss)."""
+    if not keys or not cache_usable(alias):
+        return {}
+    try:
+        return caches[alias].get_many(keys)
+    except Exception as exc:  # as in cache_get: a failure is a miss
+        cache_failed(alias=alias, operation="get", exc=exc)
+        return {}
+
+
 def reset() -> None:
     """Forget every back-off (tests)."""
     with _lock:

@@ -12,7 +12,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     inline_serializer,
 )
-from rest_framework import permissions, serializers
+from rest_framework import serializers
 
 from mlengine.api import ReadOpenOrAuthenticated, error_body
 
@@ -119,10 +119,9 @@ class AutoSchema(SpectacularAutoSchema):
 
     def get_auth(self) -> list[dict[str, Any]]:
         auths = super().get_auth()
-        open_read = (
-            self.method in permissions.SAFE_METHODS
-            and not settings.API_READ_REQUIRES_AUTH
-            and any(isinstance(p, ReadOpenOrAuthenticated) for p in self.view.get_permissions())
+        open_read = not settings.API_READ_REQUIRES_AUTH and any(
+            isinstance(p, ReadOpenOrAuthenticated) and self.method in p.read_methods
+            for p in self.view.get_permissions()
         )
         if open_read and {} not in auths:
             auths.append({})

@@ -1,4 +1,5 @@
-"""``/predict`` and the audit trail API."""
+"""``/predict``, ``/predict/batch`` and the audit trail API: views only (the representations and
+their examples are in ``predictions.serializers``)."""
 
 from __future__ import annotations
 
@@ -11,80 +12,36 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     inline_serializer,
 )
-from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from features.apis import parse_symbol
 from mlcore.metrics import observe_prediction
-from mlengine.api import parse_int_param
-from mlengine.schema import ERROR_RESPONSES, SYMBOL_PARAMETER, error_response, int_parameter
+from mlengine.api import OpenAsRead, parse_int_param
+from mlengine.schema import (
+    BODY_ERRORS,
+    ERROR_RESPONSES,
+    SYMBOL_PARAMETER,
+    error_response,
+    int_parameter,
+)
 from mlengine.throttling import ANON_READ, PREDICT
 from predictions.selectors import prediction_get, prediction_recent_list
-from predictions.services import prediction_create
-
-CONFIDENCE_DEFINITION = (
-    "`prediction` is the model's probability that the close `horizon` candles after `as_of` is "
-    "above the close at `as_of`. `confidence` is how far that probability is from a coin flip, "
-    "scaled to [0, 1]: `|prediction - 0.5| * 2` (0 = no opinion, 1 = certain)."
+from predictions.serializers import (
+    BATCH_REQUEST_EXAMPLES,
+    BATCH_RESPONSE,
+    CONFIDENCE_DEFINITION,
+    PREDICTION_RESPONSE,
+    RECORD_RESPONSE,
+    PredictionBatchRequestSerializer,
+    PredictionRecordSerializer,
+    PredictionSerializer,
 )
-PREDICTION_EXAMPLE = {
-    "symbol": "SP500",
-    "prediction": 0.53,
-    "confidence": 0.06,
-    "model_version": "v2",
-    "features": {
-        "close": 2506.85,
-        "simple_return": 0.0085,
-        "log_return": 0.0085,
-        "moving_average": 2576.95,
-        "ma_gap": -0.0272,
-        "rolling_volatility": 0.0185,
-        "momentum": -0.0844,
-        "range_pct": 0.0105,
-        "volume_ratio": 0.7809,
-    },
-    "as_of": "2018-12-31T00:00:00+00:00",
-    "timestamp": "2026-11-26T10:00:00.123456+00:00",
-    "request_id": "5a801341-6492-4cf5-a4d9-030052454008",
-    "latency_ms": 3.1,
-}
-PredictionSerializer = inline_serializer(
-    "Prediction",
-    {
-        "symbol": serializers.CharField(),
-        "prediction": serializers.FloatField(),
-        "confidence": serializers.FloatField(),
-        "model_version": serializers.CharField(),
-        "features": serializers.DictField(child=serializers.FloatField(allow_null=True)),
-        "as_of": serializers.DateTimeField(),
-        "timestamp": serializers.DateTimeField(),
-        "request_id": serializers.UUIDField(),
-        "latency_ms": serializers.FloatField(),
-    },
-)
-RecordSerializer = inline_serializer(
-    "PredictionRecord",
-    {
-        "request_id": serializers.UUIDField(),
-        "symbol": serializers.CharField(),
-        "prediction": serializers.FloatField(),
-        "confidence": serializers.FloatField(),
-        "model_version": serializers.CharField(),
-        "features": serializers.DictField(),
-        "as_of": serializers.DateTimeField(),
-        "timestamp": serializers.DateTimeField(),
-        "event_time": serializers.DateTimeField(),
-        "replay": serializers.BooleanField(),
-        "latency_ms": serializers.FloatField(),
-        "outcome": serializers.IntegerField(allow_null=True),
-    },
-)
+from predictions.services import prediction_batch_create, prediction_create
 
 
 def server_timing(timings: dict[str, float]) -> str:
@@ -94,6 +51,14 @@ def server_timing(timings: dict[str, float]) -> str:
     a profiler; the values are milliseconds, as the header's ``dur`` parameter specifies.
     """
     return ", ".join(f"{name};dur={value:.3f}" for name, value in timings.items())
+
+
+AUDIT_UNAVAILABLE = error_response(
+    "No active model, audit trail or upstream unavailable",
+    "no_active_model",
+    "No model version is active.",
+    ("audit_unavailable", "The prediction could not be recorded in the audit trail."),
+)
 
 
 # The audit row must be committed before the answer leaves: never run inside a request-wide
@@ -111,25 +76,16 @@ class PredictApi(APIView):
         "503 `audit_unavailable` and no prediction. `request_id` is also sent as `X-Request-ID`; "
         "a client's `X-Request-ID` that is a UUID becomes the prediction's id (sending one "
         "already recorded is a 409 `duplicate_request_id`), anything else is replaced.",
-        parameters=[
-            SYMBOL_PARAMETER,
-        ],
+        parameters=[SYMBOL_PARAMETER],
         responses={
-            200: OpenApiResponse(
-                PredictionSerializer,
-                examples=[OpenApiExample("prediction", value=PREDICTION_EXAMPLE)],
-            ),
+            200: PREDICTION_RESPONSE,
             **ERROR_RESPONSES,
             409: error_response(
                 "X-Request-ID names a prediction already recorded",
                 "duplicate_request_id",
                 "A prediction with this request id is already recorded.",
             ),
-            503: error_response(
-                "No active model, audit trail or upstream unavailable",
-                "no_active_model",
-                "No model version is active.",
-            ),
+            503: AUDIT_UNAVAILABLE,
         },
     )
     def get(self, request: Request) -> Response:
@@ -137,7 +93,53 @@ class PredictApi(APIView):
         # The middleware's id is the audit row's id: one id in the header, the body and the row.
         result = prediction_create(symbol=symbol, request_id=uuid.UUID(request.request_id))
         observe_prediction(result.timings)
-        response = Response(result.as_dict())
+        response = Response(PredictionSerializer(result.record).data)
+        response["Server-Timing"] = server_timing(result.timings)
+        return response
+
+
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class PredictBatchApi(APIView):
+    throttle_scope = PREDICT  # /predict's: each symbol writes an audit row
+    # A scoring request like /predict, in a body: open to whoever may call /predict.
+    permission_classes = [OpenAsRead]
+
+    @extend_schema(
+        operation_id="predict_batch",
+        summary="Predict the next move of many symbols with the active model, in one request",
+        description=CONFIDENCE_DEFINITION
+        + " One prediction (the `/predict` shape) per symbol that could be scored, one error "
+        "(the error shape's inner object plus `symbol`) per symbol that could not (unknown, "
+        "too little history, upstream error for it). Every prediction's audit row is committed "
+        "in one transaction before the answer; if that fails the answer is 503 "
+        "`audit_unavailable` and no row is written. A symbol twice, an empty list or more than "
+        "PREDICT_BATCH_LIMIT symbols are a 400; the same symbol in other letters (`sp500` after "
+        "`SP500`) is scored once and answered with a `duplicate_symbol` error entry.",
+        request=PredictionBatchRequestSerializer,
+        examples=BATCH_REQUEST_EXAMPLES,
+        responses={
+            200: BATCH_RESPONSE,
+            400: error_response(
+                "Malformed body, empty, too long or repeated symbol list",
+                "invalid_parameter",
+                "symbols: duplicate symbols: SP500",
+            ),
+            **BODY_ERRORS,
+            503: AUDIT_UNAVAILABLE,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = PredictionBatchRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = prediction_batch_create(symbols=body.validated_data["symbols"])
+        # Not in the /predict latency histograms (one batch is not one prediction); the
+        # request metrics count it under its own route.
+        response = Response(
+            {
+                "predictions": PredictionSerializer(result.records, many=True).data,
+                "errors": result.errors,
+            }
+        )
         response["Server-Timing"] = server_timing(result.timings)
         return response
 
@@ -158,7 +160,7 @@ class PredictionRecentApi(APIView):
         ],
         responses={
             200: inline_serializer(
-                "RecentPredictions", {"results": serializers.ListField(child=RecordSerializer)}
+                "RecentPredictions", {"results": PredictionRecordSerializer(many=True)}
             ),
             400: ERROR_RESPONSES[400],
         },
@@ -188,7 +190,7 @@ class PredictionDetailApi(APIView):
         ],
         summary="One prediction of the audit trail by its request id",
         responses={
-            200: RecordSerializer,
+            200: RECORD_RESPONSE,
             400: ERROR_RESPONSES[400],
             404: error_response(
                 "Unknown request id", "not_found", "No prediction with request_id ..."

@@ -1,6 +1,6 @@
 """Inference and audit trail domain errors."""
 
-from mlengine.errors import ConflictError, ServiceUnavailable
+from mlengine.errors import ConflictError, InvalidParameter, ServiceUnavailable
 
 
 class AuditUnavailable(ServiceUnavailable):
@@ -39,3 +39,11 @@ class RetentionRefused(ServiceUnavailable):
 
     code = "retention_refused"
     default_message = "Old predictions were kept: their export could not be confirmed."
+
+
+class DuplicateSymbol(InvalidParameter):
+    """A batch names one symbol twice in different letters (``sp500`` after ``SP500``): the
+    first is scored, the repeat answered with this error entry."""
+
+    code = "duplicate_symbol"
+    default_message = "This symbol is already in the batch."

@@ -1,8 +1,8 @@
 """The per-process model cache.
 
 Each web process keeps the active model in memory, keyed by version and artifact sha256. Every
-request checks in the database that the version it used is still the active one (the audit
-INSERT is conditional on it, see ``predictions.services``), so an activation made by any
+request looks the active version up in the database first (one indexed SELECT, see
+``_active_key``), so an activation made by any
 process on any host is noticed at the next request, with no restart and no reload unless the
 key changed. A new artifact is verified and loaded before it replaces the old one; if
 it fails, the previous model keeps serving (and is what the audit rows record), and the load is
@@ -14,6 +14,7 @@ picked up by the next probe, or the next request after the pause, whichever come
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -51,6 +52,12 @@ class LoadedModel:
     @property
     def label(self) -> str:
         return f"v{self.version}"
+
+    @functools.cached_property
+    def version_row(self) -> ModelVersion:
+        """An unsaved stand-in for this version's row, attached to each audit row so that its
+        representation reads the version's number without a query."""
+        return ModelVersion(pk=self.pk, version=self.version)
 
 
 @dataclass

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Max, Min, QuerySet
 
-from features.engineering import FEATURE_NAMES
 from mlengine.errors import InvalidParameter, NotFoundError
 from predictions.models import AuditExportState, AuditSeal, PredictionRecord
+from predictions.serializers import PredictionRecordSerializer
 
-
-def _ordered(features: dict[str, Any]) -> dict[str, Any]:
-    known = {name: features[name] for name in FEATURE_NAMES if name in features}
-    return {**known, **{k: v for k, v in features.items() if k not in known}}
-
-
-# The columns of one audit row as every representation reads them (``.values(*RECORD_FIELDS)``).
+# The columns every representation of a row reads (``.values(*RECORD_FIELDS)``, see
+# ``predictions.serializers``).
 RECORD_FIELDS = (
     "id",
     "request_id",
@@ -34,54 +29,15 @@ RECORD_FIELDS = (
     "as_of",
     "horizon",
     "latency_ms",
+    "outcome",
 )
-_FIELDS = (*RECORD_FIELDS, "outcome")
-
-
-def _iso(moment: datetime) -> str:
-    # Always UTC, whatever the connection's time zone: the audit export hashes this text.
-    return moment.astimezone(UTC).isoformat()
-
-
-def prediction_record_as_dict(row: dict[str, Any]) -> dict[str, Any]:
-    """The one representation of a committed prediction: what it was, never what came later.
-
-    The JSONL export writes (and hashes) exactly this; the API's records are this plus the
-    realised outcome. Only fields fixed at commit time are in it: the outcome is filled in
-    later, and a hash over it would flag every back-fill as tampering.
-    """
-    return {
-        "id": row["id"],
-        "request_id": str(row["request_id"]),
-        "symbol": row["symbol"],
-        "prediction": row["prediction"],
-        "confidence": row["confidence"],
-        "model_version": f"v{row['model_version__version']}",
-        # jsonb (PostgreSQL) does not keep key order: answer in the canonical feature order.
-        "features": _ordered(row["features"]),
-        "as_of": _iso(row["as_of"]),
-        "timestamp": _iso(row["created_at"]),
-        "event_time": _iso(row["event_time"]),
-        "replay": row["is_replay"],
-        "horizon": row["horizon"],
-        "latency_ms": row["latency_ms"],
-    }
-
-
-_API_OMITS = ("id", "horizon")
-
-
-def _as_dict(row: dict[str, Any]) -> dict[str, Any]:
-    record = prediction_record_as_dict(row)
-    for key in _API_OMITS:
-        del record[key]
-    return {**record, "outcome": row["outcome"]}
 
 
 def prediction_recent_list(*, limit: int) -> list[dict[str, Any]]:
-    """The newest ``limit`` predictions, newest first, read off the (created_at, id) index."""
-    rows = PredictionRecord.objects.order_by("-created_at", "-id").values(*_FIELDS)[:limit]
-    return [_as_dict(row) for row in rows]
+    """The newest ``limit`` predictions as records, newest first, read off the (created_at, id)
+    index."""
+    rows = PredictionRecord.objects.order_by("-created_at", "-id").values(*RECORD_FIELDS)[:limit]
+    return PredictionRecordSerializer(rows, many=True).data
 
 
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
@@ -96,12 +52,12 @@ def prediction_get(*, request_id: str) -> dict[str, Any]:
             "request_id must be a UUID", details={"request_id": str(request_id)[:64]}
         )
     key = uuid.UUID(str(request_id))
-    row = PredictionRecord.objects.filter(request_id=key).values(*_FIELDS).first()
+    row = PredictionRecord.objects.filter(request_id=key).values(*RECORD_FIELDS).first()
     if row is None:
         raise NotFoundError(
             f"No prediction with request_id {key}.", details={"request_id": str(key)}
         )
-    return _as_dict(row)
+    return PredictionRecordSerializer(row).data
 
 
 def prediction_records_after(

@@ -33,7 +33,8 @@ from predictions.audit.retention import prediction_retention_run
 from predictions.audit.verify import audit_verify
 from predictions.errors import AuditExportFailed, RetentionRefused
 from predictions.models import AuditExportState, AuditSeal, PredictionRecord
-from predictions.selectors import RECORD_FIELDS, audit_export_state, prediction_record_as_dict
+from predictions.selectors import RECORD_FIELDS, audit_export_state
+from predictions.serializers import audit_fields
 from predictions.tasks import audit_export_task, prediction_retention_task
 from tests.factories import SMALL_CONFIG, make_version
 
@@ -114,7 +115,7 @@ def test_export_writes_each_committed_row_once_in_id_order_with_a_chain(
     # The line is the one canonical representation of the row, nothing hand-kept beside it.
     stored = PredictionRecord.objects.filter(id=rows[0].id).values(*RECORD_FIELDS)[0]
     assert {k: v for k, v in lines[0].items() if k not in ("prev_hash", "hash")} == (
-        prediction_record_as_dict(stored)
+        audit_fields(stored)
     )
 
 

@@ -14,6 +14,7 @@ import threading
 import pytest
 from django.test import Client
 
+from features.sources import candle_source_reset
 from mlengine import cache as safe_cache
 from mlengine.logs import limiter
 from tests.faults.services import blackhole_port, candle_upstream, private_redis
@@ -66,6 +67,9 @@ def test_redis_killed_predict_and_features_still_answer_from_upstream(
         hits_with_redis = upstream_source.hits
         assert client.get("/health").json()["checks"]["cache"]["status"] == "ok"
         redis.kill()
+        # A worker with no copy of its own yet (a running one serves its copies until they
+        # expire, without asking Redis): it must ask Redis, fail and go to the upstream.
+        candle_source_reset()
 
         errors_before = cache_errors(client)
         with caplog.at_level(logging.WARNING, logger="mlengine.cache"):

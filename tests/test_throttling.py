@@ -133,6 +133,7 @@ def _api_views(patterns, prefix: str = ""):
 def test_every_api_view_has_its_scope() -> None:
     expected = {
         "predict": PREDICT,
+        "predict-batch": PREDICT,
         "model-activate": WRITE,
         "model-rollback": WRITE,
         "model-train": TRAIN,

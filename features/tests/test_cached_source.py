@@ -155,18 +155,33 @@ def test_fetches_again_after_the_ttl_expires() -> None:
     assert list(second["volume"]) != list(first["volume"])
 
 
-def test_fetches_again_once_the_entry_is_gone() -> None:
-
+def test_fetches_again_once_the_entry_has_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])  # the cache's clock and the source's
     upstream = CountingSource()
     source = CachedCandleSource(upstream, ttl=60)
     source.get_candles("AAA", 5)
+    clock[0] += 59
     source.get_candles("AAA", 5)
+    assert len(upstream.calls) == 1
 
-    # What expiry does, without waiting for it.
-    cache.delete("candles:fake:AAA:5")
+    clock[0] += 2  # past the ttl of the upstream fetch: the process copy and the shared entry
     source.get_candles("AAA", 5)
 
     assert len(upstream.calls) == 2
+
+
+def test_another_process_reads_the_shared_entry_and_keeps_its_own_copy() -> None:
+    upstream = CountingSource()
+    first = CachedCandleSource(upstream, ttl=60)
+    candles = first.get_candles("AAA", 5)
+    other = CachedCandleSource(upstream, ttl=60)  # another worker: its own copies
+    assert other.get_candles("AAA", 5).equals(candles)
+    cache.delete("candles:fake:AAA:5")  # the shared entry gone, the copy is not
+    assert other.get_candles("AAA", 5).equals(candles)
+
+    assert len(upstream.calls) == 1
+    assert other.stats["shared_hits"] == 1 and other.stats["local_hits"] == 1
 
 
 def test_errors_are_not_cached() -> None:

@@ -273,6 +273,8 @@ MARKET_DATA_FETCH_LIMIT = env_int("MARKET_DATA_FETCH_LIMIT", 1000, minimum=2, ma
 FEATURE_WINDOW = env_int("FEATURE_WINDOW", 20, minimum=2, maximum=500)
 DRIFT_THRESHOLD = env_float("DRIFT_THRESHOLD", 0.2, minimum=0)
 AUDIT_LOG_LIMIT = env_int("AUDIT_LOG_LIMIT", 100, minimum=1, maximum=10_000)
+# Most symbols one POST /predict/batch scores (each writes an audit row, all in one transaction).
+PREDICT_BATCH_LIMIT = env_int("PREDICT_BATCH_LIMIT", 500, minimum=1, maximum=10_000)
 AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE", str(ARTIFACTS_DIR / "audit" / "predictions.jsonl"))
 # After an active artifact fails to load (missing, altered), a web process retries the load
 # at most once per this many seconds instead of reading and hashing it on every request;

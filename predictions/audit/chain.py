@@ -5,8 +5,8 @@ One line per committed PredictionRecord, in id order::
     {<the row's canonical fields>, "prev_hash": "<64 hex>", "hash": "<64 hex>"}
 
 - the canonical JSON of a row is ``json.dumps(row, sort_keys=True, separators=(",", ":"),
-  ensure_ascii=True, allow_nan=False)`` of its fields (``predictions.selectors.
-  prediction_record_as_dict``), without ``prev_hash`` and ``hash``;
+  ensure_ascii=True, allow_nan=False)`` of its fields (``predictions.serializers.
+  audit_fields``), without ``prev_hash`` and ``hash``;
 - ``hash = sha256_hex(prev_hash + canonical_json(row))`` over the UTF-8 bytes, where
   ``prev_hash`` is the previous line's ``hash``, or for the very first row the genesis hash
   (64 zeros), or after retention the chain hash stored in the newest seal;

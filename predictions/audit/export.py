@@ -51,9 +51,9 @@ from predictions.models import AuditExportState, AuditSeal, PredictionRecord
 from predictions.selectors import (
     audit_export_state,
     audit_newest_seal,
-    prediction_record_as_dict,
     prediction_records_after,
 )
+from predictions.serializers import audit_fields
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def _exportable_rows(
     for row in prediction_records_after(after_id=after_id, limit=limit):
         if row["id"] != expected and row["created_at"] > horizon:
             return rows, True
-        rows.append(prediction_record_as_dict(row))
+        rows.append(audit_fields(row))
         expected = row["id"] + 1
     return rows, False
 
@@ -225,7 +225,7 @@ def _reconcile(descriptor: int, *, path: str, state: AuditExportState) -> int:
                 break
             newer.append(line)
         stored = {
-            row["id"]: prediction_record_as_dict(row)
+            row["id"]: audit_fields(row)
             for row in prediction_records_after(
                 after_id=state.last_id, through_id=newer[0].id, limit=newer[0].id - state.last_id
             )
@@ -309,14 +309,14 @@ def audit_export_range(
     first = floor_id + 1 if from_id is None else from_id
     previous = floor_hash
     for row in _rows_between(after_id=floor_id, through_id=first - 1):
-        previous = chain_hash(previous, prediction_record_as_dict(row))
+        previous = chain_hash(previous, audit_fields(row))
 
     counted = {"lines": 0, "first": None, "last": None}
 
     def chunks() -> Iterator[bytes]:
         hashed = previous
         for rows in _batches(after_id=first - 1, through_id=last):
-            records = [prediction_record_as_dict(row) for row in rows]
+            records = [audit_fields(row) for row in rows]
             lines = list(chain_lines(hashed, records))
             hashed = lines[-1][1]
             counted["first"] = counted["first"] or records[0]["id"]

@@ -27,9 +27,9 @@ from predictions.models import AuditSeal, PredictionRecord
 from predictions.selectors import (
     audit_export_state,
     audit_newest_seal,
-    prediction_record_as_dict,
     prediction_records_after,
 )
+from predictions.serializers import audit_fields
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def prediction_retention_run(
     previous = floor_hash
     while floor_id < limit_id:
         rows = [
-            prediction_record_as_dict(row)
+            audit_fields(row)
             for row in prediction_records_after(after_id=floor_id, through_id=limit_id, limit=batch)
         ]
         if not rows:

@@ -28,9 +28,9 @@ from predictions.audit.chain import GENESIS_HASH, MalformedLine, chain_hash, par
 from predictions.models import AuditSeal, PredictionRecord
 from predictions.selectors import (
     audit_export_state,
-    prediction_record_as_dict,
     prediction_records_after,
 )
+from predictions.serializers import audit_fields
 
 
 @dataclass
@@ -203,7 +203,7 @@ def _rows_after(floor_id: int) -> Iterator[dict[str, Any]]:
         if not batch:
             return
         for row in batch:
-            yield prediction_record_as_dict(row)
+            yield audit_fields(row)
         after = batch[-1]["id"]
 
 

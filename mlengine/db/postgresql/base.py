@@ -13,9 +13,10 @@ would without any check, and Django closes it when that request ends.
 
 Django's cursors bind on the client: every value is quoted into the SQL text in Python, and
 the server parses and plans that text anew each time. ``bound_cursor()`` is a cursor that sends
-the values as parameters instead, for a statement that runs on every request (the audit INSERT
-of every prediction). With ``PREPARED_STATEMENTS`` (``DATABASE_PREPARED_STATEMENTS``, on by
-default) psycopg prepares such a statement once it has run a few times on a connection. Django
+the values as parameters instead, and ``server_binding()`` makes every cursor opened inside it
+one, for the ORM statements that run on every request (the audit INSERT of every prediction).
+With ``PREPARED_STATEMENTS`` (``DATABASE_PREPARED_STATEMENTS``, on by default) psycopg
+prepares such a statement once it has run a few times on a connection. Django
 switches preparing off unless OPTIONS give a ``prepare_threshold``, for transaction-pooling
 proxies that cannot keep prepared statements; Django's own cursors never prepare either way.
 """
@@ -23,6 +24,8 @@ proxies that cannot keep prepared statements; Django's own cursors never prepare
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db.backends.postgresql import base
 from django.db.backends.utils import CursorWrapper
@@ -44,18 +47,25 @@ class DatabaseWrapper(base.DatabaseWrapper):
             connection.prepare_threshold = PREPARE_THRESHOLD
         return connection
 
-    @async_unsafe
-    def bound_cursor(self) -> CursorWrapper:
-        """``cursor()``, but binding values on the server (see the module docstring)."""
+    @contextmanager
+    def server_binding(self) -> Iterator[None]:
+        """The cursors opened inside (the ORM's too) bind values on the server (see the module
+        docstring): for the ORM statements that run on every request."""
         self.close_if_health_check_failed()  # may reconnect: before the factory is swapped
         self.ensure_connection()
         connection = self.connection
         factory = connection.cursor_factory
         connection.cursor_factory = base.ServerBindingCursor  # Django's, for OPTIONS that ask
         try:
-            return self.cursor()
+            yield
         finally:
             connection.cursor_factory = factory
+
+    @async_unsafe
+    def bound_cursor(self) -> CursorWrapper:
+        """``cursor()``, but binding values on the server (see the module docstring)."""
+        with self.server_binding():
+            return self.cursor()
 
     def close_if_health_check_failed(self) -> None:
         idle_window = float(self.settings_dict.get("HEALTH_CHECK_IDLE", 0))

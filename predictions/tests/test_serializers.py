@@ -1,0 +1,59 @@
+"""One representation of a prediction: the export's line is unchanged by it, byte for byte."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from predictions.audit.chain import GENESIS_HASH, chain_lines
+from predictions.serializers import PredictionRecordSerializer, PredictionSerializer, audit_fields
+
+ROW = {
+    "id": 7,
+    "request_id": uuid.UUID("5a801341-6492-4cf5-a4d9-030052454008"),
+    # Not UTC on purpose: the line is written in UTC whatever the connection's time zone.
+    "created_at": datetime(2026, 11, 26, 11, 0, 0, 123456, tzinfo=ZoneInfo("Europe/Paris")),
+    "event_time": datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC),
+    "is_replay": False,
+    "symbol": "SP500",
+    "model_version__version": 3,
+    "features": {
+        "volume_ratio": 0.78,
+        "close": 2506.85,
+        "momentum": None,
+        "simple_return": 0.0085,
+        "extra": 1.5,
+    },
+    "prediction": 0.53,
+    "confidence": 0.06,
+    "as_of": datetime(2018, 12, 31, tzinfo=UTC),
+    "horizon": 1,
+    "latency_ms": 3.1,
+    "outcome": 1,
+}
+# Written by the exporter of issue 10 (predictions.selectors.prediction_record_as_dict) for ROW.
+LINE_BEFORE_THE_SERIALIZER = (
+    '{"as_of":"2018-12-31T00:00:00+00:00","confidence":0.06,'
+    '"event_time":"2026-11-26T10:00:00.123456+00:00","features":{"close":2506.85,"extra":1.5,'
+    '"momentum":null,"simple_return":0.0085,"volume_ratio":0.78},'
+    '"hash":"2fd542a9dae53d810e9065ff0fb518ab686e90766bceafb01beba455dada41ad","horizon":1,'
+    '"id":7,"latency_ms":3.1,"model_version":"v3","prediction":0.53,'
+    '"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000",'
+    '"replay":false,"request_id":"5a801341-6492-4cf5-a4d9-030052454008","symbol":"SP500",'
+    '"timestamp":"2026-11-26T10:00:00.123456+00:00"}\n'
+)
+
+
+def test_the_export_line_is_byte_for_byte_the_one_written_before() -> None:
+    line, _ = next(chain_lines(GENESIS_HASH, [audit_fields(ROW)]))
+    assert line.decode() == LINE_BEFORE_THE_SERIALIZER
+
+
+def test_the_predict_fields_are_a_subset_of_the_record_and_agree_with_it() -> None:
+    prediction = PredictionSerializer(ROW).data
+    record = PredictionRecordSerializer(ROW).data
+    assert set(prediction) < set(record)
+    assert {name: record[name] for name in prediction} == prediction
+    assert list(prediction["features"])[:2] == ["close", "simple_return"]  # canonical order
+    assert record["outcome"] == 1 and "outcome" not in audit_fields(ROW)
