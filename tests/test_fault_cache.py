@@ -61,7 +61,7 @@ def test_redis_killed_predict_and_features_still_answer_from_upstream(
 ) -> None:
     client = Client()
     with private_redis() as redis:
-        settings.CACHES = redis_caches(redis.url)
+        settings.CACHES = redis_caches(redis.url(0))
         assert client.get("/predict", {"symbol": "SP500"}).status_code == 200
         assert client.get("/features", {"symbol": "SP500"}).status_code == 200
         hits_with_redis = upstream_source.hits
@@ -88,7 +88,7 @@ def test_redis_killed_predict_and_features_still_answer_from_upstream(
 
 def test_health_is_degraded_but_200_while_redis_is_down(trained, settings) -> None:
     with private_redis() as redis:
-        settings.CACHES = redis_caches(redis.url)
+        settings.CACHES = redis_caches(redis.url(0))
         redis.kill()
         response = Client().get("/health")
     assert response.status_code == 200
@@ -105,7 +105,7 @@ def test_after_a_cache_error_the_cache_is_skipped_for_the_backoff(
     settings.CACHE_ERROR_BACKOFF = 3600
     client = Client()
     with private_redis() as redis:
-        settings.CACHES = redis_caches(redis.url)
+        settings.CACHES = redis_caches(redis.url(0))
         redis.kill()
         before = cache_errors(client)
         for _ in range(6):

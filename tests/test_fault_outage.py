@@ -62,7 +62,7 @@ def test_database_outage_under_gunicorn(gunicorn_factory, tmp_path: Path) -> Non
             assert session.get(f"{base}/predict", params={"symbol": "SP500"}, timeout=30).ok
         before = log.stat().st_size
 
-        cluster.stop()
+        cluster.stop(mode="immediate")  # an outage: open connections cut
         answers = [
             session.get(f"{base}/predict", params={"symbol": "SP500"}, timeout=30)
             for _ in range(60)

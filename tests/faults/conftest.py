@@ -20,27 +20,24 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-import redis
 from django.conf import settings
 
-from conftest import REQUIRE_SERVICES, _spawn, _stop, _wait_until, free_port, skip_or_fail
+from conftest import REQUIRE_SERVICES, _spawn, _stop, _wait_until, free_port
 from features.standin import CandleStandin, serve_in_thread
 from tests.factories import SMALL_CONFIG
+from tests.faults import services
 from tests.faults.load import Answer, http_call
+from tests.faults.services import PrivatePostgres, PrivateRedis
 
 FIGURES_FILE = settings.VAR_DIR / "fault-suite" / "figures.jsonl"
 _figures: list[str] = []
@@ -64,189 +61,28 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(line)
 
 
-# --- tools ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FaultTools:
-    postgres_bin: Path
-    redis_server: str
-
-
-def _postgres_bindir() -> Path | None:
-    """The newest installed PostgreSQL server's bin folder (Debian keeps it off the PATH)."""
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
-        key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
-    )
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.append(Path(on_path).parent)
-    for folder in reversed(candidates):
-        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
-            return folder
-    return None
+# --- private services (tests/faults/services.py), once per module ------------------------------
 
 
 @pytest.fixture(scope="module")
-def fault_tools() -> FaultTools:
+def fault_tools() -> None:
     if not REQUIRE_SERVICES:
         pytest.skip(
             "the fault-injection suite runs in CI's services pass; set REQUIRE_SERVICES=1 to run "
             "it here (it starts its own PostgreSQL and Redis)"
         )
-    bindir = _postgres_bindir()
-    if bindir is None:
-        skip_or_fail("needs PostgreSQL's server binaries (initdb, pg_ctl), e.g. postgresql-15")
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
-        skip_or_fail("needs redis-server on the PATH")
-    if os.geteuid() == 0:
-        # initdb refuses to run as root.
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            skip_or_fail("running as root needs a 'postgres' user to run initdb and pg_ctl as")
-        if shutil.which("runuser") is None:
-            skip_or_fail("running as root needs runuser to run initdb and pg_ctl as 'postgres'")
-    return FaultTools(postgres_bin=bindir, redis_server=redis_server)
-
-
-# --- PostgreSQL ----------------------------------------------------------------------------------
-
-
-@dataclass
-class PrivatePostgres:
-    """A throwaway cluster: ``stop(mode=...)`` and ``start()`` are the faults it offers."""
-
-    bindir: Path
-    root: Path
-    port: int
-    database: str = "mlengine"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "postgres.log"
-
-    @property
-    def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{self.database}"
-
-    def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        result = subprocess.run(
-            [*prefix, *command], capture_output=True, text=True, timeout=120, check=False
-        )
-        if check and result.returncode != 0:
-            log = self.log.read_text()[-2000:] if self.log.exists() else ""
-            pytest.fail(f"{' '.join(command)} failed: {result.stdout}{result.stderr}\n{log}")
-        return result
-
-    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), *args, check=check)
-
-    def init(self) -> None:
-        self._run(
-            str(self.bindir / "initdb"), "-D", str(self.data), "--auth=trust",
-            "--username=postgres", "--encoding=UTF8", "--no-sync",
-        )  # fmt: skip
-
-    def start(self) -> None:
-        # The socket lives in the private folder, TCP only on 127.0.0.1: nothing is shared.
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
-        self._pg_ctl("-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
-
-    def stop(self, *, mode: str = "fast") -> None:
-        """``fast``: a clean shutdown; ``immediate``: a crash, recovered from WAL at start."""
-        self._pg_ctl("-m", mode, "-w", "-t", "60", "stop")
-
-    def running(self) -> bool:
-        return self._pg_ctl("status", check=False).returncode == 0
-
-    def ensure_running(self) -> None:
-        if not self.running():
-            self.start()
-
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as connection:
-            return connection.execute(sql, params).fetchall()
 
 
 @pytest.fixture(scope="module")
-def private_postgres(fault_tools: FaultTools) -> Iterator[PrivatePostgres]:
-    # Not pytest's tmp_path: its parents are private to root, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="mlengine-faults-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, user="postgres")
-    cluster = PrivatePostgres(bindir=fault_tools.postgres_bin, root=root, port=free_port())
-    try:
-        cluster.init()
-        cluster.start()
-        with psycopg.connect(
-            f"postgres://postgres@127.0.0.1:{cluster.port}/postgres", autocommit=True
-        ) as admin:
-            admin.execute(f"CREATE DATABASE {cluster.database}")
+def private_postgres(fault_tools: None) -> Iterator[PrivatePostgres]:
+    with services.private_postgres() as cluster:
         yield cluster
-    finally:
-        if cluster.data.exists():
-            cluster._pg_ctl("-m", "immediate", "stop", check=False)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-# --- Redis ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class PrivateRedis:
-    """A ``redis-server`` without persistence: ``kill()`` (SIGKILL) and ``start()`` again."""
-
-    executable: str
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    def url(self, db: int) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-    def ping(self) -> bool:
-        try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=1).ping())
-        except redis.RedisError:
-            return False
-
-    def start(self) -> None:
-        self.starts += 1
-        command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--save", "", "--appendonly", "no"]  # fmt: skip
-        self.process, log = _spawn(
-            command, env=dict(os.environ), log_name=f"faults-redis-{self.port}-{self.starts}.log"
-        )
-        _wait_until(self.ping, process=self.process, log=log, what="redis-server")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def ensure_running(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            self.start()
 
 
 @pytest.fixture(scope="module")
-def private_redis(fault_tools: FaultTools) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(executable=fault_tools.redis_server, port=free_port())
-    server.start()
-    try:
+def private_redis(fault_tools: None) -> Iterator[PrivateRedis]:
+    with services.private_redis() as server:
         yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=10)
 
 
 # --- the upstream market data platform -----------------------------------------------------------

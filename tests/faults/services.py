@@ -6,7 +6,9 @@
   127.0.0.1 serving ``/candles`` from the bundled history, so ``MARKET_DATA_URL`` paths run
   without a network.
 - ``private_postgres()``: a PostgreSQL cluster made with ``initdb`` in a temporary
-  folder, on a free port, that a test may ``stop()`` (an outage) and ``start()`` again.
+  folder, on a free port, that a test may ``stop(mode=...)`` (an outage or a crash) and
+  ``start()`` again. The fault suite's module fixtures (``tests/faults/conftest.py``) are these
+  same services.
 - ``blackhole_port()``: a listening socket that accepts connections and never answers (a
   firewalled or frozen server: connects succeed, reads hang).
 
@@ -16,66 +18,24 @@ Never the machine's shared 127.0.0.1:5432 / :6379.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+import redis
 from django.db import connection
 
-from conftest import free_port
+from conftest import _spawn, _wait_until, free_port, skip_or_fail
 from features.standin import CandleStandin, serve_in_thread
-
-
-@dataclass
-class PrivateRedis:
-    process: subprocess.Popen
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-@contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("needs redis-server on PATH")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = PrivateRedis(process=process, port=port)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("private redis-server did not start")
-            time.sleep(0.05)
-        yield server
-    finally:
-        server.kill()
 
 
 @contextmanager
@@ -123,64 +83,169 @@ def database_down() -> Iterator[None]:
         connection.settings_dict.update(saved)
 
 
+def postgres_bindir() -> Path:
+    """The newest installed PostgreSQL server's bin folder (Debian keeps it off the PATH); a
+    missing one skips the test, or fails it in CI (``REQUIRE_SERVICES=1``)."""
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
+    )
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(on_path).parent)
+    for folder in reversed(candidates):
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+            break
+    else:
+        skip_or_fail("needs PostgreSQL's server binaries (initdb, pg_ctl), e.g. postgresql-15")
+    if os.geteuid() == 0:
+        # initdb refuses to run as root.
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            skip_or_fail("running as root needs a 'postgres' user to run initdb and pg_ctl as")
+        if shutil.which("runuser") is None:
+            skip_or_fail("running as root needs runuser to run initdb and pg_ctl as 'postgres'")
+    return folder
+
+
+def redis_server() -> str:
+    """``redis-server``'s path; a missing one skips the test, or fails it in CI."""
+    found = shutil.which("redis-server")
+    if found is None:
+        skip_or_fail("needs redis-server on the PATH")
+    return str(found)
+
+
 @dataclass
 class PrivatePostgres:
-    data: Path
+    """A throwaway cluster: ``stop(mode=...)`` and ``start()`` are the faults it offers."""
+
+    bindir: Path
+    root: Path
     port: int
-    log: Path
-    run_as: list[str]
+    database: str = "mlengine"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "postgres.log"
 
     @property
     def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgres://postgres@127.0.0.1:{self.port}/{self.database}"
 
-    def _pg_ctl(self, *args: str) -> None:
-        command = [*self.run_as, _pg_binary("pg_ctl"), "-D", str(self.data), *args]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
+    def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        result = subprocess.run(
+            [*prefix, *command], capture_output=True, text=True, timeout=120, check=False
+        )
+        if check and result.returncode != 0:
+            log = self.log.read_text()[-2000:] if self.log.exists() else ""
+            pytest.fail(f"{' '.join(command)} failed: {result.stdout}{result.stderr}\n{log}")
+        return result
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), *args, check=check)
+
+    def init(self) -> None:
+        self._run(
+            str(self.bindir / "initdb"), "-D", str(self.data), "--auth=trust",
+            "--username=postgres", "--encoding=UTF8", "--no-sync",
+        )  # fmt: skip
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._pg_ctl("-o", options, "-l", str(self.log), "-w", "start")
+        # The socket lives in the private folder, TCP only on 127.0.0.1: nothing is shared.
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self._pg_ctl("-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
 
-    def stop(self) -> None:
-        """An outage: immediate shutdown, open connections cut."""
-        self._pg_ctl("-m", "immediate", "-w", "stop")
+    def stop(self, *, mode: str = "fast") -> None:
+        """``fast``: a clean shutdown; ``immediate``: a crash, recovered from WAL at start."""
+        self._pg_ctl("-m", mode, "-w", "-t", "60", "stop")
+
+    def running(self) -> bool:
+        return self._pg_ctl("status", check=False).returncode == 0
+
+    def ensure_running(self) -> None:
+        if not self.running():
+            self.start()
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as connection:
+            return connection.execute(sql, params).fetchall()
 
 
-def _pg_binary(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-            if (folder / name).exists():
-                return str(folder / name)
-        pytest.skip(f"needs PostgreSQL's {name}")
-    return found
+@dataclass
+class PrivateRedis:
+    """A ``redis-server`` without persistence: ``kill()`` (SIGKILL) and ``start()`` again."""
+
+    executable: str
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def ping(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    def start(self) -> None:
+        self.starts += 1
+        command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--save", "", "--appendonly", "no"]  # fmt: skip
+        self.process, log = _spawn(
+            command, env=dict(os.environ), log_name=f"faults-redis-{self.port}-{self.starts}.log"
+        )
+        _wait_until(self.ping, process=self.process, log=log, what="redis-server")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def ensure_running(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            self.start()
 
 
 @contextmanager
 def private_postgres() -> Iterator[PrivatePostgres]:
-    """A throw-away cluster (trust authentication, user ``postgres``) in a new folder under the
-    system temp dir (which the ``postgres`` user can reach when tests run as root), removed at
-    the end."""
-    initdb = _pg_binary("initdb")
-    folder = Path(tempfile.mkdtemp(prefix="mlengine-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        run_as = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(folder, user="postgres")
-    data = folder / "data"
-    log = folder / "postgres.log"
-    cluster = PrivatePostgres(data=data, port=free_port(), log=log, run_as=run_as)
+    """A throwaway cluster (trust authentication, user ``postgres``, database ``mlengine``) in a
+    new folder under the system temp dir, removed at the end."""
+    # Not pytest's tmp_path: its parents are private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="mlengine-faults-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, user="postgres")
+    cluster = PrivatePostgres(bindir=postgres_bindir(), root=root, port=free_port())
     try:
-        subprocess.run(
-            [*run_as, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        cluster.init()
         cluster.start()
+        with psycopg.connect(
+            f"postgres://postgres@127.0.0.1:{cluster.port}/postgres", autocommit=True
+        ) as admin:
+            admin.execute(f"CREATE DATABASE {cluster.database}")
         yield cluster
     finally:
-        with suppress(subprocess.CalledProcessError):  # already stopped by the test
-            cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        if cluster.data.exists():
+            cluster._pg_ctl("-m", "immediate", "stop", check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def private_redis() -> Iterator[PrivateRedis]:
+    """A ``redis-server`` without persistence on a free port, killed at the end."""
+    server = PrivateRedis(executable=redis_server(), port=free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=10)
