@@ -116,17 +116,16 @@ class BundledCandleSource:
     """The S&P 500 and NASDAQ Composite daily candles, 1999-2018, shipped in ``features/data``."""
 
     name = "bundled"
+    ROWS_KEPT = 256
+
+    def __init__(self) -> None:
+        self._rows: OrderedDict[tuple[str, int, pd.Timestamp], FeatureRow] = OrderedDict()
 
     def symbols(self) -> list[str]:
         return sorted(BUNDLED_FILES)
 
     def get_candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
-        key = normalise_symbol(symbol)
-        if key not in BUNDLED_FILES:
-            raise UnknownSymbol(
-                f"Unknown symbol {symbol!r}.",
-                details={"symbol": symbol, "known_symbols": self.symbols()},
-            )
+        key = self._known(symbol)
         history = load_bundled_history(key)
         if limit is not None and limit < len(history):
             return _bundled_tail(key, limit)
@@ -147,7 +146,32 @@ class BundledCandleSource:
     def newest_feature_rows(
         self, symbols: Sequence[str], window: int
     ) -> dict[str, FeatureRow | DomainError]:
-        return computed_feature_rows(self, symbols, window)
+        """The newest feature row of each symbol, computed once per (symbol, window, newest
+        candle): the bundled history does not change between requests, and a row is the same
+        arithmetic on the same candles. At most ``ROWS_KEPT`` rows are kept, oldest out first."""
+        out: dict[str, FeatureRow | DomainError] = {}
+        for symbol in symbols:
+            try:
+                candles = self.get_candles(symbol, min_candles(window))
+                key = (normalise_symbol(symbol), window, candles["timestamp"].iat[-1])
+                row = self._rows.get(key)
+                if row is None:
+                    row = self._rows[key] = feature_row_of(symbol, candles, window)
+                    while len(self._rows) > self.ROWS_KEPT:
+                        self._rows.popitem(last=False)
+                out[symbol] = row
+            except DomainError as exc:
+                out[symbol] = exc
+        return out
+
+    def _known(self, symbol: str) -> str:
+        key = normalise_symbol(symbol)
+        if key not in BUNDLED_FILES:
+            raise UnknownSymbol(
+                f"Unknown symbol {symbol!r}.",
+                details={"symbol": symbol, "known_symbols": self.symbols()},
+            )
+        return key
 
 
 @functools.lru_cache(maxsize=256)

@@ -17,8 +17,13 @@ from django.core.cache import cache
 
 from features.candles import normalise_candles
 from features.client import MarketDataClient
-from features.engineering import CANDLE_COLUMNS
-from features.sources import BundledCandleSource, CachedCandleSource, get_candle_source
+from features.engineering import CANDLE_COLUMNS, min_candles
+from features.sources import (
+    BundledCandleSource,
+    CachedCandleSource,
+    feature_row_of,
+    get_candle_source,
+)
 from mlengine.errors import UnknownSymbol, UpstreamUnavailable
 
 
@@ -313,6 +318,23 @@ def test_bundled_history_is_twenty_years_of_daily_candles(symbol: str) -> None:
     assert candles["timestamp"].is_monotonic_increasing
     assert candles["timestamp"].is_unique
     assert (candles["high"] >= candles["low"]).all()
+
+
+def test_bundled_feature_rows_are_computed_once_per_symbol_and_window() -> None:
+    source = BundledCandleSource()
+
+    first = source.newest_feature_rows(["SP500", "nasdaq", "XYZ"], 20)
+    again = source.newest_feature_rows(["sp500"], 20)
+
+    # The same row object again: the bundled history never changes, so it is not recomputed.
+    assert again["sp500"] is first["SP500"]
+    assert first["SP500"] == feature_row_of(
+        "SP500", source.get_candles("SP500", min_candles(20)), 20
+    )
+    assert first["nasdaq"].as_of == pd.Timestamp("2018-12-31T00:00:00Z")
+    assert isinstance(first["XYZ"], UnknownSymbol)
+    # Another window is its own row.
+    assert source.newest_feature_rows(["SP500"], 10)["SP500"] is not first["SP500"]
 
 
 def test_bundled_symbols_are_case_insensitive() -> None:
