@@ -18,7 +18,7 @@ import responses
 
 from features.client import MarketDataClient
 from features.history import FetchProgress, iso_utc
-from features.sources import BundledCandleSource
+from features.sources import BundledCandleSource, CachedCandleSource
 from features.standin import CandleStandin, hourly_history, serve_in_thread
 from mlengine.errors import UpstreamBadResponse
 
@@ -277,3 +277,29 @@ def test_an_upstream_ignoring_limit_is_still_read_exactly() -> None:
     assert len(history) == 12 and history["timestamp"].is_unique
     assert history["timestamp"].is_monotonic_increasing
     assert len(responses.calls) == 3  # 5, 5, then 2 (short)
+
+
+def test_the_bundled_history_over_http_is_the_bundled_history() -> None:
+    bundled = BundledCandleSource().get_history("SP500")
+    with serve_in_thread() as standin:
+        history = client_of(standin).get_history("SP500")
+        pages = standin.hits
+
+    pd.testing.assert_frame_equal(history, bundled)
+    assert pages == 6  # 5,031 candles: five full pages and a short one
+
+
+def test_the_cached_source_reads_histories_through_and_keeps_serving_entries(
+    standin: CandleStandin, series: pd.DataFrame
+) -> None:
+    source = CachedCandleSource(client_of(standin), ttl=60, fetch_size=PAGE)
+    newest = source.get_candles(SYMBOL, 30)
+    assert standin.hits == 1
+
+    for expected_hits in (4, 7):  # a history is three pages, read every time: never cached
+        pd.testing.assert_frame_equal(source.get_history(SYMBOL), series)
+        assert standin.hits == expected_hits
+
+    # Serving's entry is untouched: the newest candles still come from the cache.
+    pd.testing.assert_frame_equal(source.get_candles(SYMBOL, 30), newest)
+    assert standin.hits == 7
