@@ -1,8 +1,11 @@
 """``MarketDataClient``: the upstream Market Data Platform over HTTP. No Django import.
 
-Contract: ``GET {base_url}/candles?symbol=XYZ&limit=N`` answers
+Contract: ``GET {base_url}/candles?symbol=XYZ&limit=N[&start=ISO][&end=ISO]`` answers
 ``{"symbol": "XYZ", "candles": [{"timestamp": ..., "open": ..., "high": ..., "low": ...,
-"close": ..., "volume": ...}, ...]}`` with timestamps as ISO-8601 strings or epoch seconds.
+"close": ..., "volume": ...}, ...]}``, the newest N candles within ``[start, end]`` (both
+inclusive, either left out: unbounded), with timestamps as ISO-8601 strings or epoch seconds.
+Serving asks for the newest candles only (``get_candles``); training reads a whole range page by
+page (``get_history``, the paging in ``features.history``).
 
 One ``requests.Session`` per client, with urllib3 ``Retry``: bounded retries with exponential
 backoff on connection errors, 429 and 5xx (honouring ``Retry-After``, capped), separate connect
@@ -21,6 +24,7 @@ body that breaks the contract, other 4xx      502     ``upstream_bad_response``
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import json
 import logging
@@ -35,6 +39,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from features.candles import CandleValidationError, normalise_candles, normalise_symbol
+from features.history import ProgressCallback, fetch_history, iso_utc, utc_timestamp
 from mlengine.errors import (
     UnknownSymbol,
     UpstreamBadResponse,
@@ -112,11 +117,15 @@ class MarketDataClient:
         backoff: float = 0.5,
         retry_after_max: float = 30.0,
         default_limit: int = 1000,
+        max_candles: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        # Candles per request: the serving fetch, and the page size when reading a history.
         self.default_limit = default_limit
+        # At most this many candles per symbol in one history read (None: no bound).
+        self.max_candles = max_candles
         self.retry = CappedRetry(
             total=retries,
             connect=retries,
@@ -144,15 +153,59 @@ class MarketDataClient:
     def symbols(self) -> list[str] | None:
         return None
 
-    def get_candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
-        """The newest ``limit`` candles of ``symbol``, validated, oldest first."""
+    def get_candles(
+        self,
+        symbol: str,
+        limit: int | None = None,
+        *,
+        start: datetime.datetime | pd.Timestamp | None = None,
+        end: datetime.datetime | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """The newest ``limit`` candles of ``symbol`` (within ``[start, end]`` when given, UTC,
+        inclusive), validated, oldest first. One request: ``get_history`` reads a whole range."""
         wanted = normalise_symbol(symbol)
         limit = limit or self.default_limit
-        body = self._get_json("/candles", {"symbol": wanted, "limit": limit}, symbol=symbol)
+        params: dict[str, Any] = {"symbol": wanted, "limit": limit}
+        for name, bound in (("start", start), ("end", end)):
+            stamp = utc_timestamp(bound)
+            if stamp is not None:
+                params[name] = iso_utc(stamp)
+        body = self._get_json("/candles", params, symbol=symbol)
         candles = self._parse_candles(body, wanted)
         if len(candles) > limit:
             candles = candles.iloc[-limit:].reset_index(drop=True)
         return candles
+
+    def get_history(
+        self,
+        symbol: str,
+        *,
+        start: datetime.datetime | pd.Timestamp | None = None,
+        end: datetime.datetime | pd.Timestamp | None = None,
+        max_candles: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> pd.DataFrame:
+        """Every candle of ``symbol`` within ``[start, end]`` (None: unbounded), oldest first.
+
+        Pages backwards ``default_limit`` candles at a time (``features.history``), keeping at
+        most ``max_candles`` (default: the client's ``max_candles``) of the newest. An upstream
+        that ignores ``start`` or ``end`` is an ``UpstreamBadResponse`` naming it.
+        """
+        wanted = normalise_symbol(symbol)
+
+        def page(first: pd.Timestamp | None, last: pd.Timestamp | None, limit: int) -> pd.DataFrame:
+            return self.get_candles(wanted, limit, start=first, end=last)
+
+        return fetch_history(
+            page,
+            symbol=wanted,
+            start=start,
+            end=end,
+            page_size=self.default_limit,
+            max_candles=max_candles if max_candles is not None else self.max_candles,
+            upstream=f"the market data platform at {self.base_url}",
+            progress=progress,
+        )
 
     def ping(self) -> None:
         """Raise a domain error unless the upstream answers HTTP at all (used by ``/health``)."""

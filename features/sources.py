@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import threading
 import time
@@ -25,6 +26,7 @@ from django.conf import settings
 from features.candles import normalise_candles, normalise_symbol
 from features.client import MarketDataClient
 from features.engineering import latest_feature_row, min_candles
+from features.history import FetchProgress, ProgressCallback, utc_timestamp
 from mlengine.cache import cache_get, cache_get_many, cache_set
 from mlengine.errors import DomainError, InsufficientHistory, UnknownSymbol
 
@@ -43,6 +45,20 @@ class CandleSource(Protocol):
 
     def symbols(self) -> list[str] | None:
         """The known symbols, or None when the source cannot list them."""
+        ...
+
+    def get_history(
+        self,
+        symbol: str,
+        *,
+        start: datetime.datetime | None = None,
+        end: datetime.datetime | None = None,
+        max_candles: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> pd.DataFrame:
+        """Every candle within ``[start, end]`` (UTC, inclusive; None: unbounded), oldest first,
+        at most ``max_candles`` of the newest (None: the source's own bound). Training reads
+        this; ``progress`` hears of each page read."""
         ...
 
     def get_candles_many(
@@ -130,6 +146,33 @@ class BundledCandleSource:
         if limit is not None and limit < len(history):
             return _bundled_tail(key, limit)
         return history
+
+    def get_history(
+        self,
+        symbol: str,
+        *,
+        start: datetime.datetime | None = None,
+        end: datetime.datetime | None = None,
+        max_candles: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> pd.DataFrame:
+        """The bundled candles within ``[start, end]``, in one "page" (they are all in memory)."""
+        key = self._known(symbol)
+        history = load_bundled_history(key)
+        stamps = history["timestamp"]
+        first, last = utc_timestamp(start), utc_timestamp(end)
+        low = 0 if first is None else int(stamps.searchsorted(first, side="left"))
+        high = len(history) if last is None else int(stamps.searchsorted(last, side="right"))
+        if max_candles is not None:
+            low = max(low, high - max_candles)
+        candles = history.iloc[low:high].reset_index(drop=True)
+        if progress is not None:
+            oldest = candles["timestamp"].iat[0] if len(candles) else None
+            progress(FetchProgress(symbol=key, page=1, candles=len(candles), oldest=oldest))
+            progress(
+                FetchProgress(symbol=key, page=1, candles=len(candles), oldest=oldest, done=True)
+            )
+        return candles
 
     def get_candles_many(
         self, symbols: Sequence[str], limit: int | None = None
@@ -223,6 +266,22 @@ class CachedCandleSource:
 
     def symbols(self) -> list[str] | None:
         return self.source.symbols()
+
+    def get_history(
+        self,
+        symbol: str,
+        *,
+        start: datetime.datetime | None = None,
+        end: datetime.datetime | None = None,
+        max_candles: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> pd.DataFrame:
+        """The wrapped source's history, not cached: training reads a range once, and a whole
+        history in the shared cache would crowd out the small entries serving reads on every
+        request. Serving's entries are left as they are."""
+        return self.source.get_history(
+            symbol, start=start, end=end, max_candles=max_candles, progress=progress
+        )
 
     def get_candles(self, symbol: str, limit: int | None = None) -> pd.DataFrame:
         fetch = self._fetch_limit(limit)
@@ -413,6 +472,7 @@ def get_candle_source() -> CandleSource:
         settings.MARKET_DATA_BACKOFF,
         settings.MARKET_DATA_CACHE_TTL,
         settings.MARKET_DATA_FETCH_LIMIT,
+        settings.MARKET_DATA_MAX_CANDLES,
     )
     with _source_lock:
         current = _configured.get("source")
@@ -426,6 +486,7 @@ def get_candle_source() -> CandleSource:
                     retries=settings.MARKET_DATA_RETRIES,
                     backoff=settings.MARKET_DATA_BACKOFF,
                     default_limit=settings.MARKET_DATA_FETCH_LIMIT,
+                    max_candles=settings.MARKET_DATA_MAX_CANDLES,
                 )
                 source = CachedCandleSource(
                     client,

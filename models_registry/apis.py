@@ -200,7 +200,9 @@ class ModelTrainApi(APIView):
         description=(
             "Records a training run and hands it to a Celery worker once committed; answers 202 "
             "with the run's id. Poll `GET /training-runs/{id}`. The body overrides "
-            "`configs/train.yaml` (`symbols`, `model`, `seed`) or gives a whole `config`."
+            "`configs/train.yaml` (`symbols`, `model`, `seed`, `start`, `end`) or gives a whole "
+            "`config` (which `start` / `end` still override). By default training reads all the "
+            "history the market data has."
         ),
         request=TrainRequestSerializer,
         examples=TRAIN_REQUEST_EXAMPLES,
@@ -217,6 +219,8 @@ class ModelTrainApi(APIView):
             symbols=data.get("symbols"),
             model_type=data.get("model"),
             seed=data.get("seed"),
+            start=data.get("start"),
+            end=data.get("end"),
         )
         training_data_check(config=config)  # no run row for a request that could only fail
         run = training_run_enqueue(

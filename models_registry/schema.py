@@ -113,7 +113,12 @@ TRAIN_REQUEST_EXAMPLES = [
         "train a random forest",
         value={"symbols": ["SP500"], "model": "random_forest", "seed": 7},
         request_only=True,
-    )
+    ),
+    OpenApiExample(
+        "train on a date range",
+        value={"symbols": ["SP500"], "start": "2010-01-01", "end": "2015-12-31T23:00:00Z"},
+        request_only=True,
+    ),
 ]
 QUEUED_RESPONSE = OpenApiResponse(
     TrainingRunSerializer,
@@ -123,7 +128,8 @@ QUEUED_RESPONSE = OpenApiResponse(
 )
 TRAIN_ERRORS = {
     400: error_response(
-        "Malformed request, invalid config or a date range without enough candles",
+        "Malformed request, invalid config (a bad `start` / `end`, start not before end) or a "
+        "date range without enough candles",
         "invalid_parameter",
         "invalid training range: SP500: no candles between 2030-01-01 and 2031-01-01",
         INVALID_BODY_EXAMPLE,
@@ -131,7 +137,13 @@ TRAIN_ERRORS = {
     404: error_response(
         "A symbol the market data does not know", "unknown_symbol", "Unknown symbol 'XYZ'."
     ),
-    502: ERROR_RESPONSES[502],
+    502: error_response(
+        "The market data answered garbage, or ignores the `start` / `end` of /candles",
+        "upstream_bad_response",
+        "the market data platform at http://md:8100 ignores the 'end' parameter of /candles: "
+        "asked for SP500 up to 2011-04-04T23:59:59.999999Z (page 2), it repeated a page up to "
+        "2018-12-31T00:00:00Z.",
+    ),
     503: error_response(
         "Upstream down, or broker down (nothing queued, the run is recorded as failed)",
         "upstream_unavailable",

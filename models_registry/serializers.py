@@ -158,6 +158,18 @@ class TrainRequestSerializer(serializers.Serializer):
     )
     model = serializers.ChoiceField(choices=MODEL_TYPES, required=False)
     seed = JSONIntegerField(required=False, min_value=0, max_value=2**32 - 1)
+    start = JSONStringField(
+        required=False,
+        max_length=40,
+        help_text="First candle to train on (inclusive): an ISO date (2011-01-01) or a UTC "
+        "datetime (2011-01-01T09:00:00Z). Overrides the config's `start`.",
+    )
+    end = JSONStringField(
+        required=False,
+        max_length=40,
+        help_text="Last candle to train on (inclusive; a date covers its whole UTC day). "
+        "Overrides the config's `end`.",
+    )
     activate = JSONBooleanField(required=False, default=False)
 
 

@@ -268,6 +268,9 @@ MARKET_DATA_RETRIES = env_int("MARKET_DATA_RETRIES", 3, minimum=0, maximum=20)
 MARKET_DATA_BACKOFF = env_float("MARKET_DATA_BACKOFF", 0.5, minimum=0, maximum=60)
 MARKET_DATA_CACHE_TTL = env_int("MARKET_DATA_CACHE_TTL", 60, minimum=0)
 MARKET_DATA_FETCH_LIMIT = env_int("MARKET_DATA_FETCH_LIMIT", 1000, minimum=2, maximum=100_000)
+# Training reads an upstream history page by page (MARKET_DATA_FETCH_LIMIT candles a page) and
+# keeps at most this many of the newest candles per symbol: a bound on memory and upstream load.
+MARKET_DATA_MAX_CANDLES = env_int("MARKET_DATA_MAX_CANDLES", 500_000, minimum=2, maximum=10_000_000)
 
 # --- Features, models, monitoring --------------------------------------------------------------
 FEATURE_WINDOW = env_int("FEATURE_WINDOW", 20, minimum=2, maximum=500)

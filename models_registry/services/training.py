@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from features.history import FetchProgress
 from features.sources import get_candle_source
 from mlengine.errors import DomainError, InvalidParameter, UnknownSymbol
 from models_registry.artifacts import artifact_delete, artifact_write, serialize_model
@@ -24,7 +26,12 @@ from models_registry.errors import TrainingFailed
 from models_registry.models import ModelVersion, TrainingRun
 from models_registry.services.activation import model_version_activate
 from models_registry.training.baseline import feature_baseline
-from models_registry.training.config import ConfigError, TrainingConfig, load_training_config
+from models_registry.training.config import (
+    ConfigError,
+    TrainingConfig,
+    bound_text,
+    load_training_config,
+)
 from models_registry.training.dataset import Dataset, DatasetError, build_dataset
 from models_registry.training.trainer import TrainingResult, train_model
 
@@ -33,6 +40,7 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, str], None]
 STAGES: tuple[str, ...] = ("fetch", "features", "fit", "evaluate", "save")
 DEFAULT_CONFIG_PATH = Path(settings.BASE_DIR) / "configs" / "train.yaml"
+STAGE_LENGTH: int = TrainingRun._meta.get_field("stage").max_length or 32
 
 
 def _noop(stage: str, message: str) -> None:
@@ -46,18 +54,24 @@ def training_config_resolve(
     symbols: list[str] | None = None,
     model_type: str | None = None,
     seed: int | None = None,
+    start: str | None = None,
+    end: str | None = None,
 ) -> TrainingConfig:
     """The config to train with: a file (default ``configs/train.yaml``) or a dict, plus overrides.
 
-    A bad config raises ``InvalidParameter`` (400) naming the offending key, before any work.
+    ``start`` / ``end`` are ISO dates or datetimes (UTC), validated like the file's keys and
+    against the other bound. A bad config raises ``InvalidParameter`` (400) naming the offending
+    key, before any work.
     """
     try:
         if config_data is not None:
             config = TrainingConfig.from_dict(config_data)
         else:
             config = load_training_config(config_path or DEFAULT_CONFIG_PATH)
-        if symbols or model_type or seed is not None:
-            config = config.with_overrides(symbols=symbols, model_type=model_type, seed=seed)
+        if symbols or model_type or seed is not None or start is not None or end is not None:
+            config = config.with_overrides(
+                symbols=symbols, model_type=model_type, seed=seed, start=start, end=end
+            )
     except ConfigError as exc:
         key = getattr(exc, "key", None) or "config"
         raise InvalidParameter(f"invalid training config: {exc}", details={key: str(exc)}) from exc
@@ -83,18 +97,52 @@ def training_data_check(*, config: TrainingConfig) -> None:
                 f"Unknown symbol {unknown[0]!r}.",
                 details={"symbols": unknown, "known_symbols": known},
             )
-    candles = {symbol: source.get_candles(symbol) for symbol in config.symbols}
+    # A source that can list its symbols holds its history locally: read all of it. An upstream
+    # is asked for one page only (the newest within the range), so the request stays quick; when
+    # that page is short it is the whole range and the check is exact, else only "no candles" is.
+    page = None if known is not None else settings.MARKET_DATA_FETCH_LIMIT
+    candles = {
+        symbol: source.get_history(
+            symbol, start=config.range_start(), end=config.range_end(), max_candles=page
+        )
+        for symbol in config.symbols
+    }
+    complete = page is None or all(len(frame) < page for frame in candles.values())
     try:
         build_dataset(candles, config)
     except DatasetError as exc:
+        if not complete and all(len(frame) for frame in candles.values()):
+            return  # more candles than one page: the run reads them all and decides
         raise InvalidParameter(
             f"invalid training range: {exc}",
             details={
-                "start": config.start.isoformat() if config.start else None,
-                "end": config.end.isoformat() if config.end else None,
+                "start": bound_text(config.start) if config.start else None,
+                "end": bound_text(config.end) if config.end else None,
                 "reason": str(exc),
             },
         ) from exc
+
+
+def training_candles_fetch(
+    *, config: TrainingConfig, progress: Callable[[FetchProgress], None] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Each configured symbol's candles within the config's range, all of them (an upstream is
+    read page by page, up to ``MARKET_DATA_MAX_CANDLES`` per symbol); ``progress`` hears of
+    every page. A history cut short by that bound is logged as a warning."""
+    source = get_candle_source()
+    out: dict[str, pd.DataFrame] = {}
+
+    def report(page: FetchProgress) -> None:
+        if page.done and page.truncated:
+            logger.warning("training data: %s", page.message())
+        if progress is not None:
+            progress(page)
+
+    for symbol in config.symbols:
+        out[symbol] = source.get_history(
+            symbol, start=config.range_start(), end=config.range_end(), progress=report
+        )
+    return out
 
 
 def training_run_create(
@@ -169,6 +217,12 @@ def _version_register(
     raise AssertionError("unreachable")
 
 
+def _range_text(config: TrainingConfig) -> str:
+    first = bound_text(config.start) if config.start else "the first candle"
+    last = bound_text(config.end) if config.end else "the last candle"
+    return f"{first} to {last}"
+
+
 def _mark(run_id: int, **fields: Any) -> None:
     TrainingRun.objects.filter(pk=run_id).update(**fields)
 
@@ -206,9 +260,16 @@ def training_run_execute(
             _mark(run_id, stage=stage)
             progress(stage, message)
 
-        step("fetch", f"fetching candles for {', '.join(config.symbols)}")
-        source = get_candle_source()
-        candles = {symbol: source.get_candles(symbol) for symbol in config.symbols}
+        step("fetch", f"fetching candles for {', '.join(config.symbols)} ({_range_text(config)})")
+
+        def fetched(page: FetchProgress) -> None:
+            # The page count is the stage text while it reads: who polls the run sees it move.
+            if not page.done:
+                _mark(run_id, stage=page.short()[:STAGE_LENGTH])
+            if not page.done or page.truncated:
+                progress("fetch", page.message())
+
+        candles = training_candles_fetch(config=config, progress=fetched)
         step("features", f"building features (window {config.window}, horizon {config.horizon})")
         dataset = build_dataset(candles, config)
         info = dataset.window_info()

@@ -34,8 +34,8 @@ def test_default_config_file_loads_with_the_documented_values():
     config = load_training_config(DEFAULT_CONFIG)
 
     assert config.symbols == ("SP500", "NASDAQ")
-    assert config.start == datetime.date(1999, 1, 1)
-    assert config.end == datetime.date(2018, 12, 31)
+    # All the history the source has: nothing pinned to the bundled data's dates.
+    assert config.start is None and config.end is None
     assert config.window == 20
     assert config.features == (
         "simple_return",
@@ -83,8 +83,11 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
         ("validation.fraction", 0.9, "validation.fraction", "(0, 0.5]"),
         ("validation.fraction", 0, "validation.fraction", "(0, 0.5]"),
         ("validation.folds", 5, "validation.folds", "unknown key"),
-        ("start", datetime.date(2019, 1, 1), "start", "before end"),
         ("end", "31/12/2018", "end", "date like"),
+        ("start", "2018-12-31T25:00:00Z", "start", "UTC datetime"),
+        ("start", "0001-01-01", "start", "within the years"),
+        ("end", "9999-12-31T00:00:00+01:00", "end", "within the years"),
+        ("end", 20181231, "end", "date like"),
         ("seed", -1, "seed", "between 0"),
         ("seed", 2**32, "seed", "between 0"),
         ("symbols", [], "symbols", "non-empty"),
@@ -118,7 +121,7 @@ def test_to_dict_round_trips_through_json(raw):
 
     data = json.loads(json.dumps(config.to_dict()))
 
-    assert data == {**raw, "start": "1999-01-01", "end": "2018-12-31"}
+    assert data == raw
     assert TrainingConfig.from_dict(data) == config
 
 
@@ -241,3 +244,62 @@ def test_training_core_imports_no_django():
     )
 
     assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (datetime.date(2019, 1, 1), datetime.date(2018, 12, 31)),
+        ("2018-12-31", "2018-12-31"),
+        ("2018-12-31T10:00:00Z", "2018-12-31T10:00:00Z"),
+        ("2018-12-31T10:00:00Z", "2018-12-31T11:00:00+02:00"),  # 09:00 UTC
+    ],
+)
+def test_start_must_be_before_end(raw, start, end):
+    raw["start"], raw["end"] = start, end
+
+    with pytest.raises(ConfigError) as caught:
+        TrainingConfig.from_dict(raw)
+
+    assert caught.value.key == "start"
+    assert "before end" in str(caught.value)
+
+
+def test_bounds_are_dates_or_utc_datetimes_and_round_trip(raw):
+    raw["start"] = "2020-01-01T09:30:00+02:00"
+    raw["end"] = "2020-03-01"
+    config = TrainingConfig.from_dict(raw)
+
+    assert config.start == datetime.datetime(2020, 1, 1, 7, 30, tzinfo=datetime.UTC)
+    assert config.end == datetime.date(2020, 3, 1)
+    assert config.range_start() == config.start
+    # A date end covers its whole UTC day.
+    assert config.range_end() == datetime.datetime(
+        2020, 3, 1, 23, 59, 59, 999999, tzinfo=datetime.UTC
+    )
+    data = json.loads(json.dumps(config.to_dict()))
+    assert (data["start"], data["end"]) == ("2020-01-01T07:30:00Z", "2020-03-01")
+    assert TrainingConfig.from_dict(data) == config
+
+
+def test_a_datetime_without_an_offset_is_utc(raw):
+    raw["start"] = "2020-01-01 09:30"
+    raw["end"] = datetime.datetime(2020, 2, 1, 12, 0)  # YAML's reading of 2020-02-01 12:00
+
+    config = TrainingConfig.from_dict(raw)
+
+    assert config.range_start() == datetime.datetime(2020, 1, 1, 9, 30, tzinfo=datetime.UTC)
+    assert config.range_end() == datetime.datetime(2020, 2, 1, 12, 0, tzinfo=datetime.UTC)
+
+
+def test_start_and_end_overrides_are_validated_against_the_other_bound(raw):
+    raw["end"] = "2015-12-31"
+    config = TrainingConfig.from_dict(raw)
+
+    assert config.with_overrides(start="2010-01-01").start == datetime.date(2010, 1, 1)
+    assert config.with_overrides(end="2016-06-30T12:00:00Z").end == datetime.datetime(
+        2016, 6, 30, 12, tzinfo=datetime.UTC
+    )
+    with pytest.raises(ConfigError) as caught:
+        config.with_overrides(start="2016-01-01")
+    assert caught.value.key == "start" and "before end" in str(caught.value)

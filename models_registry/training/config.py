@@ -66,6 +66,8 @@ MIN_HORIZON = 1
 MAX_HORIZON = 60
 MAX_VALIDATION_FRACTION = 0.5
 MAX_SEED = 2**32 - 1
+MIN_BOUND_YEAR = 1800
+MAX_BOUND_YEAR = 2200
 
 TOP_LEVEL_KEYS: frozenset[str] = frozenset(
     {"symbols", "start", "end", "window", "features", "horizon", "model", "validation", "seed"}
@@ -139,18 +141,68 @@ def _parse_symbols(value: object) -> tuple[str, ...]:
     return tuple(symbols)
 
 
-def _parse_date(key: str, value: object) -> datetime.date | None:
+Bound = datetime.date | datetime.datetime
+
+
+def _parse_bound(key: str, value: object) -> Bound | None:
+    """A range bound: null, a date (a whole UTC day) or a datetime (that instant, in UTC).
+
+    A datetime without an offset is taken as UTC, one with an offset is converted to UTC; YAML
+    reads ``2018-12-31`` as a date and ``2018-12-31 10:00:00`` as a datetime, JSON gives strings.
+    """
     if value is None:
         return None
-    # datetime is a date subclass; a time of day in a daily training window is a typo.
-    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
-        return value
-    if isinstance(value, str):
+    bound: Bound | None = None
+    if isinstance(value, datetime.date):
+        bound = value
+    elif isinstance(value, str):
+        text = value.strip()
         try:
-            return datetime.date.fromisoformat(value.strip())
+            if "T" not in text.upper() and " " not in text:
+                bound = datetime.date.fromisoformat(text)
+            else:
+                bound = datetime.datetime.fromisoformat(text)
         except ValueError:
             pass
-    raise ConfigError(key, f"must be a date like 2018-12-31 (or null), got {value!r}")
+    if bound is not None:
+        # Candle times are nanoseconds since 1970 (years 1678-2261); far beyond is a typo.
+        if not MIN_BOUND_YEAR <= bound.year <= MAX_BOUND_YEAR:
+            raise ConfigError(
+                key, f"must be within the years {MIN_BOUND_YEAR}-{MAX_BOUND_YEAR}, got {value!r}"
+            )
+        return _utc(bound) if isinstance(bound, datetime.datetime) else bound
+    raise ConfigError(
+        key,
+        "must be a date like 2018-12-31 or a UTC datetime like 2018-12-31T16:00:00Z "
+        f"(or null), got {value!r}",
+    )
+
+
+def _utc(value: datetime.datetime) -> datetime.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(datetime.UTC)
+
+
+def bound_first_instant(bound: Bound) -> datetime.datetime:
+    """The first instant a bound covers: a date's midnight (UTC), a datetime itself."""
+    if isinstance(bound, datetime.datetime):
+        return bound
+    return datetime.datetime.combine(bound, datetime.time(0), tzinfo=datetime.UTC)
+
+
+def bound_last_instant(bound: Bound) -> datetime.datetime:
+    """The last instant (to the microsecond) a bound covers: a date's 23:59:59.999999 (UTC)."""
+    if isinstance(bound, datetime.datetime):
+        return bound
+    return bound_first_instant(bound) + datetime.timedelta(days=1, microseconds=-1)
+
+
+def bound_text(bound: Bound) -> str:
+    """A bound as written in a config: ``2018-12-31`` or ``2018-12-31T16:00:00Z``."""
+    if isinstance(bound, datetime.datetime):
+        return bound.isoformat().replace("+00:00", "Z")
+    return bound.isoformat()
 
 
 def _parse_features(value: object) -> tuple[str, ...]:
@@ -236,8 +288,10 @@ class TrainingConfig:
     """
 
     symbols: tuple[str, ...]
-    start: datetime.date | None
-    end: datetime.date | None
+    # Inclusive bounds in UTC; a date covers its whole day. None: from the first / up to the last
+    # candle the source has.
+    start: Bound | None
+    end: Bound | None
     window: int
     features: tuple[str, ...]
     horizon: int
@@ -263,10 +317,17 @@ class TrainingConfig:
                 raise ConfigError(key, "is required")
 
         symbols = _parse_symbols(data["symbols"])
-        start = _parse_date("start", data.get("start"))
-        end = _parse_date("end", data.get("end"))
-        if start is not None and end is not None and start >= end:
-            raise ConfigError("start", f"must be before end ({start} is not before {end})")
+        start = _parse_bound("start", data.get("start"))
+        end = _parse_bound("end", data.get("end"))
+        if (
+            start is not None
+            and end is not None
+            and bound_first_instant(start) >= bound_first_instant(end)
+        ):
+            raise ConfigError(
+                "start",
+                f"must be before end ({bound_text(start)} is not before {bound_text(end)})",
+            )
         window_value = data.get("window", DEFAULT_WINDOW)
         try:
             window = validate_window(window_value)
@@ -320,8 +381,8 @@ class TrainingConfig:
         """The nested, JSON-serialisable layout ``from_dict`` reads back to an equal config."""
         return {
             "symbols": list(self.symbols),
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None,
+            "start": bound_text(self.start) if self.start else None,
+            "end": bound_text(self.end) if self.end else None,
             "window": self.window,
             "features": list(self.features),
             "horizon": self.horizon,
@@ -330,12 +391,22 @@ class TrainingConfig:
             "seed": self.seed,
         }
 
+    def range_start(self) -> datetime.datetime | None:
+        """The first instant of the candle range (UTC), or None for "from the first candle"."""
+        return bound_first_instant(self.start) if self.start is not None else None
+
+    def range_end(self) -> datetime.datetime | None:
+        """The last instant of the candle range (UTC, inclusive), or None for "up to the last"."""
+        return bound_last_instant(self.end) if self.end is not None else None
+
     def with_overrides(
         self,
         *,
         symbols: Sequence[str] | None = None,
         model_type: str | None = None,
         seed: int | None = None,
+        start: object = None,
+        end: object = None,
     ) -> TrainingConfig:
         """A validated copy with some fields replaced (None keeps the current value).
 
@@ -350,6 +421,11 @@ class TrainingConfig:
             data["model"] = {"type": model_type}
         if seed is not None:
             data["seed"] = seed
+        # Validated with the file's own bounds: --start alone must still be before the file's end.
+        if start is not None:
+            data["start"] = start
+        if end is not None:
+            data["end"] = end
         return TrainingConfig.from_dict(data)
 
 

@@ -3,7 +3,7 @@
 Each symbol is built on its own, so no feature window and no label ever reaches into another
 symbol's candles:
 
-1. keep the candles whose UTC date lies in ``[config.start, config.end]``;
+1. keep the candles within ``[config.start, config.end]`` (UTC, inclusive; a date is a whole day);
 2. ``features.engineering.compute_features(candles, config.window)``, the very function the
    ``/features`` and ``/predict`` endpoints call, so serving sees the same numbers as training;
 3. label each row: 1 when the close ``horizon`` candles later is above this close, else 0;
@@ -93,11 +93,12 @@ def _utc_candles(symbol: str, candles: pd.DataFrame) -> pd.DataFrame:
 
 def _filter_dates(candles: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
     mask = np.ones(len(candles), dtype=bool)
-    if config.start is not None:
-        mask &= (candles["timestamp"] >= pd.Timestamp(config.start, tz="UTC")).to_numpy()
-    if config.end is not None:
-        after_end = pd.Timestamp(config.end, tz="UTC") + pd.Timedelta(days=1)
-        mask &= (candles["timestamp"] < after_end).to_numpy()
+    first, last = config.range_start(), config.range_end()
+    if first is not None:
+        mask &= (candles["timestamp"] >= pd.Timestamp(first)).to_numpy()
+    if last is not None:
+        # Inclusive: a date ``end`` covers its whole UTC day, to 23:59:59.999999.
+        mask &= (candles["timestamp"] <= pd.Timestamp(last)).to_numpy()
     return candles.loc[mask].reset_index(drop=True)
 
 

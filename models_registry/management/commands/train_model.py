@@ -43,6 +43,18 @@ class Command(BaseCommand):
         parser.add_argument("--symbols", nargs="+", help="Override the config's symbols.")
         parser.add_argument("--model", choices=MODEL_TYPES, help="Override the model type.")
         parser.add_argument("--seed", type=int, help="Override the seed.")
+        parser.add_argument(
+            "--start",
+            metavar="ISO",
+            help="First candle to train on: a date (2011-01-01) or a UTC datetime "
+            "(2011-01-01T09:00:00Z). Default: the config's (null: the first candle).",
+        )
+        parser.add_argument(
+            "--end",
+            metavar="ISO",
+            help="Last candle to train on, inclusive (a date covers its whole day). "
+            "Default: the config's (null: the last candle).",
+        )
         parser.add_argument("--activate", action="store_true", help="Activate the new version.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -56,6 +68,8 @@ class Command(BaseCommand):
                 symbols=options["symbols"],
                 model_type=options["model"],
                 seed=options["seed"],
+                start=options["start"],
+                end=options["end"],
             )
             run, version = model_train(
                 config=config, source="command", activate=options["activate"], progress=progress
