@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
+import requests
 from django.contrib.auth.models import User
 from django.template import Context, Template
 from django.test import Client
@@ -195,6 +196,33 @@ def test_dashboard_loads_nothing_from_the_network(staff_client: Client, populate
     assert len(svgs) == 5  # versions, drift (inputs, levels), latency, accuracy
     for svg in svgs:
         assert not re.search(r"href|url\(|@import|<image|<foreignObject", svg)
+
+
+def test_gunicorn_worker_draws_the_same_charts_as_this_process(gunicorn_factory) -> None:
+    """vl-convert runs in the forked web worker, and its SVG is the same bit for bit."""
+    version = make_version(is_active=True)
+    make_version()  # a second ready version: two bars
+    start = timezone.now().replace(microsecond=0) - timedelta(hours=2)
+    _latency_rows(version, start, [1.0, 2.0, 3.0])
+    _latency_rows(version, start + timedelta(hours=1), [4.0, 5.0])
+    User.objects.create_user("ops", password="pw-ops", is_staff=True)
+    client = Client()
+    client.force_login(User.objects.get(username="ops"))
+    base = gunicorn_factory(workers=1)
+
+    response = requests.get(
+        f"{base}/dashboard/", cookies={"sessionid": client.cookies["sessionid"].value}, timeout=60
+    )
+
+    assert response.status_code == 200
+    served = response.text
+    assert len(line_runs(section(served, "latency"))) == 2
+    assert len(marks(section(served, "active-version"), "bar")) == 2
+    here = client.get("/dashboard/").content.decode()
+    for anchor in ("latency", "active-version"):
+        assert re.findall(r"<svg.*?</svg>", section(served, anchor), re.S) == re.findall(
+            r"<svg.*?</svg>", section(here, anchor), re.S
+        )
 
 
 # --- empty database ----------------------------------------------------------------------------
