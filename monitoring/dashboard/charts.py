@@ -222,10 +222,17 @@ def _reference_layers(
     return layers
 
 
+def _sized(chart: alt.LayerChart, *, width: int, height: int, heading: str) -> alt.LayerChart:
+    # A chart alone on its card prints no heading (the card has one; its title is the SVG's
+    # accessible name, see render_svg); charts side by side name themselves with ``heading``.
+    chart = chart.properties(width=width, height=height)
+    return chart.properties(title=heading) if heading else chart
+
+
 def line_layer(
     series: Sequence[Series],
     *,
-    title: str,
+    heading: str = "",
     y_label: str = "",
     x_label: str = "",
     width: int = 600,
@@ -237,7 +244,8 @@ def line_layer(
     legend: bool = True,
 ) -> Chart | None:
     """Lines (and point clouds) over a time or number axis, one colour per series, a legend,
-    and dashed reference lines; ``None`` when no series has a finite point.
+    and dashed reference lines; ``None`` when no series has a finite point. ``heading`` is
+    printed above the plot (for charts shown ``side_by_side``).
 
     ``y_min`` / ``y_max`` are values the y axis must include (0 for a latency, 1 for an
     accuracy); the data and the reference lines widen it as needed.
@@ -325,14 +333,13 @@ def line_layer(
                 .mark_circle(size=24, opacity=0.4 if faint else 1.0)
                 .encode(x=x, y=y, color=color)
             )
-    # The title is the SVG's accessible name (render_svg); the card prints its own heading.
-    return Chart(alt.layer(*layers).properties(width=width, height=height), datasets)
+    return Chart(_sized(alt.layer(*layers), width=width, height=height, heading=heading), datasets)
 
 
 def bar_layer(
     bars: Sequence[Bar],
     *,
-    title: str,
+    heading: str = "",
     y_label: str = "",
     width: int = 600,
     height: int = 200,
@@ -379,8 +386,7 @@ def bar_layer(
             .mark_tick(color="#222222", thickness=2, size=min(68, width // (2 * len(rows)) + 12))
             .encode(x=x, y=alt.Y("marker:Q", scale=scale))
         )
-    # The title is the SVG's accessible name (render_svg); the card prints its own heading.
-    return Chart(alt.layer(*layers).properties(width=width, height=height), datasets)
+    return Chart(_sized(alt.layer(*layers), width=width, height=height, heading=heading), datasets)
 
 
 def render_svg(chart: Chart, *, title: str, description: str = "") -> SafeSvg:
@@ -425,7 +431,7 @@ def line_chart(
     series: Sequence[Series], *, title: str, description: str = "", **options: Any
 ) -> SafeSvg | None:
     """``line_layer`` rendered: the SVG, or ``None`` when there is nothing to draw."""
-    chart = line_layer(series, title=title, **options)
+    chart = line_layer(series, **options)
     return None if chart is None else render_svg(chart, title=title, description=description)
 
 
@@ -433,5 +439,5 @@ def bar_chart(
     bars: Sequence[Bar], *, title: str, description: str = "", **options: Any
 ) -> SafeSvg | None:
     """``bar_layer`` rendered: the SVG, or ``None`` when there is nothing to draw."""
-    chart = bar_layer(bars, title=title, **options)
+    chart = bar_layer(bars, **options)
     return None if chart is None else render_svg(chart, title=title, description=description)

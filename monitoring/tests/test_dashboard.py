@@ -438,14 +438,16 @@ def test_bar_chart_draws_a_bar_and_a_tick_per_version() -> None:
 
 
 def test_side_by_side_draws_both_charts_in_one_svg() -> None:
-    champion = line_layer([Series("champion", [(d, 0.5) for d in DAYS])], title="accuracy")
+    champion = line_layer([Series("champion", [(d, 0.5) for d in DAYS])], heading="v3 <champion>")
     challenger = line_layer(
-        [Series("challenger", [(d, 0.6) for d in DAYS[:4]], color="#e15759")], title="log loss"
+        [Series("challenger", [(d, 0.6) for d in DAYS[:4]], color="#e15759")], heading="v4"
     )
     svg = side_by_side([champion, challenger], title="champion against challenger")
     assert svg.count("<svg") == 1
     assert [[len(run) for run in runs] for runs in line_runs(svg)] == [[10], [4]]
     assert 'stroke="#e15759"' in svg
+    assert ">v3 &lt;champion&gt;</text>" in svg and ">v4</text>" in svg
+    assert legend_labels(svg) == ["champion", "challenger"]
 
 
 def test_chart_text_is_escaped_and_colors_cannot_inject_markup() -> None:
