@@ -3,7 +3,8 @@ live performance table on the registry's version page.
 
 The version page belongs to ``models_registry``, which sits below ``predictions`` and so cannot
 read the audit rows the live figures come from; monitoring, which may read both, re-registers
-the page's admin with the table added.
+the page's admin with the table added. The rows and texts the pages print are built in
+``admin_pages``.
 """
 
 from __future__ import annotations
@@ -13,36 +14,10 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from models_registry.admin import ModelVersionAdmin, ReadOnlyAdmin, cell_text
+from models_registry.admin import ModelVersionAdmin, ReadOnlyAdmin
 from models_registry.models import ModelVersion
+from monitoring.admin_pages import duration_display, live_performance_table, number_text
 from monitoring.models import DriftSnapshot, FreshnessSnapshot
-from monitoring.selectors import live_performance
-
-
-def _number(value: float | None, digits: int = 4) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def duration_display(seconds: float | None) -> str:
-    """A compact human reading of a number of seconds: ``45 s``, ``12 min``, ``3 h 5 min``,
-    ``2 d 4 h``."""
-    if seconds is None:
-        return "—"
-    total = round(seconds)
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        text = f"{days} d {hours} h" if hours else f"{days} d"
-    elif hours:
-        text = f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    elif minutes:
-        text = f"{minutes} min"
-    else:
-        text = f"{secs} s"
-    return sign + text
 
 
 @admin.register(DriftSnapshot)
@@ -69,11 +44,11 @@ class DriftSnapshotAdmin(ReadOnlyAdmin):
 
     @admin.display(description="PSI", ordering="psi")
     def psi_display(self, obj: DriftSnapshot) -> str:
-        return _number(obj.psi)
+        return number_text(obj.psi)
 
     @admin.display(description="PSI threshold", ordering="threshold")
     def threshold_display(self, obj: DriftSnapshot) -> str:
-        return _number(obj.threshold)
+        return number_text(obj.threshold)
 
 
 @admin.register(FreshnessSnapshot)
@@ -99,25 +74,6 @@ class FreshnessSnapshotAdmin(ReadOnlyAdmin):
     @admin.display(description="threshold", ordering="threshold_seconds")
     def threshold_display(self, obj: FreshnessSnapshot) -> str:
         return duration_display(obj.threshold_seconds)
-
-
-def live_performance_table(version: ModelVersion) -> list[dict[str, str]]:
-    """Per day: predictions with a known outcome, accuracy, Brier score and log loss, each
-    beside the validation figure."""
-    columns = (
-        "count",
-        "accuracy",
-        "validation_accuracy",
-        "brier",
-        "validation_brier",
-        "log_loss",
-        "validation_log_loss",
-        "up_rate",
-    )
-    return [
-        {"day": row["day"], **{column: cell_text(row[column]) for column in columns}}
-        for row in live_performance(version=version)
-    ]
 
 
 class MonitoredModelVersionAdmin(ModelVersionAdmin):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import uuid
 from html.parser import HTMLParser
 
@@ -298,6 +299,39 @@ def test_version_page_shows_no_outcomes_yet_then_daily_live_performance(
         "0.1450",
         f4(validation["brier"]),
     ]
+
+
+class _References(HTMLParser):
+    """Every URL in a page's src, href, action, srcset and data attributes and in the url(...)
+    of inline styles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if value and name in {"src", "href", "action", "srcset", "xlink:href", "data"}:
+                self.urls.append(value)
+            if value and name == "style":
+                self.urls += re.findall(r"url\(([^)]*)\)", value)
+
+
+def remote_references(html: str) -> list[str]:
+    """The URLs (and stylesheet imports) of a page that point to another host."""
+    parser = _References()
+    parser.feed(html)
+    remote = [url for url in parser.urls if re.match(r"\s*['\"]?(https?:)?//", url)]
+    return remote + re.findall(r"@import[^;]*|url\(\s*['\"]?(?:https?:)?//[^)]*\)", html)
+
+
+def test_admin_pages_load_nothing_from_another_host(
+    operator_client: Client, trained: ModelVersion
+) -> None:
+    for url in (change_url(trained), CHANGELIST, activate_url(trained), ROLLBACK):
+        response = operator_client.get(url)
+        assert response.status_code == 200, url
+        assert remote_references(response.content.decode()) == [], url
 
 
 def test_version_page_explains_the_promotion_policy(operator_client: Client, settings) -> None:

@@ -109,11 +109,12 @@ def test_operator_activates_rolls_back_and_reads_the_dashboard(
     # The dashboard draws charts with data in them.
     browser.get(f"{base}/dashboard/")
     assert "No data yet" not in browser.find_element(By.ID, "drift").text
-    lines = browser.find_elements(By.CSS_SELECTOR, "#drift svg polyline")
+    # Vega draws one path per series in a line-mark group, one path per point in a symbol group.
+    lines = browser.find_elements(By.CSS_SELECTOR, "#drift svg g.mark-line path")
     assert lines, "no drift lines drawn"
-    assert max(len(line.get_attribute("points").split()) for line in lines) > 10
-    accuracy = browser.find_elements(By.CSS_SELECTOR, "svg polyline, svg circle")
-    assert len(accuracy) > len(lines)
+    assert max(line.get_attribute("d").count("L") for line in lines) > 10
+    points = browser.find_elements(By.CSS_SELECTOR, "#accuracy svg g.mark-symbol path")
+    assert len(points) > 10
     activations = browser.find_element(By.ID, "activations").text
     assert "rolled back in the browser test" in activations
     assert "higher validation AUC in the browser test" in activations

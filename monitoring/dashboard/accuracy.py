@@ -98,6 +98,11 @@ def accuracy_panel() -> Panel:
     svg = line_chart(
         series,
         title="Live accuracy per version against its validation accuracy",
+        description=(
+            f"rolling accuracy over {ROLLING_OUTCOMES} outcomes and accuracy per day of "
+            + ", ".join(labels)
+            + "; dashed lines: validation accuracy"
+        ),
         y_label="accuracy",
         x_label="day of the predicted candle, UTC",
         width=600,

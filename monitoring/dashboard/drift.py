@@ -41,8 +41,6 @@ def _drift_chart(
         )
         for name in names
     ]
-    if not any(psi is not None for s in series for _, psi in s.points):
-        return None
     # Each feature's latest threshold; features sharing one share its line.
     by_threshold: dict[float, list[str]] = defaultdict(list)
     for name in names:
@@ -66,6 +64,10 @@ def _drift_chart(
     return line_chart(
         series,
         title=title,
+        description=(
+            f"PSI of {', '.join(names)} over {len(checks)} drift checks; dashed lines: "
+            + ", ".join(ref.label for ref in references)
+        ),
         y_label="PSI",
         width=width,
         height=height,

@@ -37,6 +37,7 @@ def latency_panel(*, now: datetime) -> Panel:
             Series("p99", [(t, p["p99_ms"]) for t, p in points], color="#e15759"),
         ],
         title="p50 and p99 latency of live /predict per time bucket",
+        description=f"{len(points)} buckets of one {series['bucket']}, milliseconds",
         y_label="ms",
         x_label=f"per {series['bucket']}, UTC",
         width=600,

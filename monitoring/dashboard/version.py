@@ -28,26 +28,21 @@ def active_version_card(*, now: datetime, active: ModelVersion | None) -> dict[s
             value=v["validation"].get("accuracy"),
             color="#4e79a7" if v["is_active"] else "#b8c2cc",
             marker=v["always_up"].get("accuracy"),
-            marker_label="always-up accuracy",
-            title=(
-                f"{v['version']}: validation accuracy "
-                f"{percent_text(v['validation'].get('accuracy'))}, always-up "
-                f"{percent_text(v['always_up'].get('accuracy'))}"
-            ),
         )
         for v in ready
     ]
-    chart = (
-        bar_chart(
-            bars,
-            title="Validation accuracy per version (tick: always-up baseline)",
-            y_label="validation accuracy",
-            width=420,
-            height=150,
-            value_format="{:.3f}",
-        )
-        if bars
-        else None
+    chart = bar_chart(
+        bars,
+        title="Validation accuracy per version (tick: always-up baseline)",
+        description="; ".join(
+            f"{v['version']}: validation accuracy {percent_text(v['validation'].get('accuracy'))},"
+            f" always-up {percent_text(v['always_up'].get('accuracy'))}"
+            for v in ready
+        ),
+        y_label="validation accuracy",
+        width=420,
+        height=150,
+        value_format=".3f",
     )
     if entry is None:
         return {

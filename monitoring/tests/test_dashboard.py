@@ -10,11 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
+import requests
 from django.contrib.auth.models import User
 from django.template import Context, Template
 from django.test import Client
 from django.utils import timezone
 
+from features.engineering import FEATURE_NAMES, PRICE_LEVEL_FEATURES
 from models_registry.services.training import model_train, training_config_resolve
 from monitoring.dashboard.accuracy import rolling_accuracy
 from monitoring.dashboard.charts import (
@@ -24,8 +26,8 @@ from monitoring.dashboard.charts import (
     Series,
     bar_chart,
     line_chart,
-    nice_ticks,
-    time_ticks,
+    line_layer,
+    side_by_side,
 )
 from monitoring.dashboard.common import duration_text
 from monitoring.services.replay import replay_run
@@ -33,7 +35,7 @@ from monitoring.timeseries import latency_bucket_choose, latency_timeseries
 from predictions.models import PredictionRecord
 from tests.factories import SMALL_CONFIG, make_version
 
-POINTS = re.compile(r'<polyline[^>]*\spoints="([^"]+)"')
+PATH_D = re.compile(r'<path[^>]*\sd="([^"]*)"')
 
 
 @pytest.fixture
@@ -74,11 +76,36 @@ def section(html: str, anchor: str) -> str:
     return match.group(1)
 
 
+def marks(markup: str, role: str) -> list[str]:
+    """The drawn items of one kind in the SVG, by the ARIA role Vega gives each: "line mark"
+    (one per series), "circle" (a point), "rule mark", "bar", "tick", "text mark"."""
+    return re.findall(rf'<(?:path|line|text)\b[^>]*\baria-roledescription="{role}"[^>]*>', markup)
+
+
+def line_runs(markup: str) -> list[list[list[tuple[float, float]]]]:
+    """Per line series (one path each), its unbroken runs of (x, y) pixel points."""
+    series = []
+    for item in marks(markup, "line mark"):
+        d = PATH_D.search(item)
+        assert d, item
+        runs = [
+            [tuple(float(v) for v in pair.split(",")) for pair in run.rstrip("Z").split("L")]
+            for run in d.group(1).split("M")
+            if run
+        ]
+        series.append(runs)
+    return series
+
+
 def polyline_points(markup: str) -> list[list[tuple[float, float]]]:
-    return [
-        [tuple(float(v) for v in pair.split(",")) for pair in points.split()]
-        for points in POINTS.findall(markup)
-    ]
+    """Every unbroken run of every line series."""
+    return [run for series in line_runs(markup) for run in series]
+
+
+def legend_labels(markup: str) -> list[str]:
+    return re.findall(
+        r'<g class="mark-text role-legend-label"[^>]*><text[^>]*>([^<]*)</text>', markup
+    )
 
 
 # --- access ------------------------------------------------------------------------------------
@@ -121,30 +148,34 @@ def test_dashboard_draws_every_card_from_real_rows(staff_client: Client, populat
     active = section(html, "active-version")
     assert version.label in active
     assert "validation accuracy" in active and "always-up" in active
-    assert "<rect" in active  # the per-version bar chart
+    assert len(marks(active, "bar")) == 1  # one bar per ready version
+    assert len(marks(active, "tick")) == 1  # its always-up baseline
 
     assert re.search(r'badge-(ok|degraded)">(ok|degraded)<', section(html, "health"))
     freshness = section(html, "freshness")
     assert "SP500" in freshness and "time since last prediction" in freshness
 
     drift = section(html, "drift")
-    lines = polyline_points(drift)
-    assert len(lines) >= 5  # one line per input feature (gaps may split one into several)
-    assert max(len(line) for line in lines) > 20
-    for name in ("simple_return", "ma_gap", "rolling_volatility", "momentum"):
-        assert f">{name}</text>" in drift  # legend entry
+    inputs = [n for n in FEATURE_NAMES if n not in PRICE_LEVEL_FEATURES]
+    assert len(line_runs(drift)) == len(inputs)  # one line per input feature
+    assert max(len(line) for line in polyline_points(drift)) > 20
+    assert legend_labels(drift) == inputs  # in the canonical order, each with its colour
     assert "threshold 0.2" in drift
+    assert len(marks(drift, "rule mark")) == 1  # the features share one threshold
     assert f"{summary.drift_checks} replayed checks" in drift
-    assert polyline_points(section(html, "drift-levels"))  # close / moving_average
+    levels = section(html, "drift-levels")
+    assert len(line_runs(levels)) == len(PRICE_LEVEL_FEATURES)  # close / moving_average
 
     latency = section(html, "latency")
     assert [len(line) for line in polyline_points(latency)] == [2, 2]  # p50 and p99, 2 buckets
-    assert ">p50</text>" in latency and ">p99</text>" in latency
+    assert legend_labels(latency) == ["p50", "p99"]
+    assert len(marks(latency, "circle")) == 4  # few points: each has a marker
     assert "6 requests" in latency
 
     accuracy = section(html, "accuracy")
-    rolling = polyline_points(accuracy)
-    assert rolling and len(rolling[0]) > 10
+    rolling = line_runs(accuracy)
+    assert len(rolling) == 1 and max(len(run) for run in rolling[0]) > 10
+    assert len(marks(accuracy, "rule mark")) == 1  # the validation accuracy
     assert f"{version.label} validation {version.validation_accuracy:.3f}" in accuracy
 
     predictions = section(html, "predictions")
@@ -161,6 +192,37 @@ def test_dashboard_loads_nothing_from_the_network(staff_client: Client, populate
     assert not re.search(r'(src|href)="//', html)
     assert "<script" not in html
     assert '<link rel="stylesheet"' not in html
+    svgs = re.findall(r"<svg\b.*?</svg>", html, re.S)
+    assert len(svgs) == 5  # versions, drift (inputs, levels), latency, accuracy
+    for svg in svgs:
+        assert not re.search(r"href|url\(|@import|<image|<foreignObject", svg)
+
+
+def test_gunicorn_worker_draws_the_same_charts_as_this_process(gunicorn_factory) -> None:
+    """vl-convert runs in the forked web worker, and its SVG is the same bit for bit."""
+    version = make_version(is_active=True)
+    make_version()  # a second ready version: two bars
+    start = timezone.now().replace(microsecond=0) - timedelta(hours=2)
+    _latency_rows(version, start, [1.0, 2.0, 3.0])
+    _latency_rows(version, start + timedelta(hours=1), [4.0, 5.0])
+    User.objects.create_user("ops", password="pw-ops", is_staff=True)
+    client = Client()
+    client.force_login(User.objects.get(username="ops"))
+    base = gunicorn_factory(workers=1)
+
+    response = requests.get(
+        f"{base}/dashboard/", cookies={"sessionid": client.cookies["sessionid"].value}, timeout=60
+    )
+
+    assert response.status_code == 200
+    served = response.text
+    assert len(line_runs(section(served, "latency"))) == 2
+    assert len(marks(section(served, "active-version"), "bar")) == 2
+    here = client.get("/dashboard/").content.decode()
+    for anchor in ("latency", "active-version"):
+        assert re.findall(r"<svg.*?</svg>", section(served, anchor), re.S) == re.findall(
+            r"<svg.*?</svg>", section(here, anchor), re.S
+        )
 
 
 # --- empty database ----------------------------------------------------------------------------
@@ -298,99 +360,128 @@ def test_duration_text_reads_naturally() -> None:
 
 # --- charts ------------------------------------------------------------------------------------
 
-
-def test_nice_ticks_are_round_and_cover_the_range() -> None:
-    assert nice_ticks(0, 0.93) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    assert nice_ticks(3, 97) == [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
-    ticks = nice_ticks(0.0123, 0.0191, max_ticks=5)
-    assert ticks[0] <= 0.0123 and ticks[-1] >= 0.0191 and len(ticks) <= 6
-    flat = nice_ticks(5, 5)
-    assert flat[0] < 5 < flat[-1]
-    with pytest.raises(ValueError):
-        nice_ticks(0, math.nan)
+DAYS = [date(2026, 3, 2) + timedelta(days=i) for i in range(10)]
 
 
-def test_time_ticks_fall_on_midnights_for_a_few_days() -> None:
-    low = datetime(2026, 3, 1, 7, tzinfo=UTC).timestamp()
-    high = datetime(2026, 3, 4, 20, tzinfo=UTC).timestamp()
-    ticks, fmt = time_ticks(low, high, max_ticks=6)
-    moments = [datetime.fromtimestamp(t, tz=UTC) for t in ticks]
-    assert moments == [datetime(2026, 3, d, tzinfo=UTC) for d in (2, 3, 4)]
-    assert fmt == "%b %d"
-    months, month_fmt = time_ticks(
-        datetime(2018, 1, 15, tzinfo=UTC).timestamp(),
-        datetime(2019, 12, 1, tzinfo=UTC).timestamp(),
-        max_ticks=6,
+def test_line_chart_draws_each_series_its_points_and_references() -> None:
+    svg = line_chart(
+        [
+            Series("ma_gap", [(d, 0.01 * i) for i, d in enumerate(DAYS)]),
+            Series("momentum", [(d, 0.3 - 0.02 * i) for i, d in enumerate(DAYS[:6])]),
+            Series("per day", [(d, 0.1) for d in DAYS[:3]], style="points", faint=True),
+        ],
+        title="drift",
+        references=[ReferenceLine(0.2, "threshold 0.2"), ReferenceLine(0.25, "other 0.25")],
     )
-    assert all(datetime.fromtimestamp(t, tz=UTC).day == 1 for t in months)
-    assert month_fmt == "%b %Y"
+    assert svg is not None
+    assert [[len(run) for run in runs] for runs in line_runs(svg)] == [[10], [6]]
+    # Few points: every point of a line carries a marker, and the point series its own.
+    assert len(marks(svg, "circle")) == 10 + 6 + 3
+    assert len(marks(svg, "rule mark")) == 2
+    assert ">threshold 0.2</text>" in svg and ">other 0.25</text>" in svg
+    assert legend_labels(svg) == ["ma_gap", "momentum", "per day"]
+    assert svg.startswith('<svg class="chart"') and "<title>drift</title>" in svg
 
 
 def test_line_chart_scales_linearly_with_larger_values_higher() -> None:
     svg = line_chart([Series("s", [(0, 0.0), (5, 5.0), (10, 10.0)])], title="t", legend=False)
-    [[first, middle, last]] = polyline_points(svg)
+    [[[first, middle, last]]] = line_runs(svg)
     assert first[0] < middle[0] < last[0]
     assert middle[0] == pytest.approx((first[0] + last[0]) / 2, abs=0.1)
     assert middle[1] == pytest.approx((first[1] + last[1]) / 2, abs=0.1)
     assert last[1] < first[1]  # SVG y grows downwards
-    for label in (">0<", ">10<"):  # y ticks at the domain's ends
-        assert label in svg
+    assert legend_labels(svg) == []
 
 
-def test_line_chart_draws_a_reference_line_and_a_legend() -> None:
+def test_line_chart_includes_the_bounds_it_is_given() -> None:
     svg = line_chart(
-        [Series("ma_gap", [(0, 0.1), (1, 0.3)]), Series("momentum", [(0, 0.05), (1, 0.02)])],
-        title="drift",
-        references=[ReferenceLine(0.2, "threshold 0.2")],
+        [Series("acc", [(d, 0.5 + 0.01 * i) for i, d in enumerate(DAYS)])],
+        title="t",
+        y_min=0.0,
+        y_max=1.0,
     )
-    assert "stroke-dasharray" in svg and ">threshold 0.2</text>" in svg
-    assert ">ma_gap</text>" in svg and ">momentum</text>" in svg
-    assert svg.count("<polyline") == 2
-    assert "<title>drift</title>" in svg
+    labels = re.findall(r'<g class="mark-text role-axis-label"[^>]*>(.*?)</g>', svg, re.S)
+    y_labels = re.findall(r">([\d.]+)</text>", labels[-1])
+    assert y_labels[0] == "0.0" and y_labels[-1] == "1.0"
 
 
-def test_line_chart_with_no_data_says_so_instead_of_plotting() -> None:
-    for series in ([], [Series("s", [])], [Series("s", [(0, None), (1, math.nan)])]):
-        svg = line_chart(series, title="t", empty_message="No data yet — wait")
-        assert "No data yet — wait" in svg
-        assert "<polyline" not in svg and "<circle" not in svg
-    empty_bars = bar_chart([Bar("v1", None)], title="t")
-    assert "No data yet" in empty_bars and '<rect x="0.5"' in empty_bars
-
-
-def test_line_chart_single_point_is_a_marker_with_a_labelled_axis() -> None:
-    moment = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
-    svg = line_chart([Series("p50", [(moment, 3.5)])], title="t")
-    assert "<polyline" not in svg
-    assert svg.count("<circle") == 1  # the point (a line series has a line swatch)
-    assert "p50 · 2026-03-02 12:30: 3.5" in svg  # hover text
-    assert re.search(r">\w{3} \d{2} \d{2}:\d{2}<|>\d{2}:\d{2}<", svg)  # an x tick label
-
-
-def test_line_chart_skips_none_and_nan_as_gaps() -> None:
+def test_line_chart_breaks_the_line_at_missing_values() -> None:
     svg = line_chart(
         [Series("s", [(0, 1.0), (1, None), (2, math.nan), (3, 2.0), (4, 3.0), (5, math.inf)])],
         title="t",
     )
-    lines = polyline_points(svg)
-    assert len(lines) == 1 and len(lines[0]) == 2  # x=3..4; x=0 stands alone as a marker
-    assert "nan" not in svg.lower() and "inf" not in svg.lower()
-    assert "s · 0: 1" in svg
+    [runs] = line_runs(svg)
+    assert [len(run) for run in runs] == [1, 2]  # x=0 alone, then x=3..4
+    assert len(marks(svg, "circle")) == 3
+    assert "nan" not in svg.lower() and "infinity" not in svg.lower()
+
+
+def test_charts_with_nothing_to_draw_are_none() -> None:
+    for series in ([], [Series("s", [])], [Series("s", [(0, None), (1, math.nan)])]):
+        assert line_chart(series, title="t") is None
+    assert bar_chart([Bar("v1", None)], title="t") is None
+    assert side_by_side([None, None], title="t") is None
+
+
+def test_bar_chart_draws_a_bar_and_a_tick_per_version() -> None:
+    svg = bar_chart(
+        [Bar("v1", 0.51, marker=0.5), Bar("v2", 0.55, marker=0.52), Bar("v3", 0.6)],
+        title="validation",
+        value_format=".2f",
+    )
+    bars = marks(svg, "bar")
+    assert len(bars) == 3 and len(marks(svg, "tick")) == 2
+    assert ">0.51</text>" in svg and ">0.55</text>" in svg and ">0.60</text>" in svg
+    assert ">v1</text>" in svg and ">v3</text>" in svg
+    heights = [float(re.search(r"v(-?[\d.]+)h", bar).group(1)) for bar in bars]
+    assert abs(heights[0]) < abs(heights[1]) < abs(heights[2])  # drawn from zero
+
+
+def test_side_by_side_draws_both_charts_in_one_svg() -> None:
+    champion = line_layer([Series("champion", [(d, 0.5) for d in DAYS])], heading="v3 <champion>")
+    challenger = line_layer(
+        [Series("challenger", [(d, 0.6) for d in DAYS[:4]], color="#e15759")], heading="v4"
+    )
+    svg = side_by_side([champion, challenger], title="champion against challenger")
+    assert svg.count("<svg") == 1
+    assert [[len(run) for run in runs] for runs in line_runs(svg)] == [[10], [4]]
+    assert 'stroke="#e15759"' in svg
+    assert ">v3 &lt;champion&gt;</text>" in svg and ">v4</text>" in svg
+    assert legend_labels(svg) == ["champion", "challenger"]
 
 
 def test_chart_text_is_escaped_and_colors_cannot_inject_markup() -> None:
-    evil = '<script>alert("x")</script>'
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     svg = line_chart(
         [Series(evil, [(0, 1.0), (1, 2.0)], color='red" onload="alert(1)')],
         title=evil,
+        description=evil,
         y_label=evil,
-        references=[ReferenceLine(1.5, evil)],
+        x_label=evil,
+        references=[ReferenceLine(1.5, evil, color="</svg><script>")],
     )
-    bars = bar_chart([Bar(evil, 0.5, marker=0.4, marker_label=evil)], title=evil)
+    bars = bar_chart([Bar(evil, 0.5, marker=0.4, color='" onclick="x')], title=evil)
     for markup in (svg, bars):
-        assert "<script" not in markup
+        assert "<script" not in markup and "<img" not in markup
         assert "&lt;script&gt;" in markup
-        assert "onload" not in markup
+        assert "onload" not in markup and "onclick" not in markup
+        assert markup.count("<svg") == 1 and markup.count("</svg>") == 1
+
+
+def test_charts_are_the_same_for_the_same_data() -> None:
+    def draw() -> str:
+        return line_chart(
+            [Series("p50", [(datetime(2026, 3, 2, h, tzinfo=UTC), h * 1.5) for h in range(12)])],
+            title="t",
+            references=[ReferenceLine(9.0, "slo")],
+        )
+
+    assert draw() == draw()
+
+
+def test_charts_reference_no_url() -> None:
+    svg = line_chart([Series("s", [(d, 1.0) for d in DAYS])], title="t")
+    assert not re.search(r"https?:|href|url\(|@import|<image|xmlns", svg)
 
 
 def test_safe_svg_is_inserted_unescaped_by_django_templates() -> None:
@@ -399,16 +490,3 @@ def test_safe_svg_is_inserted_unescaped_by_django_templates() -> None:
     rendered = Template("{{ chart }}").render(Context({"chart": svg}))
     assert rendered.startswith("<svg") and "a&amp;b" in rendered
     assert Template("{{ text }}").render(Context({"text": "<svg>"})) == "&lt;svg&gt;"
-
-
-def test_bar_chart_prints_values_and_marker_ticks() -> None:
-    svg = bar_chart(
-        [Bar("v1", 0.51, marker=0.5), Bar("v2", 0.55, marker=0.52)],
-        title="validation",
-        value_format="{:.2f}",
-    )
-    assert svg.count("<rect") == 2
-    assert ">0.51</text>" in svg and ">0.55</text>" in svg
-    assert ">v1</text>" in svg and ">v2</text>" in svg
-    heights = [float(h) for h in re.findall(r'<rect[^>]*height="([\d.]+)"', svg)]
-    assert heights[1] > heights[0]  # 0.55 is taller than 0.51, both drawn from zero

@@ -1,0 +1,184 @@
+"""What the registry's admin pages show, ready to print: the version page's tables (metrics by
+split against the baselines, the dataset window, the baseline statistics per feature) and the
+promotion policy's verdict in words. ``admin.py`` keeps the ModelAdmin classes and their actions;
+nothing here writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+
+from features.engineering import FEATURE_NAMES
+from models_registry.models import ModelVersion
+
+# Metric rows of the version page, in reading order; any other metric follows alphabetically.
+METRIC_ORDER = (
+    "accuracy",
+    "balanced_accuracy",
+    "roc_auc",
+    "log_loss",
+    "brier",
+    "positive_rate",
+    "rows",
+)
+HIGHER_IS_BETTER = frozenset({"accuracy", "balanced_accuracy", "roc_auc"})
+LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+METRIC_COLUMNS = (
+    ("train", "train"),
+    ("validation", "validation"),
+    ("majority_class", "majority class"),
+    ("always_up", "always up"),
+)
+BASELINE_QUANTILES = ("p05", "p50", "p95")
+BASELINE_COLUMNS = (
+    "count",
+    "missing",
+    "mean",
+    "std",
+    "min",
+    "max",
+    *BASELINE_QUANTILES,
+    "PSI threshold",
+)
+
+
+def metric_text(value: float | None) -> str:
+    """A metric in a list column: four decimals, or a dash."""
+    return "—" if value is None else f"{value:.4f}"
+
+
+def cell_text(value: Any) -> str:
+    """One table cell: floats to four decimals, integers as they are, missing as a dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def size_text(size: int) -> str:
+    """A file size readable and exact: ``1.2 MB (1234567 bytes)``."""
+    exact = f"{size} bytes"
+    return exact if size < 1024 else f"{filesizeformat(size)} ({exact})"
+
+
+def artifact_rows(version: ModelVersion) -> list[tuple[str, str]]:
+    """The artifact's name, checksum and size as (label, value) pairs."""
+    return [
+        ("name", version.artifact_name or "—"),
+        ("sha256", version.artifact_sha256 or "—"),
+        ("size", size_text(version.artifact_size)),
+    ]
+
+
+def metrics_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of metric by {train, validation, majority class, always up}, with the comparison of
+    validation against the always-up baseline that the promotion policy is about."""
+    splits = {key: metrics.get(key) or {} for key in ("train", "validation")}
+    baselines = metrics.get("baselines") or {}
+    splits.update({key: baselines.get(key) or {} for key in ("majority_class", "always_up")})
+    names = {name for split in splits.values() for name in split}
+    ordered = [name for name in METRIC_ORDER if name in names]
+    ordered += sorted(names - set(METRIC_ORDER))
+    rows = []
+    for name in ordered:
+        validation, always_up = splits["validation"].get(name), splits["always_up"].get(name)
+        comparison = ""
+        if isinstance(validation, float) and isinstance(always_up, float):
+            delta = validation - always_up
+            if name in HIGHER_IS_BETTER:
+                comparison = f"{delta:+.4f} " + ("better" if delta > 0 else "not better")
+            elif name in LOWER_IS_BETTER:
+                comparison = f"{delta:+.4f} " + ("better" if delta < 0 else "not better")
+        rows.append(
+            {
+                "name": name,
+                "values": [cell_text(splits[key].get(name)) for key, _ in METRIC_COLUMNS],
+                "comparison": comparison,
+            }
+        )
+    return rows
+
+
+def dataset_rows(dataset: dict[str, Any]) -> list[tuple[str, str]]:
+    """The dataset window as (label, value) pairs; the fingerprint is shown on its own."""
+    per_symbol = dataset.get("rows_per_symbol") or {}
+    return [
+        ("symbols", ", ".join(dataset.get("symbols") or []) or "—"),
+        ("first candle", cell_text(dataset.get("first_candle"))),
+        ("last candle", cell_text(dataset.get("last_candle"))),
+        ("rows", cell_text(dataset.get("rows"))),
+        ("train rows", cell_text(dataset.get("train_rows"))),
+        ("validation rows", cell_text(dataset.get("validation_rows"))),
+        ("gap rows", cell_text(dataset.get("gap_rows"))),
+        ("rows per symbol", ", ".join(f"{k}: {v}" for k, v in per_symbol.items()) or "—"),
+        ("window", cell_text(dataset.get("window"))),
+        ("horizon", cell_text(dataset.get("horizon"))),
+    ]
+
+
+def _baseline_row(name: str, stats: dict[str, Any], *, model_input: bool) -> dict[str, Any]:
+    quantiles = stats.get("quantiles") or {}
+    psi = ((stats.get("drift_thresholds") or {}).get("psi") or {}).get("threshold")
+    return {
+        "name": name,
+        "model_input": model_input,
+        "values": [
+            cell_text(stats.get("count")),
+            cell_text(stats.get("missing")),
+            cell_text(stats.get("mean")),
+            cell_text(stats.get("std")),
+            cell_text(stats.get("min")),
+            cell_text(stats.get("max")),
+            *(cell_text(quantiles.get(q)) for q in BASELINE_QUANTILES),
+            cell_text(psi),
+        ],
+    }
+
+
+def baseline_table(baseline: dict[str, Any], model_features: list[str]) -> list[dict[str, Any]]:
+    """Summary statistics per feature (and of the validation predictions), never the samples,
+    edges or proportions: those are for the drift check, and they are large."""
+    features = baseline.get("features") or {}
+    # PostgreSQL's jsonb does not keep key order: show the features in their canonical order.
+    names = [name for name in FEATURE_NAMES if name in features]
+    names += sorted(set(features) - set(names))
+    rows = [
+        _baseline_row(name, features[name] or {}, model_input=name in model_features)
+        for name in names
+    ]
+    if baseline.get("prediction"):
+        rows.append(
+            _baseline_row(
+                "predicted probability (validation)", baseline["prediction"], model_input=False
+            )
+        )
+    return rows
+
+
+def promotion_note(version: ModelVersion) -> str:
+    """What ``PROMOTION_POLICY`` will do with this version, in words."""
+    policy = settings.PROMOTION_POLICY
+    if version.beats_baseline:
+        return (
+            f"{version.label} beats the always-up baseline on validation accuracy; "
+            f"PROMOTION_POLICY={policy} lets it be activated."
+        )
+    if policy == "enforce":
+        return (
+            f"{version.label} does not beat the always-up baseline on validation accuracy. "
+            "PROMOTION_POLICY=enforce refuses to activate it unless you force the activation "
+            "and give a reason; both are recorded on the activation event."
+        )
+    return (
+        f"{version.label} does not beat the always-up baseline on validation accuracy. "
+        "PROMOTION_POLICY=warn lets it be activated; the warning is recorded on the activation "
+        "event."
+    )
