@@ -43,6 +43,13 @@ from models_registry.services.activation import (
     model_version_rollback,
     rollback_target,
 )
+from models_registry.verdict import (
+    FOLD_COLUMNS,
+    calibration_rows,
+    fold_rows,
+    verdict_text,
+    walk_forward_summary,
+)
 
 CONFIRM_TEMPLATE = "admin/models_registry/modelversion/confirm_action.html"
 
@@ -180,19 +187,20 @@ def promotion_note(version: ModelVersion) -> str:
     policy = settings.PROMOTION_POLICY
     if version.beats_baseline:
         return (
-            f"{version.label} beats the always-up baseline on validation accuracy; "
+            f"{version.label} beats the always-up baseline: {verdict_text(version.metrics)}. "
             f"PROMOTION_POLICY={policy} lets it be activated."
         )
     if policy == "enforce":
         return (
-            f"{version.label} does not beat the always-up baseline on validation accuracy. "
-            "PROMOTION_POLICY=enforce refuses to activate it unless you force the activation "
-            "and give a reason; both are recorded on the activation event."
+            f"{version.label} does not beat the always-up baseline significantly: "
+            f"{verdict_text(version.metrics)}. PROMOTION_POLICY=enforce refuses to activate it "
+            "unless you force the activation and give a reason; both are recorded on the "
+            "activation event."
         )
     return (
-        f"{version.label} does not beat the always-up baseline on validation accuracy. "
-        "PROMOTION_POLICY=warn lets it be activated; the warning is recorded on the activation "
-        "event."
+        f"{version.label} does not beat the always-up baseline significantly: "
+        f"{verdict_text(version.metrics)}. PROMOTION_POLICY=warn lets it be activated; the "
+        "warning is recorded on the activation event."
     )
 
 
@@ -451,6 +459,12 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             ],
             "baseline_rows": baseline_table(obj.baseline or {}, model_features),
             "activation_history": list(history[:ACTIVATION_HISTORY_LIMIT]),
+            # Walk-forward verdict, folds and calibration (models_registry.verdict).
+            "verdict": walk_forward_summary(obj.metrics),
+            "verdict_text": verdict_text(obj.metrics),
+            "fold_columns": FOLD_COLUMNS,
+            "fold_rows": fold_rows(obj.metrics),
+            "calibration_rows": calibration_rows(obj.metrics),
         }
 
     def activate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
