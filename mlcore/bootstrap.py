@@ -23,6 +23,10 @@ use another.
 
 Interval: the percentile interval of the resampled means at ``confidence`` (default 95%).
 
+Determinism: the draws come from ``numpy.random.default_rng(seed)`` in chunks of
+``_CHUNK_CELLS // units`` resamples, so the same statistics, times, seed, resamples and block
+length give the same interval bit for bit (changing ``_CHUNK_CELLS`` changes the draws).
+
 Verdict (``BootstrapResult.verdict``): ``better`` when the whole interval lies on the favoured
 side of zero, ``worse`` when it lies wholly on the other side, else ``undecided``.
 
@@ -43,8 +47,9 @@ import numpy as np
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_CONFIDENCE = 0.95
-# Resamples drawn per vectorised chunk: bounds memory at about CHUNK x units x 8 bytes x 3.
-_CHUNK_CELLS = 4_000_000
+# Cells (resamples x units) drawn per vectorised chunk: bounds the working memory at about
+# 1M x 8 bytes x 4 arrays, whatever the number of resamples.
+_CHUNK_CELLS = 1_000_000
 
 Verdict = Literal["better", "worse", "undecided"]
 

@@ -81,7 +81,9 @@ def verdict_text(metrics: dict[str, Any] | None) -> str:
         tail = (
             "; no paired count decides it at this estimate"
             if needed is None
-            else f"; about {needed} more paired rows would be needed to decide"
+            else f"; about {needed} more paired rows would be needed to decide it "
+            f"({'for' if (log_loss.get('estimate') or 0) < 0 else 'against'} the model, "
+            "if the estimate held)"
         )
     return (
         f"{name} log loss minus always-up {difference_text(log_loss)} "

@@ -193,3 +193,48 @@ def test_calibration_table_deciles() -> None:
     assert means == sorted(means)
     # Well calibrated by construction: realised rates track the predictions.
     assert np.corrcoef(means, [row["realised_up_rate"] for row in table])[0, 1] > 0.9
+
+
+def synthetic_candles(seed: int, *, phi: float, rows: int = 2500) -> pd.DataFrame:
+    """Daily candles whose returns follow an AR(1) with coefficient ``phi``."""
+    rng = np.random.default_rng(seed)
+    returns = np.empty(rows)
+    returns[0] = 0.0
+    noise = rng.normal(scale=0.01, size=rows)
+    for t in range(1, rows):
+        returns[t] = phi * returns[t - 1] + noise[t]
+    close = 100 * np.exp(np.cumsum(returns))
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2000-01-03", periods=rows, freq="D", tz="UTC"),
+            "open": close,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": np.full(rows, 1e6),
+        }
+    )
+
+
+def synthetic_config() -> TrainingConfig:
+    return config(
+        symbols=["AAA"], start=None, end=None, window=5, horizon=1, features=["simple_return"]
+    )
+
+
+def test_a_model_that_can_predict_is_significant() -> None:
+    dataset = build_dataset({"AAA": synthetic_candles(1, phi=0.4)}, synthetic_config())
+    result = train_model(dataset, resamples=500)
+    verdict = result.metrics["walk_forward"]["vs_always_up"]
+    assert verdict["log_loss_difference"]["interval"][1] < 0
+    assert verdict["log_loss_difference"]["verdict"] == "better"
+    assert verdict["significant"] is True and result.beats_baseline is True
+
+
+def test_a_model_on_a_random_walk_is_mostly_not_significant() -> None:
+    significant = 0
+    for seed in range(6):
+        dataset = build_dataset({"AAA": synthetic_candles(seed, phi=0.0)}, synthetic_config())
+        result = train_model(dataset, resamples=300)
+        significant += result.beats_baseline
+    assert significant <= 1
