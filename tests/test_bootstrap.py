@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlcore.bootstrap import default_block_length, paired_bootstrap, stationary_indices
+from mlcore.bootstrap import (
+    default_block_length,
+    paired_bootstrap,
+    paired_bootstrap_many,
+    stationary_indices,
+)
 
 
 def ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
@@ -124,3 +129,15 @@ def test_bad_input() -> None:
         paired_bootstrap(np.array([1.0, np.nan]))
     with pytest.raises(ValueError):
         paired_bootstrap(np.ones(5), np.ones(4))
+
+
+def test_many_statistics_share_the_resamples_of_one() -> None:
+    model, baseline = paired_losses(8, n=1200, edge=0.01)
+    hits = (model < baseline).astype(float)
+    both = paired_bootstrap_many(
+        {"loss": (model, baseline), "hits": (hits, None)}, seed=4, resamples=300
+    )
+    assert both["loss"] == paired_bootstrap(model, baseline, seed=4, resamples=300)
+    assert both["hits"] == paired_bootstrap(hits, seed=4, resamples=300)
+    with pytest.raises(ValueError):
+        paired_bootstrap_many({"a": (model, None), "b": (model[:10], None)})

@@ -16,6 +16,7 @@ from models_registry.training.dataset import DatasetError, build_dataset
 from models_registry.training.folds import fold_bounds
 from models_registry.training.trainer import train_model
 from models_registry.training.walk_forward import (
+    FoldResult,
     calibration_table,
     dataset_folds,
     evaluate_fold,
@@ -157,6 +158,9 @@ def test_folds_evaluated_one_by_one_pool_to_the_same_result(candles) -> None:
     assert json.dumps(first) == json.dumps(
         pool_folds(dataset, reversed_order, seed=1, resamples=200)
     )
+    # A task queue carries fold results as JSON: pooling them gives the same document.
+    carried = [FoldResult.from_json(json.loads(json.dumps(r.to_json()))) for r in in_order]
+    assert json.dumps(pool_folds(dataset, carried, seed=1, resamples=200)) == json.dumps(first)
     with pytest.raises(ValueError, match="one result per fold"):
         pool_folds(dataset, in_order[:3], seed=1)
     with pytest.raises(IndexError):

@@ -41,7 +41,7 @@ import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
-from mlcore.bootstrap import DEFAULT_RESAMPLES, paired_bootstrap
+from mlcore.bootstrap import DEFAULT_RESAMPLES, paired_bootstrap_many
 from models_registry.training.config import TrainingConfig
 from models_registry.training.dataset import Dataset, gap_rows, walk_forward_bounds
 from models_registry.training.pipeline import (
@@ -74,6 +74,29 @@ class FoldResult:
     probabilities: np.ndarray
     train_up_rate: float
     metrics: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready (a task result): floats survive a JSON round trip exactly."""
+        return {
+            "index": self.index,
+            "train_rows": self.train_rows,
+            "test_positions": [int(p) for p in self.test_positions],
+            "probabilities": [float(p) for p in self.probabilities],
+            "train_up_rate": self.train_up_rate,
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FoldResult:
+        """The result ``to_json`` wrote, bit for bit."""
+        return cls(
+            index=int(data["index"]),
+            train_rows=int(data["train_rows"]),
+            test_positions=np.asarray(data["test_positions"], dtype=np.int64),
+            probabilities=np.asarray(data["probabilities"], dtype=np.float64),
+            train_up_rate=float(data["train_up_rate"]),
+            metrics=data["metrics"],
+        )
 
 
 def _symbol_positions(dataset: Dataset) -> list[np.ndarray]:
@@ -259,17 +282,18 @@ def compare_with_always_up(
 ) -> dict[str, Any]:
     """The paired verdict, model minus always-up, per row in time (module docstring)."""
     y = np.asarray(y, dtype=np.int64)
-    log_loss = paired_bootstrap(
-        row_log_loss(y, probabilities),
-        row_log_loss(y, baseline_probabilities),
+    hits = ((np.asarray(probabilities) > 0.5).astype(np.int64) == y).astype(np.float64)
+    # One set of resamples for both figures: their intervals are joint.
+    results = paired_bootstrap_many(
+        {
+            "log_loss": (row_log_loss(y, probabilities), row_log_loss(y, baseline_probabilities)),
+            "accuracy": (hits, (y == 1).astype(np.float64)),
+        },
         times=times,
         seed=seed,
         resamples=resamples,
     )
-    hits = ((np.asarray(probabilities) > 0.5).astype(np.int64) == y).astype(np.float64)
-    accuracy = paired_bootstrap(
-        hits, (y == 1).astype(np.float64), times=times, seed=seed, resamples=resamples
-    )
+    log_loss, accuracy = results["log_loss"], results["accuracy"]
     return {
         "sign": "model minus always-up: log loss below 0 and accuracy above 0 favour the model",
         "log_loss_difference": log_loss.as_dict(lower_is_better=True),
