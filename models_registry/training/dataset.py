@@ -31,7 +31,7 @@ import pandas as pd
 
 from features.engineering import CANDLE_COLUMNS, FEATURE_NAMES, compute_features
 from models_registry.training.config import TrainingConfig
-from models_registry.training.folds import fold_bounds
+from models_registry.training.folds import FoldBounds, fold_bounds
 
 SPLIT_TRAIN = "train"
 SPLIT_GAP = "gap"
@@ -136,7 +136,7 @@ def _lookup(candles_by_symbol: Mapping[str, pd.DataFrame], symbol: str) -> pd.Da
     raise DatasetError(f"no candles for symbol {symbol!r} (candles given for: {known})")
 
 
-def walk_forward_bounds(rows: int, config: TrainingConfig) -> list:
+def walk_forward_bounds(rows: int, config: TrainingConfig) -> list[FoldBounds]:
     """A symbol's walk-forward folds (``folds.fold_bounds``): purge = horizon, embargo = window."""
     needed = min_split_rows(config)
     return fold_bounds(
