@@ -1,8 +1,11 @@
 """Benchmark: training the default config (``configs/train.yaml``) on the bundled candles.
 
-1. The pure path, no database: for each model type, in a fresh subprocess so memory peaks never
-   mix, the median wall time over 3 runs of ``build_dataset`` and of ``train_model`` (fit +
-   evaluate) separately, the Python-level allocation peak of each step (``tracemalloc``, which
+1. The pure path, no database: for each model type and for each validation (walk-forward with
+   the config's K folds, the default, and the old single hold-out of the last 20%), in a fresh
+   subprocess so memory peaks never mix, the median wall time over 3 runs of ``build_dataset``
+   and of ``train_model`` (walk-forward: K fold fits, the bootstrap verdict, the final fit on all
+   rows; hold-out: one fit and its verdict) separately, the verdict against always-up, the
+   Python-level allocation peak of each step (``tracemalloc``, which
    sees numpy buffers but not scikit-learn's native mallocs) and the process's peak RSS.
 2. The service path once: ``manage.py train_model`` in a subprocess under the test settings on a
    throwaway SQLite database (fetch, features, fit, evaluate, save the artifact, register).
@@ -28,6 +31,7 @@ from bench.common import ROOT, header, median
 
 REPEAT = 3
 MODEL_TYPES = ("logistic_regression", "random_forest", "hist_gradient_boosting")
+VALIDATIONS = ("walk_forward", "holdout")
 RESULT_MARKER = "BENCH_RESULT "
 MB = 1024 * 1024
 
@@ -79,10 +83,25 @@ def fail(what: str, run: ChildRun) -> None:
     raise SystemExit(1)
 
 
-def measure_model_type(model_type: str) -> dict[str, object]:
+def verdict_line(metrics: dict) -> str:
+    """The stored verdict in one line: both differences with their 95% intervals."""
+    from models_registry.verdict import stored_verdict
+
+    _, verdict = stored_verdict(metrics)
+    parts = []
+    for key, name in (("log_loss_difference", "log loss"), ("accuracy_difference", "accuracy")):
+        entry = verdict[key]
+        low, high = entry["interval"]
+        parts.append(
+            f"{name} {entry['estimate']:+.4f} [{low:+.4f}, {high:+.4f}] {entry['verdict']}"
+        )
+    return f"vs always-up: {'; '.join(parts)}; significant={verdict['significant']}"
+
+
+def measure_model_type(model_type: str, validation: str = "walk_forward") -> dict[str, object]:
     """The pure-path numbers for one model type; meant to run in its own process."""
     from features.sources import BundledCandleSource
-    from models_registry.training.config import load_training_config
+    from models_registry.training.config import TrainingConfig, load_training_config
     from models_registry.training.dataset import build_dataset
     from models_registry.training.trainer import train_model
 
@@ -90,6 +109,14 @@ def measure_model_type(model_type: str) -> dict[str, object]:
     config = load_training_config(ROOT / "configs" / "train.yaml").with_overrides(
         model_type=model_type
     )
+    if validation != config.validation_method:
+        data = config.to_dict()
+        data["validation"] = (
+            {"method": "holdout", "fraction": 0.2}
+            if validation == "holdout"
+            else {"method": "walk_forward"}
+        )
+        config = TrainingConfig.from_dict(data)
     source = BundledCandleSource()
     started = time.perf_counter()
     candles = {symbol: source.get_candles(symbol) for symbol in config.symbols}
@@ -120,6 +147,10 @@ def measure_model_type(model_type: str) -> dict[str, object]:
     info = dataset.window_info()
     return {
         "model_type": model_type,
+        "validation": validation,
+        "folds": config.validation_folds if validation == "walk_forward" else None,
+        "verdict": verdict_line(result.metrics),
+        "beats_baseline": result.beats_baseline,
         "rows": info["rows"],
         "train_rows": info["train_rows"],
         "validation_rows": info["validation_rows"],
@@ -144,27 +175,44 @@ def bench_pure_training() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for model_type in MODEL_TYPES:
-        run = run_child([sys.executable, "-m", "bench.bench_training", "--worker", model_type], env)
-        if run.returncode != 0:
-            fail(f"{model_type} worker", run)
-        line = next(line for line in run.stdout.splitlines() if line.startswith(RESULT_MARKER))
-        data = json.loads(line.removeprefix(RESULT_MARKER))
-        build, fit = median(data["build_samples"]), median(data["fit_samples"])
-        print(
-            f"{model_type:<23} build_dataset {build:6.3f} s   fit+evaluate {fit:6.3f} s   "
-            f"(fit runs: {', '.join(f'{s:.3f}' for s in data['fit_samples'])} s)"
-        )
-        print(
-            f"{'':<23} tracemalloc peak: build {data['build_peak_mb']:6.1f} MB, "
-            f"fit+evaluate {data['fit_peak_mb']:6.1f} MB   "
-            f"RSS: after imports {data['rss_after_imports_mb']:.1f} MB, "
-            f"peak {data['rss_peak_mb']:.1f} MB "
-            f"(+{data['rss_peak_mb'] - data['rss_after_imports_mb']:.1f} MB)"
-        )
-        print(
-            f"{'':<23} val. accuracy {data['validation_accuracy']:.4f} "
-            f"vs always-up {data['always_up_accuracy']:.4f}"
-        )
+        for validation in VALIDATIONS:
+            command = [
+                sys.executable,
+                "-m",
+                "bench.bench_training",
+                "--worker",
+                model_type,
+                validation,
+            ]
+            run = run_child(command, env)
+            if run.returncode != 0:
+                fail(f"{model_type} {validation} worker", run)
+            line = next(line for line in run.stdout.splitlines() if line.startswith(RESULT_MARKER))
+            data = json.loads(line.removeprefix(RESULT_MARKER))
+            build, fit = median(data["build_samples"]), median(data["fit_samples"])
+            label = (
+                f"walk-forward K={data['folds']}"
+                if validation == "walk_forward"
+                else "hold-out 20%"
+            )
+            print(
+                f"{model_type:<23} {label:<17} build_dataset {build:6.3f} s   "
+                f"train_model {fit:6.3f} s "
+                f"(runs: {', '.join(f'{s:.3f}' for s in data['fit_samples'])} s)"
+            )
+            print(
+                f"{'':<23} tracemalloc peak: build {data['build_peak_mb']:6.1f} MB, "
+                f"fit+evaluate {data['fit_peak_mb']:6.1f} MB   "
+                f"RSS: after imports {data['rss_after_imports_mb']:.1f} MB, "
+                f"peak {data['rss_peak_mb']:.1f} MB "
+                f"(+{data['rss_peak_mb'] - data['rss_after_imports_mb']:.1f} MB)"
+            )
+            print(
+                f"{'':<23} {'out-of-fold' if validation == 'walk_forward' else 'validation'} "
+                f"accuracy {data['validation_accuracy']:.4f} "
+                f"vs always-up {data['always_up_accuracy']:.4f}"
+            )
+            print(f"{'':<23} {data['verdict']}")
     print(
         f"dataset: {data['rows']} rows ({data['train_rows']} train, "
         f"{data['validation_rows']} validation) x {data['features']} features; "
@@ -233,7 +281,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        print(RESULT_MARKER + json.dumps(measure_model_type(sys.argv[2])), flush=True)
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        result = measure_model_type(sys.argv[2], sys.argv[3])
+        print(RESULT_MARKER + json.dumps(result), flush=True)
     else:
         main()

@@ -53,6 +53,13 @@ from models_registry.services.activation import (
     model_version_rollback,
     rollback_target,
 )
+from models_registry.verdict import (
+    FOLD_COLUMNS,
+    calibration_rows,
+    fold_rows,
+    verdict_text,
+    walk_forward_summary,
+)
 
 CONFIRM_TEMPLATE = "admin/models_registry/modelversion/confirm_action.html"
 ACTIVATION_HISTORY_LIMIT = 200
@@ -300,6 +307,12 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             "baseline_columns": list(BASELINE_COLUMNS),
             "baseline_rows": baseline_table(obj.baseline or {}, model_features),
             "activation_history": list(history[:ACTIVATION_HISTORY_LIMIT]),
+            # Walk-forward verdict, folds and calibration (models_registry.verdict).
+            "verdict": walk_forward_summary(obj.metrics),
+            "verdict_text": verdict_text(obj.metrics),
+            "fold_columns": FOLD_COLUMNS,
+            "fold_rows": fold_rows(obj.metrics),
+            "calibration_rows": calibration_rows(obj.metrics),
         }
 
     def activate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -13,6 +13,7 @@ from django.template.defaultfilters import filesizeformat
 
 from features.engineering import FEATURE_NAMES
 from models_registry.models import ModelVersion
+from models_registry.verdict import verdict_text
 
 # Metric rows of the version page, in reading order; any other metric follows alphabetically.
 METRIC_ORDER = (
@@ -168,17 +169,18 @@ def promotion_note(version: ModelVersion) -> str:
     policy = settings.PROMOTION_POLICY
     if version.beats_baseline:
         return (
-            f"{version.label} beats the always-up baseline on validation accuracy; "
+            f"{version.label} beats the always-up baseline: {verdict_text(version.metrics)}. "
             f"PROMOTION_POLICY={policy} lets it be activated."
         )
     if policy == "enforce":
         return (
-            f"{version.label} does not beat the always-up baseline on validation accuracy. "
-            "PROMOTION_POLICY=enforce refuses to activate it unless you force the activation "
-            "and give a reason; both are recorded on the activation event."
+            f"{version.label} does not beat the always-up baseline significantly: "
+            f"{verdict_text(version.metrics)}. PROMOTION_POLICY=enforce refuses to activate it "
+            "unless you force the activation and give a reason; both are recorded on the "
+            "activation event."
         )
     return (
-        f"{version.label} does not beat the always-up baseline on validation accuracy. "
-        "PROMOTION_POLICY=warn lets it be activated; the warning is recorded on the activation "
-        "event."
+        f"{version.label} does not beat the always-up baseline significantly: "
+        f"{verdict_text(version.metrics)}. PROMOTION_POLICY=warn lets it be activated; the "
+        "warning is recorded on the activation event."
     )

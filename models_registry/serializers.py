@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
 from models_registry.training.config import MODEL_TYPES
+from models_registry.verdict import walk_forward_summary
 
 
 class ModelVersionSummarySerializer(serializers.ModelSerializer):
@@ -20,9 +21,40 @@ class ModelVersionSummarySerializer(serializers.ModelSerializer):
         fields = ["version", "is_active", "status", "created_at", "metrics", "dataset"]
 
 
+def _difference_serializer(name: str) -> serializers.Serializer:
+    return inline_serializer(
+        name,
+        {
+            "estimate": serializers.FloatField(),
+            "interval": serializers.ListField(child=serializers.FloatField(), min_length=2),
+            "verdict": serializers.ChoiceField(choices=["better", "worse", "undecided"]),
+            "rows_needed": serializers.IntegerField(allow_null=True),
+            "block_length": serializers.IntegerField(),
+            "resamples": serializers.IntegerField(),
+        },
+    )
+
+
+# The verdict against always-up (models_registry.verdict.walk_forward_summary); null for a
+# version trained before walk-forward evaluation existed.
+WalkForwardSummary = inline_serializer(
+    "WalkForwardSummary",
+    {
+        "method": serializers.ChoiceField(choices=["walk_forward", "holdout"]),
+        "folds": serializers.IntegerField(allow_null=True),
+        "significant": serializers.BooleanField(),
+        "sign": serializers.CharField(),
+        "log_loss_difference": _difference_serializer("LogLossDifference"),
+        "accuracy_difference": _difference_serializer("AccuracyDifference"),
+    },
+    allow_null=True,
+)
+
+
 class ModelVersionDetailSerializer(serializers.ModelSerializer):
     version = serializers.CharField(source="label")
     artifact = serializers.SerializerMethodField()
+    walk_forward = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
@@ -37,11 +69,17 @@ class ModelVersionDetailSerializer(serializers.ModelSerializer):
             "config",
             "feature_spec",
             "beats_baseline",
+            "walk_forward",
             "artifact",
             "library_versions",
             "training_duration_seconds",
             "baseline",
         ]
+
+    @extend_schema_field(WalkForwardSummary)
+    def get_walk_forward(self, obj: ModelVersion) -> dict[str, Any] | None:
+        """Model minus always-up, log loss and accuracy, with 95% block-bootstrap intervals."""
+        return walk_forward_summary(obj.metrics)
 
     def get_artifact(self, obj: ModelVersion) -> dict[str, Any]:
         return {"name": obj.artifact_name, "sha256": obj.artifact_sha256, "size": obj.artifact_size}

@@ -18,6 +18,7 @@ from models_registry.errors import (
 )
 from models_registry.models import ActivationEvent, ModelVersion
 from models_registry.selectors import active_model_version, model_version_get, parse_version
+from models_registry.verdict import verdict_text
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +63,11 @@ def _lock_registry() -> ModelVersion | None:
 def _promotion_warning(target: ModelVersion) -> str:
     if target.beats_baseline:
         return ""
-    accuracy, baseline = target.validation_accuracy, target.baseline_accuracy
+    # beats_baseline is the stored verdict's "significant": the 95% block-bootstrap interval of
+    # the log-loss difference (model minus always-up) lies wholly below zero.
     return (
-        f"{target.label} does not beat the always-up baseline on validation accuracy "
-        f"({accuracy if accuracy is None else round(accuracy, 4)} vs "
-        f"{baseline if baseline is None else round(baseline, 4)})."
+        f"{target.label} does not beat the always-up baseline significantly: "
+        f"{verdict_text(target.metrics)}."
     )
 
 

@@ -176,7 +176,7 @@ def _version_register(
             drift_window=settings.DRIFT_WINDOW,
             psi_floor=settings.DRIFT_THRESHOLD,
             # Calibration windows follow candle time across symbols, as live windows do.
-            times=dataset.validation_frame["timestamp"].to_numpy(),
+            times=result.validation_times,
         ),
     }
     fields = {
@@ -273,7 +273,11 @@ def training_run_execute(
         step("features", f"building features (window {config.window}, horizon {config.horizon})")
         dataset = build_dataset(candles, config)
         info = dataset.window_info()
-        rows = f"{info['train_rows']} train, {info['validation_rows']} validation"
+        rows = (
+            f"{config.validation_folds} walk-forward folds"
+            if config.validation_method == "walk_forward"
+            else f"{info['train_rows']} train, {info['validation_rows']} validation"
+        )
         progress("features", f"{info['rows']} rows: {rows}")
         result = train_model(
             dataset,

@@ -70,7 +70,7 @@ def test_each_model_type_trains_and_reports_every_metric(candles, model_type):
     result = train_model(dataset, progress=lambda stage, _message: stages.append(stage))
 
     assert stages == ["fit", "evaluate"]
-    assert set(result.metrics) == {"train", "validation", "baselines"}
+    assert set(result.metrics) == {"train", "validation", "baselines", "calibration", "holdout"}
     assert set(result.metrics["baselines"]) == {"majority_class", "always_up"}
     for scores in (
         result.metrics["train"],
@@ -92,10 +92,9 @@ def test_each_model_type_trains_and_reports_every_metric(candles, model_type):
     assert result.validation_predictions == proba.tolist()
     accuracy = np.mean((proba > 0.5) == dataset.y_validation)
     assert result.metrics["validation"]["accuracy"] == pytest.approx(accuracy)
-    assert result.beats_baseline == (
-        result.metrics["validation"]["accuracy"]
-        > result.metrics["baselines"]["always_up"]["accuracy"]
-    )
+    verdict = result.metrics["holdout"]["vs_always_up"]
+    assert result.beats_baseline == verdict["significant"]
+    assert verdict["significant"] == (verdict["log_loss_difference"]["interval"][1] < 0)
 
 
 def test_naive_baselines_are_scored_on_the_validation_rows(candles):

@@ -49,7 +49,9 @@ def test_default_config_file_loads_with_the_documented_values():
     assert config.horizon == 1
     assert config.model_type == "logistic_regression"
     assert config.model_params == {"C": 1.0, "max_iter": 1000}
-    assert config.validation_fraction == 0.2
+    assert config.validation_method == "walk_forward"
+    assert config.validation_folds == 5
+    assert config.calibration_method is None
     assert config.seed == 42
 
 
@@ -80,9 +82,22 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
         ("features", [], "features", "non-empty"),
         ("horizon", 0, "horizon", "between 1 and 60"),
         ("horizon", 61, "horizon", "between 1 and 60"),
-        ("validation.fraction", 0.9, "validation.fraction", "(0, 0.5]"),
-        ("validation.fraction", 0, "validation.fraction", "(0, 0.5]"),
-        ("validation.folds", 5, "validation.folds", "unknown key"),
+        ("validation", {"fraction": 0.9}, "validation.fraction", "(0, 0.5]"),
+        ("validation", {"method": "holdout", "fraction": 0}, "validation.fraction", "(0, 0.5]"),
+        ("validation", {"method": "holdout", "folds": 5}, "validation.folds", "walk_forward"),
+        ("validation", {"fraction": 0.2, "folds": 3}, "validation.folds", "walk_forward"),
+        ("validation.fraction", 0.2, "validation.fraction", "belongs to method holdout"),
+        ("validation.folds", 1, "validation.folds", "between 2 and 20"),
+        ("validation.folds", 21, "validation.folds", "between 2 and 20"),
+        ("validation.folds", True, "validation.folds", "integer"),
+        ("validation.method", "kfold", "validation.method", "unknown method 'kfold'"),
+        ("validation.shuffle", True, "validation.shuffle", "unknown key"),
+        ("calibration", "sigmoid", "calibration", "mapping"),
+        ("calibration", {"method": "platt"}, "calibration.method", "sigmoid, isotonic"),
+        ("calibration", {"fraction": 0.2}, "calibration.method", "sigmoid, isotonic"),
+        ("calibration", {"method": "isotonic", "fraction": 0.05}, "calibration.fraction", "0.1"),
+        ("calibration", {"method": "sigmoid", "fraction": "x"}, "calibration.fraction", "number"),
+        ("calibration", {"method": "sigmoid", "bins": 3}, "calibration.bins", "unknown key"),
         ("end", "31/12/2018", "end", "date like"),
         ("start", "2018-12-31T25:00:00Z", "start", "UTC datetime"),
         ("start", "0001-01-01", "start", "within the years"),
@@ -303,3 +318,21 @@ def test_start_and_end_overrides_are_validated_against_the_other_bound(raw):
     with pytest.raises(ConfigError) as caught:
         config.with_overrides(start="2016-01-01")
     assert caught.value.key == "start" and "before end" in str(caught.value)
+
+
+def test_old_fraction_only_validation_means_holdout(raw):
+    raw["validation"] = {"fraction": 0.25}
+    config = TrainingConfig.from_dict(raw)
+    assert (config.validation_method, config.validation_fraction) == ("holdout", 0.25)
+    assert config.to_dict()["validation"] == {"method": "holdout", "fraction": 0.25}
+    assert TrainingConfig.from_dict(config.to_dict()) == config
+
+
+def test_validation_defaults_to_walk_forward_and_calibration_round_trips(raw):
+    del raw["validation"]
+    raw["calibration"] = {"method": "isotonic"}
+    config = TrainingConfig.from_dict(raw)
+    assert (config.validation_method, config.validation_folds) == ("walk_forward", 5)
+    data = json.loads(json.dumps(config.to_dict()))
+    assert data["calibration"] == {"method": "isotonic", "fraction": 0.2}
+    assert TrainingConfig.from_dict(data) == config

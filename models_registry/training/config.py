@@ -68,13 +68,34 @@ MAX_VALIDATION_FRACTION = 0.5
 MAX_SEED = 2**32 - 1
 MIN_BOUND_YEAR = 1800
 MAX_BOUND_YEAR = 2200
+VALIDATION_METHODS: tuple[str, ...] = ("walk_forward", "holdout")
+DEFAULT_VALIDATION_METHOD = "walk_forward"
+DEFAULT_FOLDS = 5
+MIN_FOLDS = 2
+MAX_FOLDS = 20
+CALIBRATION_METHODS: tuple[str, ...] = ("sigmoid", "isotonic")
+DEFAULT_CALIBRATION_FRACTION = 0.2
+MIN_CALIBRATION_FRACTION = 0.1
+MAX_CALIBRATION_FRACTION = 0.5
 
 TOP_LEVEL_KEYS: frozenset[str] = frozenset(
-    {"symbols", "start", "end", "window", "features", "horizon", "model", "validation", "seed"}
+    {
+        "symbols",
+        "start",
+        "end",
+        "window",
+        "features",
+        "horizon",
+        "model",
+        "validation",
+        "calibration",
+        "seed",
+    }
 )
 REQUIRED_KEYS: tuple[str, ...] = ("symbols", "features", "model")
 MODEL_KEYS: frozenset[str] = frozenset({"type", "params"})
-VALIDATION_KEYS: frozenset[str] = frozenset({"fraction"})
+VALIDATION_KEYS: frozenset[str] = frozenset({"method", "folds", "fraction"})
+CALIBRATION_KEYS: frozenset[str] = frozenset({"method", "fraction"})
 
 
 class ConfigError(ValueError):
@@ -237,6 +258,64 @@ def _parse_fraction(value: object) -> float:
     return fraction
 
 
+def _parse_validation(value: object) -> tuple[str, int, float]:
+    """(method, folds, fraction) of the ``validation:`` section.
+
+    ``method`` defaults to ``walk_forward``, except that a section naming only ``fraction`` (the
+    layout before walk-forward existed, and every config stored with an older version) means
+    ``holdout``. ``folds`` belongs to walk-forward and ``fraction`` to the hold-out.
+    """
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            "validation",
+            f"must be a mapping like {{method: walk_forward, folds: 5}}, got {value!r}",
+        )
+    _reject_unknown("validation", value, VALIDATION_KEYS)
+    default_method = "holdout" if "fraction" in value and "method" not in value else None
+    method = value.get("method", default_method or DEFAULT_VALIDATION_METHOD)
+    if method not in VALIDATION_METHODS:
+        raise ConfigError(
+            "validation.method",
+            f"unknown method {method!r}; choose one of {', '.join(VALIDATION_METHODS)}",
+        )
+    if method == "walk_forward" and "fraction" in value:
+        raise ConfigError("validation.fraction", "belongs to method holdout, not walk_forward")
+    if method == "holdout" and "folds" in value:
+        raise ConfigError("validation.folds", "belongs to method walk_forward, not holdout")
+    folds = _int_in_range(
+        "validation.folds", value.get("folds", DEFAULT_FOLDS), MIN_FOLDS, MAX_FOLDS
+    )
+    fraction = _parse_fraction(value.get("fraction", DEFAULT_VALIDATION_FRACTION))
+    return str(method), folds, fraction
+
+
+def _parse_calibration(value: object) -> tuple[str | None, float]:
+    """(method or None, fraction) of the optional ``calibration:`` section."""
+    if value is None:
+        return None, DEFAULT_CALIBRATION_FRACTION
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            "calibration", f"must be a mapping like {{method: sigmoid}} (or null), got {value!r}"
+        )
+    _reject_unknown("calibration", value, CALIBRATION_KEYS)
+    method = value.get("method")
+    if method not in CALIBRATION_METHODS:
+        raise ConfigError(
+            "calibration.method",
+            f"must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}",
+        )
+    raw = value.get("fraction", DEFAULT_CALIBRATION_FRACTION)
+    low, high = MIN_CALIBRATION_FRACTION, MAX_CALIBRATION_FRACTION
+    if isinstance(raw, bool) or not isinstance(raw, int | float | np.floating):
+        raise ConfigError(
+            "calibration.fraction", f"must be a number in [{low}, {high}], got {raw!r}"
+        )
+    fraction = float(raw)
+    if not (math.isfinite(fraction) and low <= fraction <= high):
+        raise ConfigError("calibration.fraction", f"must be in [{low}, {high}], got {raw}")
+    return str(method), fraction
+
+
 def _validate_estimator(key: str, cls: type[BaseEstimator], params: dict[str, Any]) -> None:
     try:
         estimator = cls(**params)
@@ -300,6 +379,13 @@ class TrainingConfig:
     model_params: dict[str, Any] = dataclasses.field(hash=False)
     validation_fraction: float
     seed: int
+    # "walk_forward" (K expanding folds) or "holdout" (the last validation_fraction).
+    validation_method: str = DEFAULT_VALIDATION_METHOD
+    validation_folds: int = DEFAULT_FOLDS
+    # None: no calibration step; else "sigmoid" or "isotonic", fitted on the last
+    # calibration_fraction of each symbol's training rows (models_registry.training.walk_forward).
+    calibration_method: str | None = None
+    calibration_fraction: float = DEFAULT_CALIBRATION_FRACTION
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingConfig:
@@ -355,13 +441,8 @@ class TrainingConfig:
             raw_params = DEFAULT_MODEL_PARAMS[model_type]
         model_params = validate_model_params(model_type, raw_params)
 
-        validation = data.get("validation", {})
-        if not isinstance(validation, Mapping):
-            raise ConfigError(
-                "validation", f"must be a mapping like {{fraction: 0.2}}, got {validation!r}"
-            )
-        _reject_unknown("validation", validation, VALIDATION_KEYS)
-        fraction = _parse_fraction(validation.get("fraction", DEFAULT_VALIDATION_FRACTION))
+        method, folds, fraction = _parse_validation(data.get("validation", {}))
+        calibration_method, calibration_fraction = _parse_calibration(data.get("calibration"))
         seed = _int_in_range("seed", data.get("seed", DEFAULT_SEED), 0, MAX_SEED)
 
         return cls(
@@ -375,6 +456,10 @@ class TrainingConfig:
             model_params=model_params,
             validation_fraction=fraction,
             seed=seed,
+            validation_method=method,
+            validation_folds=folds,
+            calibration_method=calibration_method,
+            calibration_fraction=calibration_fraction,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -387,8 +472,23 @@ class TrainingConfig:
             "features": list(self.features),
             "horizon": self.horizon,
             "model": {"type": self.model_type, "params": json.loads(json.dumps(self.model_params))},
-            "validation": {"fraction": self.validation_fraction},
+            "validation": (
+                {"method": "walk_forward", "folds": self.validation_folds}
+                if self.validation_method == "walk_forward"
+                else {"method": "holdout", "fraction": self.validation_fraction}
+            ),
             "seed": self.seed,
+            # Left out when absent, so configs stored before calibration existed compare equal.
+            **(
+                {}
+                if self.calibration_method is None
+                else {
+                    "calibration": {
+                        "method": self.calibration_method,
+                        "fraction": self.calibration_fraction,
+                    }
+                }
+            ),
         }
 
     def range_start(self) -> datetime.datetime | None:

@@ -10,6 +10,9 @@ symbol's candles:
 4. drop the rows without a future close and the rows whose model features are not all finite;
 5. split in time order: the last ``validation_fraction`` of the rows is "validation", the
    ``window + horizon`` rows before it are "gap" (used by nothing), the rest is "train".
+   Under walk-forward validation (the default) every row is "train": the folds are cut from
+   them by ``models_registry.training.walk_forward`` and the final model is fitted on all of
+   them; the builder only checks that each symbol has rows enough for the folds.
 
 The gap makes the first validation row's feature window start after the last training row's
 candle, and keeps every training label before the first validation label. Rows are never
@@ -28,6 +31,7 @@ import pandas as pd
 
 from features.engineering import CANDLE_COLUMNS, FEATURE_NAMES, compute_features
 from models_registry.training.config import TrainingConfig
+from models_registry.training.folds import FoldBounds, fold_bounds
 
 SPLIT_TRAIN = "train"
 SPLIT_GAP = "gap"
@@ -133,7 +137,29 @@ def _lookup(candles_by_symbol: Mapping[str, pd.DataFrame], symbol: str) -> pd.Da
     raise DatasetError(f"no candles for symbol {symbol!r} (candles given for: {known})")
 
 
+def walk_forward_bounds(rows: int, config: TrainingConfig) -> list[FoldBounds]:
+    """A symbol's walk-forward folds (``folds.fold_bounds``): purge = horizon, embargo = window."""
+    needed = min_split_rows(config)
+    return fold_bounds(
+        rows,
+        folds=config.validation_folds,
+        purge=config.horizon,
+        embargo=config.window,
+        min_train=needed,
+        min_test=MIN_ROWS_MARGIN,
+    )
+
+
 def _split_labels(symbol: str, rows: int, config: TrainingConfig) -> np.ndarray:
+    if config.validation_method == "walk_forward":
+        try:
+            walk_forward_bounds(rows, config)
+        except ValueError as exc:
+            raise DatasetError(
+                f"{symbol}: too few rows for walk-forward validation: {exc}. "
+                "Widen the date range, lower validation.folds or the window."
+            ) from None
+        return np.array([SPLIT_TRAIN] * rows, dtype=object)
     validation = int(rows * config.validation_fraction)
     gap = gap_rows(config)
     train = rows - validation - gap

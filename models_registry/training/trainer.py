@@ -11,98 +11,48 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import joblib
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, log_loss, roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from features.engineering import FEATURE_NAMES
+from mlcore.bootstrap import DEFAULT_RESAMPLES
 from mlcore.drift_stats import DEFAULT_DRIFT_WINDOW, DEFAULT_PSI_FLOOR
 from models_registry.training.baseline import baseline_statistics
-from models_registry.training.config import MODEL_TYPES, RESERVED_PARAMS, estimator_class
-from models_registry.training.dataset import Dataset
+from models_registry.training.dataset import SPLIT_TRAIN, Dataset
+from models_registry.training.pipeline import (
+    SCALED_MODEL_TYPES,
+    TrainingError,
+    build_pipeline,
+    classification_metrics,
+)
+from models_registry.training.walk_forward import (
+    calibration_table,
+    compare_with_always_up,
+    evaluate_fold,
+    fit_final,
+    fit_on_rows,
+    pool_folds,
+    pooled_predictions,
+    positive_probability,
+)
+
+# The pipeline builder and the scores moved to ``pipeline``; callers still import them here.
+__all__ = [
+    "SCALED_MODEL_TYPES",
+    "TrainingError",
+    "TrainingResult",
+    "build_pipeline",
+    "classification_metrics",
+    "naive_baselines",
+    "train_model",
+]
 
 ProgressCallback = Callable[[str, str], None]
-
-# Models whose fit depends on the scale of their inputs get a StandardScaler step first.
-SCALED_MODEL_TYPES: frozenset[str] = frozenset({"logistic_regression"})
-# Seeded settings the trainer owns; build_pipeline sets them after the config's params.
-_FIXED_PARAMS: dict[str, dict[str, Any]] = {
-    "logistic_regression": {},
-    "random_forest": {"n_jobs": 1},
-    "hist_gradient_boosting": {},
-}
-
-
-class TrainingError(ValueError):
-    """The dataset cannot train a classifier (e.g. every training label is the same)."""
-
-
-def build_pipeline(model_type: str, params: Mapping[str, Any], seed: int) -> Pipeline:
-    """An unfitted pipeline: ``scale`` (StandardScaler, logistic regression only) then ``model``.
-
-    ``params`` are the estimator's parameters (validated by the config); ``random_state`` is
-    ``seed`` and the random forest gets ``n_jobs=1``, so neither may appear in ``params``.
-    """
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"unknown model type {model_type!r}; choose one of {MODEL_TYPES}")
-    reserved = sorted(set(params) & set(RESERVED_PARAMS))
-    if reserved:
-        raise ValueError(f"params may not set {', '.join(reserved)}: the trainer sets them")
-    estimator = estimator_class(model_type)(
-        **dict(params), **_FIXED_PARAMS[model_type], random_state=seed
-    )
-    steps: list[tuple[str, Any]] = []
-    if model_type in SCALED_MODEL_TYPES:
-        steps.append(("scale", StandardScaler()))
-    steps.append(("model", estimator))
-    return Pipeline(steps)
-
-
-def classification_metrics(
-    y_true: np.ndarray, proba: np.ndarray, *, predictions: np.ndarray | None = None
-) -> dict[str, Any]:
-    """Scores of predicted probabilities ``proba`` = P(label 1) against labels ``y_true``.
-
-    ``predictions`` default to ``proba > 0.5`` (what ``Pipeline.predict`` answers for a binary
-    classifier); the naive baselines pass their own. Keys: ``accuracy``, ``balanced_accuracy``,
-    ``roc_auc`` (None when ``y_true`` holds one class only), ``log_loss`` (labels 0 and 1),
-    ``brier`` (mean squared error of ``proba``), ``rows``, ``positive_rate`` (share of 1s).
-    """
-    y = np.asarray(y_true, dtype=np.int64).ravel()
-    p = np.asarray(proba, dtype=np.float64).ravel()
-    if y.size == 0:
-        raise ValueError("cannot score an empty set of rows")
-    if p.shape != y.shape:
-        raise ValueError(f"{p.size} probabilities for {y.size} labels")
-    predicted = (
-        (p > 0.5).astype(np.int64)
-        if predictions is None
-        else np.asarray(predictions, dtype=np.int64).ravel()
-    )
-    both_classes = np.unique(y).size == 2
-    with warnings.catch_warnings():
-        # One class only makes balanced accuracy warn about predicted classes it never saw.
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-        balanced = float(balanced_accuracy_score(y, predicted))
-    return {
-        "accuracy": float(accuracy_score(y, predicted)),
-        "balanced_accuracy": balanced,
-        "roc_auc": float(roc_auc_score(y, p)) if both_classes else None,
-        "log_loss": float(log_loss(y, p, labels=[0, 1])),
-        "brier": float(np.mean((p - y) ** 2)),
-        "rows": int(y.size),
-        "positive_rate": float(np.mean(y)),
-    }
 
 
 def naive_baselines(y_train: np.ndarray, y_validation: np.ndarray) -> dict[str, dict[str, Any]]:
@@ -140,8 +90,10 @@ def library_versions() -> dict[str, str]:
 class TrainingResult:
     """A fitted pipeline and everything the registry stores beside it."""
 
-    pipeline: Pipeline
-    # {"train": {...}, "validation": {...}, "baselines": {"majority_class", "always_up"}}
+    # A Pipeline, or a CalibratedClassifierCV around one when the config calibrates.
+    pipeline: Any
+    # {"train", "validation", "baselines": {"majority_class", "always_up"}, "calibration"} and
+    # "walk_forward" (walk-forward) or "holdout" (single hold-out): see train_model.
     metrics: dict[str, Any]
     # baseline_statistics of the training rows for every name in FEATURE_NAMES.
     baseline: dict[str, dict[str, Any]]
@@ -151,11 +103,12 @@ class TrainingResult:
     duration_seconds: float
     library_versions: dict[str, str]
     beats_baseline: bool
+    # Candle times (UTC) of validation_predictions, in the same order.
+    validation_times: np.ndarray | None = None
 
 
-def _positive_proba(pipeline: Pipeline, x: np.ndarray) -> np.ndarray:
-    column = list(pipeline.classes_).index(1)
-    return pipeline.predict_proba(x)[:, column]
+def _positive_proba(pipeline: Any, x: np.ndarray) -> np.ndarray:
+    return positive_probability(pipeline, x)
 
 
 def train_model(
@@ -164,45 +117,88 @@ def train_model(
     progress: ProgressCallback | None = None,
     drift_window: int = DEFAULT_DRIFT_WINDOW,
     psi_floor: float = DEFAULT_PSI_FLOOR,
+    resamples: int = DEFAULT_RESAMPLES,
 ) -> TrainingResult:
-    """Fit ``dataset.config``'s model on the training rows and score it on the validation rows.
+    """Evaluate ``dataset.config``'s model as the config's ``validation`` says, then fit it.
 
-    ``progress(stage, message)`` is called with stage "fit" before fitting and "evaluate"
-    before scoring. ``beats_baseline`` is True when validation accuracy is above the always-up
-    baseline's. The baseline's drift thresholds are calibrated for live windows of
+    Walk-forward (the default): every fold is evaluated (``walk_forward.evaluate_fold``), the
+    out-of-fold rows are pooled (``walk_forward.pool_folds``, stored as
+    ``metrics.walk_forward``), then the model is fitted on all rows. ``metrics.validation`` and
+    ``metrics.baselines`` are the pooled out-of-fold figures, ``metrics.train`` the final
+    model's in-sample ones.
+
+    Hold-out: the model is fitted on the training rows and scored on the last
+    ``validation.fraction``; the same verdict is computed on those rows (``metrics.holdout``).
+
+    ``beats_baseline`` is the verdict's ``significant``: the 95% block-bootstrap interval of the
+    log-loss difference (model minus always-up) lies wholly below zero. ``metrics.calibration``
+    is the calibration table of the validation (out-of-fold) probabilities.
+
+    ``progress(stage, message)`` is called with stage "evaluate" per fold, "fit" before the
+    final fit. The baseline's drift thresholds are calibrated for live windows of
     ``drift_window`` rows (``DRIFT_WINDOW``) with ``psi_floor`` (``DRIFT_THRESHOLD``) as the PSI
     floor; the trainer reads no settings, so its caller passes them.
     """
     config = dataset.config
     report = progress or (lambda _stage, _message: None)
     started = time.perf_counter()
-    x_train, y_train = dataset.X_train, dataset.y_train
-    x_validation, y_validation = dataset.X_validation, dataset.y_validation
-    if np.unique(y_train).size < 2:
-        raise TrainingError(
-            f"all {y_train.size} training labels are {int(y_train[0])}: nothing to learn"
+    if config.validation_method == "walk_forward":
+        folds = config.validation_folds
+        results = []
+        for index in range(folds):
+            report("evaluate", f"walk-forward fold {index + 1} of {folds}")
+            results.append(evaluate_fold(dataset, config, index))
+        walk = pool_folds(dataset, results, seed=config.seed, resamples=resamples)
+        oof = pooled_predictions(dataset, results)
+        report("fit", f"fitting {config.model_type} on all {len(dataset.frame)} rows")
+        pipeline = fit_final(dataset, config)
+        all_rows = dataset.frame
+        train_proba = _positive_proba(pipeline, dataset.frame[list(config.features)].to_numpy())
+        metrics = {
+            "train": classification_metrics(dataset.frame["label"].to_numpy(), train_proba),
+            "validation": walk["pooled"]["model"],
+            "baselines": {
+                "majority_class": walk["pooled"]["majority_class"],
+                "always_up": walk["pooled"]["always_up"],
+            },
+            "calibration": walk["calibration"],
+            "walk_forward": walk,
+        }
+        validation_proba, validation_times = oof["probabilities"], oof["times"]
+        verdict = walk["vs_always_up"]
+    else:
+        x_train, y_train = dataset.X_train, dataset.y_train
+        x_validation, y_validation = dataset.X_validation, dataset.y_validation
+        report(
+            "fit",
+            f"fitting {config.model_type} on {len(y_train)} rows x {len(config.features)} features",
         )
-
-    pipeline = build_pipeline(config.model_type, config.model_params, config.seed)
-    report(
-        "fit",
-        f"fitting {config.model_type} on {len(y_train)} rows x {len(config.features)} features",
-    )
-    pipeline.fit(x_train, y_train)
-
-    report("evaluate", f"scoring {len(y_validation)} validation rows against naive baselines")
-    validation_proba = _positive_proba(pipeline, x_validation)
-    validation_metrics = classification_metrics(y_validation, validation_proba)
-    baselines = naive_baselines(y_train, y_validation)
-    metrics = {
-        "train": classification_metrics(y_train, _positive_proba(pipeline, x_train)),
-        "validation": validation_metrics,
-        "baselines": baselines,
-    }
+        train_positions = np.flatnonzero((dataset.frame["split"] == SPLIT_TRAIN).to_numpy())
+        pipeline = fit_on_rows(dataset, train_positions, config)
+        report("evaluate", f"scoring {len(y_validation)} validation rows against naive baselines")
+        validation_proba = _positive_proba(pipeline, x_validation)
+        validation_times = dataset.validation_frame["timestamp"].dt.tz_localize(None).to_numpy()
+        up_rate = np.full(len(y_validation), float(np.mean(y_train)))
+        verdict = compare_with_always_up(
+            y_validation,
+            validation_proba,
+            up_rate,
+            times=validation_times.astype("datetime64[ns]").astype(np.int64),
+            seed=config.seed,
+            resamples=resamples,
+        )
+        all_rows = dataset.train_frame
+        metrics = {
+            "train": classification_metrics(y_train, _positive_proba(pipeline, x_train)),
+            "validation": classification_metrics(y_validation, validation_proba),
+            "baselines": naive_baselines(y_train, y_validation),
+            "calibration": calibration_table(y_validation, validation_proba),
+            "holdout": {"method": "holdout", "vs_always_up": verdict},
+        }
     # The live drift window is "the newest N (symbol, candle) rows", every symbol's rows of one
     # stretch of time; calibration windows are cut along the candle time to match.
     baseline = baseline_statistics(
-        dataset.train_frame,
+        all_rows,
         FEATURE_NAMES,
         seed=config.seed,
         time_column="timestamp",
@@ -219,5 +215,6 @@ def train_model(
         classes=[int(label) for label in pipeline.classes_],
         duration_seconds=time.perf_counter() - started,
         library_versions=library_versions(),
-        beats_baseline=validation_metrics["accuracy"] > baselines["always_up"]["accuracy"],
+        beats_baseline=bool(verdict["significant"]),
+        validation_times=validation_times,
     )

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from models_registry.models import ModelVersion
+from models_registry.verdict import verdict_text, walk_forward_summary
 from monitoring.dashboard.charts import (
     Bar,
     bar_chart,
@@ -77,6 +78,9 @@ def active_version_card(*, now: datetime, active: ModelVersion | None) -> dict[s
                 else f"{entry['validation']['roc_auc']:.3f}"
             ),
             "beats_baseline": entry["beats_baseline"],
+            # The stored verdict, model minus always-up with its 95% block-bootstrap interval.
+            "verdict": verdict_text(row.metrics) if row else "",
+            "walk_forward": walk_forward_summary(row.metrics) if row else None,
             "symbols": ", ".join((row.dataset or {}).get("symbols", [])) if row else "",
         },
         "chart": chart,
