@@ -23,6 +23,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression
 
 from features.engineering import FEATURE_NAMES, PRICE_LEVEL_FEATURES, validate_window
+from models_registry.naming import DEFAULT_MODEL_NAME, model_name_problem
 
 MODEL_TYPES: tuple[str, ...] = ("logistic_regression", "random_forest", "hist_gradient_boosting")
 
@@ -68,7 +69,18 @@ MAX_VALIDATION_FRACTION = 0.5
 MAX_SEED = 2**32 - 1
 
 TOP_LEVEL_KEYS: frozenset[str] = frozenset(
-    {"symbols", "start", "end", "window", "features", "horizon", "model", "validation", "seed"}
+    {
+        "name",
+        "symbols",
+        "start",
+        "end",
+        "window",
+        "features",
+        "horizon",
+        "model",
+        "validation",
+        "seed",
+    }
 )
 REQUIRED_KEYS: tuple[str, ...] = ("symbols", "features", "model")
 MODEL_KEYS: frozenset[str] = frozenset({"type", "params"})
@@ -246,6 +258,8 @@ class TrainingConfig:
     model_params: dict[str, Any] = dataclasses.field(hash=False)
     validation_fraction: float
     seed: int
+    # The registered model the version belongs to (created on first use).
+    name: str = DEFAULT_MODEL_NAME
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingConfig:
@@ -302,8 +316,13 @@ class TrainingConfig:
         _reject_unknown("validation", validation, VALIDATION_KEYS)
         fraction = _parse_fraction(validation.get("fraction", DEFAULT_VALIDATION_FRACTION))
         seed = _int_in_range("seed", data.get("seed", DEFAULT_SEED), 0, MAX_SEED)
+        name = data.get("name", DEFAULT_MODEL_NAME)
+        problem = model_name_problem(name)
+        if problem:
+            raise ConfigError("name", problem)
 
         return cls(
+            name=name,
             symbols=symbols,
             start=start,
             end=end,
@@ -317,8 +336,12 @@ class TrainingConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The nested, JSON-serialisable layout ``from_dict`` reads back to an equal config."""
+        """The nested, JSON-serialisable layout ``from_dict`` reads back to an equal config.
+        ``name`` is written only for a model other than ``default``, so a default config reads
+        as it did before named models."""
+        named = {"name": self.name} if self.name != DEFAULT_MODEL_NAME else {}
         return {
+            **named,
             "symbols": list(self.symbols),
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
@@ -336,6 +359,7 @@ class TrainingConfig:
         symbols: Sequence[str] | None = None,
         model_type: str | None = None,
         seed: int | None = None,
+        name: str | None = None,
     ) -> TrainingConfig:
         """A validated copy with some fields replaced (None keeps the current value).
 
@@ -350,6 +374,8 @@ class TrainingConfig:
             data["model"] = {"type": model_type}
         if seed is not None:
             data["seed"] = seed
+        if name is not None:
+            data["name"] = name
         return TrainingConfig.from_dict(data)
 
 
