@@ -256,11 +256,14 @@ def model_route(*, symbol: str, model: str | None = None) -> ModelRoute:
 def model_routes(
     *, symbols: Iterable[str], model: str | None = None
 ) -> dict[str, ModelRoute | DomainError]:
-    """The route of each symbol of a batch (or the error that symbol gets), in one query."""
+    """The route of each symbol of a batch (or the error that symbol gets), in one query. A
+    named ``model`` that does not exist is the whole batch's ``UnknownModel`` (404)."""
     if model is not None:
         parse_model_name(model)
     symbols = list(symbols)
     routes = serving_routes(model=model, symbols=[normalise_symbol(s) for s in symbols])
+    if model is not None and model not in routes:
+        raise _unknown_model(model)
     answer: dict[str, ModelRoute | DomainError] = {}
     for symbol in symbols:
         try:

@@ -185,7 +185,8 @@ class ModelNameField(JSONStringField):
     """A model name (``MODEL_NAME_PATTERN``; names like a version, ``v3``, are refused)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_length=63, **kwargs)
+        # Not trimmed: "ab\n" is refused, not read as "ab".
+        super().__init__(max_length=63, trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)
