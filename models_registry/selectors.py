@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
@@ -171,50 +172,67 @@ class ModelRoute:
     challengers: tuple[VersionKey, ...] = ()
 
 
-def serving_routes(
-    *, model: str | None = None, symbols: Sequence[str] | None = None
-) -> dict[str, ModelRoute]:
+def _serving_queryset() -> QuerySet[RegisteredModel]:
+    """Every model joined with its serving versions (champion and challengers), as the rows
+    ``serving_routes`` reads: one row per serving version, or one with NULLs for a model with
+    none."""
+    serving = FilteredRelation(
+        "versions", condition=Q(versions__is_active=True) | Q(versions__is_challenger=True)
+    )
+    return (
+        RegisteredModel.objects.annotate(serving=serving)
+        .values_list(
+            "pk",
+            "name",
+            "symbols",
+            "serving__pk",
+            "serving__version",
+            "serving__artifact_sha256",
+            "serving__is_active",
+        )
+        .order_by("name", "-serving__version")
+    )
+
+
+@functools.cache
+def _serving_sql(alias: str) -> tuple[str, tuple]:
+    """``_serving_queryset``'s SQL, compiled once per database: building and compiling the
+    queryset costs several times what PostgreSQL takes to answer it."""
+    sql, params = _serving_queryset().query.get_compiler(using=alias).as_sql()
+    return sql, tuple(params)
+
+
+def serving_routes(*, model: str | None = None) -> dict[str, ModelRoute]:
     """Models by name with their champion and challengers, in ONE query (the per-request lookup
     of ``/predict``): the models joined with their serving versions (active or challenger).
 
-    ``model`` reads that model only; otherwise, where the database can filter JSON lists
-    (PostgreSQL), only ``default`` and the models listing one of ``symbols`` are read (every
-    model elsewhere; there are a handful).
+    Every model is read (there are a handful, and a query without parameters is compiled
+    once); ``model`` keeps that one only.
     """
-    rows = RegisteredModel.objects.annotate(
-        serving=FilteredRelation(
-            "versions", condition=Q(versions__is_active=True) | Q(versions__is_challenger=True)
-        )
-    )
-    if model is not None:
-        rows = rows.filter(name=model)
-    elif symbols and connection.features.supports_json_field_contains:
-        listed = Q(name=DEFAULT_MODEL_NAME)
-        for symbol in symbols:
-            listed |= Q(symbols__contains=[symbol])
-        rows = rows.filter(listed)
+    sql, params = _serving_sql(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    symbols_field = RegisteredModel._meta.get_field("symbols")
     found: dict[str, tuple[int, tuple[str, ...], list[tuple[bool, VersionKey]]]] = {}
-    for pk, name, listed_symbols, v_pk, v_number, v_sha, v_active in rows.values_list(
-        "pk",
-        "name",
-        "symbols",
-        "serving__pk",
-        "serving__version",
-        "serving__artifact_sha256",
-        "serving__is_active",
-    ).order_by("name", "-serving__version"):
-        entry = found.setdefault(name, (pk, tuple(listed_symbols or ()), []))
+    for pk, name, raw_symbols, v_pk, v_number, v_sha, v_active in rows:
+        if model is not None and name != model:
+            continue
+        entry = found.get(name)
+        if entry is None:
+            listed = symbols_field.from_db_value(raw_symbols, None, connection) or ()
+            entry = found[name] = (int(pk), tuple(listed), [])
         if v_pk is not None:
             entry[2].append((bool(v_active), VersionKey(int(v_pk), int(v_number), str(v_sha))))
     return {
         name: ModelRoute(
             model_id=pk,
             name=name,
-            symbols=listed_symbols,
+            symbols=listed,
             champion=next((key for active, key in keys if active), None),
             challengers=tuple(key for active, key in keys if not active),
         )
-        for name, (pk, listed_symbols, keys) in found.items()
+        for name, (pk, listed, keys) in found.items()
     }
 
 
@@ -248,9 +266,7 @@ def model_route(*, symbol: str, model: str | None = None) -> ModelRoute:
     """The route of one ``/predict``: one query, then ``route_symbol``."""
     if model is not None:
         parse_model_name(model)
-    return route_symbol(
-        serving_routes(model=model, symbols=[normalise_symbol(symbol)]), symbol, model=model
-    )
+    return route_symbol(serving_routes(model=model), symbol, model=model)
 
 
 def model_routes(
@@ -261,7 +277,7 @@ def model_routes(
     if model is not None:
         parse_model_name(model)
     symbols = list(symbols)
-    routes = serving_routes(model=model, symbols=[normalise_symbol(s) for s in symbols])
+    routes = serving_routes(model=model)
     if model is not None and model not in routes:
         raise _unknown_model(model)
     answer: dict[str, ModelRoute | DomainError] = {}
