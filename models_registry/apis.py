@@ -17,7 +17,6 @@ from rest_framework.views import APIView
 
 from mlengine.api import DefaultPagination, ascii_int, serves_method
 from mlengine.errors import InvalidBody, InvalidParameter
-from mlengine.schema import error_response
 from mlengine.throttling import ANON_READ, TRAIN, WRITE
 from models_registry.models import (
     MANAGE_REGISTRY_PERMISSION,
@@ -36,6 +35,7 @@ from models_registry.schema import (
     MALFORMED_VERSION,
     MODEL_NAME_PARAMETER,
     NAMED_ACTIVATED_RESPONSE,
+    NAMED_PAGE_ERRORS,
     NAMED_ROLLED_BACK_RESPONSE,
     PAGE_ERRORS,
     QUEUED_RESPONSE,
@@ -339,13 +339,7 @@ class RegisteredModelVersionListApi(ListAPIView):
         summary="A model's versions, newest first",
         responses={
             200: NamedVersionSummarySerializer(many=True),
-            400: PAGE_ERRORS[400],
-            404: error_response(
-                "Unknown model, or page past the last one",
-                "unknown_model",
-                "Unknown model 'fx-hourly'.",
-                ("not_found", "Invalid page."),
-            ),
+            **NAMED_PAGE_ERRORS,
         },
     )
     def get(self, request: Request, name: str) -> Response:
@@ -494,13 +488,7 @@ class RegisteredModelActivationListApi(ListAPIView):
         summary="A model's lifecycle history (activations, rollbacks, challengers), newest first",
         responses={
             200: NamedActivationEventSerializer(many=True),
-            400: PAGE_ERRORS[400],
-            404: error_response(
-                "Unknown model, or page past the last one",
-                "unknown_model",
-                "Unknown model 'fx-hourly'.",
-                ("not_found", "Invalid page."),
-            ),
+            **NAMED_PAGE_ERRORS,
         },
     )
     def get(self, request: Request, name: str) -> Response:

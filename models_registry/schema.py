@@ -217,3 +217,12 @@ NAMED_ROLLED_BACK_RESPONSE = OpenApiResponse(
         )
     ],
 )
+NAMED_PAGE_ERRORS = {
+    400: PAGE_ERRORS[400],
+    404: error_response(
+        "Unknown model, or page past the last one",
+        "unknown_model",
+        "Unknown model 'fx-hourly'.",
+        ("not_found", "Invalid page."),
+    ),
+}

@@ -38,6 +38,8 @@ from predictions.serializers import (
     BATCH_REQUEST_EXAMPLES,
     BATCH_RESPONSE,
     CONFIDENCE_DEFINITION,
+    PREDICT_BAD_REQUEST,
+    PREDICT_NOT_FOUND,
     PREDICTION_RESPONSE,
     RECORD_RESPONSE,
     PredictionBatchRequestSerializer,
@@ -54,23 +56,6 @@ def server_timing(timings: dict[str, float]) -> str:
     a profiler; the values are milliseconds, as the header's ``dur`` parameter specifies.
     """
     return ", ".join(f"{name};dur={value:.3f}" for name, value in timings.items())
-
-
-PREDICT_BAD_REQUEST = error_response(
-    "Malformed parameter, or a symbol several models serve (choose one with model=NAME)",
-    "invalid_parameter",
-    "symbol must be 1-32 letters, digits, '.', '-' or '_'",
-    (
-        "ambiguous_model",
-        "FX1 is served by the models fx-daily, fx-hourly; choose one with model=NAME.",
-    ),
-)
-PREDICT_NOT_FOUND = error_response(
-    "Unknown symbol or unknown model",
-    "unknown_symbol",
-    "Unknown symbol 'XYZ'.",
-    ("unknown_model", "Unknown model 'fx-hourly'."),
-)
 
 
 def parse_model_param(params: Any) -> str | None:

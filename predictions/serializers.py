@@ -25,7 +25,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
 from features.engineering import FEATURE_NAMES
-from mlengine.schema import SYMBOL_PATTERN
+from mlengine.schema import SYMBOL_PATTERN, error_response
 from models_registry.naming import DEFAULT_MODEL_NAME
 from models_registry.serializers import ModelNameField as RegistryModelNameField
 
@@ -278,3 +278,18 @@ BATCH_RESPONSE = OpenApiResponse(
 BATCH_REQUEST_EXAMPLES = [
     OpenApiExample("three symbols", value=BATCH_REQUEST_EXAMPLE, request_only=True)
 ]
+PREDICT_BAD_REQUEST = error_response(
+    "Malformed parameter, or a symbol several models serve (choose one with model=NAME)",
+    "invalid_parameter",
+    "symbol must be 1-32 letters, digits, '.', '-' or '_'",
+    (
+        "ambiguous_model",
+        "FX1 is served by the models fx-daily, fx-hourly; choose one with model=NAME.",
+    ),
+)
+PREDICT_NOT_FOUND = error_response(
+    "Unknown symbol or unknown model",
+    "unknown_symbol",
+    "Unknown symbol 'XYZ'.",
+    ("unknown_model", "Unknown model 'fx-hourly'."),
+)
