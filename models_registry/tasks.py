@@ -1,12 +1,16 @@
-"""Celery tasks of the registry: training runs on a worker."""
+"""Celery tasks of the registry: training runs on a worker, scheduled retraining per model."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mlengine.celery import app
 from mlengine.errors import DomainError, UpstreamTimeout, UpstreamUnavailable
+from models_registry.services.retraining import model_retrain
 from models_registry.services.training import training_run_execute
+
+logger = logging.getLogger(__name__)
 
 # Upstream outages are worth another try; a bad config or a failed fit is not.
 TRANSIENT_ERRORS = (UpstreamUnavailable, UpstreamTimeout)
@@ -36,5 +40,24 @@ def train_model_task(self: Any, run_id: int) -> int | None:
         raise self.retry(exc=exc, countdown=30 * (2**self.request.retries)) from exc
     except DomainError:
         # The run row holds the failure and its reason; retrying would fail the same way.
+        return None
+    return version.version
+
+
+@app.task(
+    name="models_registry.retrain_model",
+    acks_late=False,  # a lost retraining waits for the next scheduled one: no second run
+    ignore_result=True,
+    soft_time_limit=25 * 60,
+    time_limit=30 * 60,
+)
+def retrain_model_task(model: str) -> int | None:
+    """Retrain model ``model`` (its beat entry's kwargs) and add the version as a challenger;
+    returns the new version number, or None when training failed (logged in one line, the run
+    row holds the reason)."""
+    try:
+        _, version = model_retrain(model=model)
+    except DomainError as exc:
+        logger.warning("scheduled retraining of %s failed: %s", model, exc.message)
         return None
     return version.version
