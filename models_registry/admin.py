@@ -141,6 +141,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         "baseline_accuracy_display",
         "beats_baseline",
     ]
+    list_display_links = ["label"]
     list_filter = ["model", "status", "is_active", "is_challenger", "beats_baseline"]
     list_select_related = ["model"]
     date_hierarchy = "created_at"
