@@ -543,6 +543,10 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         elif add and version.status != ModelVersion.Status.READY:
             blocked = f"{version.label} is {version.status}; only a ready version can be one."
         label = "Add" if add else "Remove"
+        notice = ""
+        if add == version.is_challenger:  # adding a challenger, or removing a non-challenger
+            state = "already is" if add else "is not"
+            notice = f"{version.label} {state} a challenger; confirming changes nothing."
         return self._confirm_page(
             request,
             title=f"{label} {version.label} of {version.model.name} as a challenger",
@@ -556,13 +560,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             promotion_note="",
             submit_label=f"{label} challenger {version.label}",
             blocked=blocked,
-            notice=(
-                f"{version.label} already is a challenger; confirming changes nothing."
-                if add and version.is_challenger
-                else ""
-                if add or version.is_challenger
-                else f"{version.label} is not a challenger; confirming changes nothing."
-            ),
+            notice=notice,
         )
 
     def _confirm_page(self, request: HttpRequest, **context: Any) -> TemplateResponse:

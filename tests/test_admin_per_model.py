@@ -108,7 +108,10 @@ def test_add_then_remove_a_challenger_with_a_reason(
     operator: User, operator_client: Client, two_models
 ) -> None:
     v3 = two_models["spx"][2]
+    not_yet = operator_client.get(f"{VERSIONS}{v3.pk}/challenger/remove/")
+    assert not_yet.context["notice"] == "v3 is not a challenger; confirming changes nothing."
     page = operator_client.get(f"{VERSIONS}{v3.pk}/challenger/add/")
+    assert page.context["notice"] == ""
     assert page.context["model"].name == "spx" and page.context["current"].label == "v2"
     assert not challengers_of(model="spx").exists()  # nothing before the reason
     response = confirm(operator_client, page, "shadow-score the new window")
