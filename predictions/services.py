@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -74,7 +74,7 @@ def prediction_create(
     if model is None:
         # One indexed SELECT per request: an activation by any process is served from the
         # next request on (predictions.inference).
-        model = model_cache.get_active()
+        model = _active_model()
     looked_up = time.perf_counter()
     if candles is None:
         # The newest row of the source's candles, kept with its process copy of them.
@@ -120,7 +120,7 @@ def prediction_batch_create(*, symbols: Sequence[str]) -> BatchResult:
     request failed, or it repeats an earlier symbol in other letters) gets an error entry
     instead; the others are still answered."""
     started = time.perf_counter()
-    model = model_cache.get_active()
+    model = _active_model()
     looked_up = time.perf_counter()
     first_spelling: dict[str, str] = {}
     for symbol in symbols:
@@ -180,6 +180,20 @@ def prediction_batch_create(*, symbols: Sequence[str]) -> BatchResult:
     return BatchResult(records=records, errors=errors, timings=timings)
 
 
+def _server_binding() -> AbstractContextManager[None]:
+    """The connection's ``server_binding()`` on PostgreSQL (``mlengine.db.postgresql``): the
+    statements every request runs are sent with their values as parameters and prepared once
+    per connection. Elsewhere (SQLite) nothing changes."""
+    return getattr(connection, "server_binding", nullcontext)()
+
+
+def _active_model() -> LoadedModel:
+    """``model_cache.get_active()``, its per-request lookup of the active version prepared on
+    PostgreSQL: the server parses and plans it once per connection, not on every request."""
+    with _server_binding():
+        return model_cache.get_active()
+
+
 def _model_inputs(model: LoadedModel, symbol: str, features: dict[str, float]) -> np.ndarray:
     """The model's input row (shape (1, n)); ``InsufficientHistory`` if a feature is undefined."""
     inputs = np.array([[features[name] for name in model.features]], dtype=np.float64)
@@ -233,9 +247,8 @@ def _audit_commit(records: list[PredictionRecord]) -> None:
     # On PostgreSQL the INSERT sends its values as parameters, and is prepared once per
     # connection (mlengine.db.postgresql): a tenth of /predict's time less than quoting them
     # into the SQL text, and far less for a batch's thousands of values.
-    server_binding = getattr(connection, "server_binding", nullcontext)
     try:
-        with server_binding():
+        with _server_binding():
             if len(records) == 1 and transaction.get_autocommit():
                 # One INSERT in autocommit mode is committed when it returns; bulk_create's
                 # BEGIN and COMMIT around it would add two round trips to every /predict.
