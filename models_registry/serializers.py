@@ -120,7 +120,7 @@ SearchProgress = inline_serializer(
                 "SearchCandidate",
                 {
                     "candidate": serializers.IntegerField(),
-                    "type": serializers.ChoiceField(choices=MODEL_TYPES),
+                    "type": serializers.CharField(help_text="A model type of the config."),
                     "params": serializers.DictField(),
                 },
             )

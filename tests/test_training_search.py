@@ -356,3 +356,18 @@ def test_a_search_on_a_real_celery_worker_gives_the_eager_version(celery_worker_
     assert eager_version.config == worker_version.config
     assert eager_version.dataset == worker_version.dataset
     assert eager_version.artifact_sha256 == worker_version.artifact_sha256
+
+
+def test_the_example_search_in_train_yaml_is_valid() -> None:
+    lines = (settings.BASE_DIR / "configs" / "train.yaml").read_text().splitlines()
+    start = lines.index("# search:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    data = yaml.safe_load((settings.BASE_DIR / "configs" / "train.yaml").read_text())
+    data.pop("model")
+    data.update(yaml.safe_load("\n".join(block)))
+    config = TrainingConfig.from_dict(data)
+    assert len(search_points(config)) == 6 and config.validation_folds == 5
