@@ -341,6 +341,16 @@ def _stop_workers(workers: list[subprocess.Popen]) -> None:
             worker.kill()
 
 
+def _task_seconds(folder: Path, workers: int) -> list[float]:
+    """Each fold task's run time, from the workers' "succeeded in" log lines."""
+    samples = []
+    for number in range(workers):
+        for line in (folder / f"worker-{workers}-{number}.log").read_text().splitlines():
+            if "search_fold[" in line and " succeeded in " in line:
+                samples.append(float(line.split(" succeeded in ")[1].split("s:")[0]))
+    return samples
+
+
 def _latest_version(database_url: str) -> dict[str, object]:
     import psycopg
 
@@ -401,6 +411,7 @@ def bench_search_training() -> None:
     )
     manage = [sys.executable, str(ROOT / "manage.py")]
     rows: list[tuple[str, float, dict[str, object]]] = []
+    task_seconds: dict[int, list[float]] = {}
     try:
         time.sleep(0.5)
         migrate = run_child([*manage, "migrate", "--noinput", "-v", "0"], base_env)
@@ -414,6 +425,7 @@ def bench_search_training() -> None:
                 train = run_child([*manage, "train_model", "--config", str(config)], env)
             finally:
                 _stop_workers(started)
+            task_seconds[workers] = _task_seconds(folder, workers)
             if train.returncode != 0:
                 fail(f"search with {workers} workers", train)
             label = "eager (no broker)" if workers == 0 else f"{workers} worker(s)"
@@ -433,6 +445,12 @@ def bench_search_training() -> None:
             f"(run {version['run_seconds']:7.2f} s)   x{eager_seconds / seconds:4.2f} vs eager   "
             f"v{version['version']} sha256 {str(version['sha256'])[:12]}"
         )
+    for workers, samples in task_seconds.items():
+        if samples:
+            print(
+                f"  {workers} worker(s): {len(samples)} fold tasks, median "
+                f"{median(samples):.2f} s, sum {sum(samples):.1f} s (worker logs)"
+            )
     table = rows[0][2]["metrics"]["search"]
     for row in table["candidates"]:
         values = " ".join(f"{k}={v}" for k, v in row["grid_values"].items())

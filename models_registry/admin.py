@@ -514,12 +514,13 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     describe(task["candidate"]),
                     task["fold"],
                     task["state"],
+                    task.get("worker") or "—",
                     "—" if task.get("log_loss") is None else f"{task['log_loss']:.4f}",
                     task.get("error") or "",
                 )
@@ -528,7 +529,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         )
         return format_html(
             "<p>{} of {} tasks done, {} failed</p><table><thead><tr><th>candidate</th>"
-            "<th>fold</th><th>state</th><th>log loss</th><th>error</th></tr></thead>"
+            "<th>fold</th><th>state</th><th>worker</th><th>log loss</th><th>error</th></tr></thead>"
             "<tbody>{}</tbody></table>",
             progress.get("done", 0),
             progress.get("total", 0),

@@ -120,7 +120,8 @@ class TrainingRun(models.Model):
     # The step under way; while candles are paged in, the page's full progress line.
     stage = models.CharField(max_length=255, blank=True)
     # A search's tasks (models_registry.services.search): {"total", "done", "failed",
-    # "candidates", "tasks": [{"candidate", "fold", "state", "log_loss", "error"}], "dataset"}.
+    # "candidates", "dataset", "tasks": [{"candidate", "fold", "state", "worker", "log_loss",
+    # "error"}]}.
     # Each task updates it under a row lock; {} for a run that is not a search.
     progress = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)

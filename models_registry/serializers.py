@@ -134,6 +134,9 @@ SearchProgress = inline_serializer(
                     "state": serializers.ChoiceField(
                         choices=["queued", "running", "succeeded", "failed"]
                     ),
+                    "worker": serializers.CharField(
+                        allow_blank=True, help_text="The Celery worker that ran it, or eager."
+                    ),
                     "log_loss": serializers.FloatField(allow_null=True),
                     "error": serializers.CharField(allow_blank=True),
                 },

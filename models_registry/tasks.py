@@ -47,6 +47,7 @@ def train_model_task(self: Any, run_id: int) -> int | None:
 
 
 @app.task(
+    bind=True,
     name=SEARCH_FOLD_TASK,
     # The chord collects this task's return value from the result backend.
     ignore_result=False,
@@ -54,12 +55,13 @@ def train_model_task(self: Any, run_id: int) -> int | None:
     # A lost worker gives the fold back to the queue: it is a pure function of the run.
     reject_on_worker_lost=True,
 )
-def search_fold_task(run_id: int, candidate: int, fold: int) -> dict[str, Any] | None:
+def search_fold_task(self: Any, run_id: int, candidate: int, fold: int) -> dict[str, Any] | None:
     """One (candidate, fold) of a search: its out-of-fold result (``FoldResult.to_json``).
 
     A failure has marked the run failed and is raised: the chord's callback then never runs.
     """
-    return search_fold_execute(run_id=run_id, candidate=candidate, fold=fold)
+    worker = "eager" if self.request.is_eager else str(self.request.hostname or "")
+    return search_fold_execute(run_id=run_id, candidate=candidate, fold=fold, worker=worker)
 
 
 @app.task(name=SEARCH_FINISH_TASK, acks_late=True)

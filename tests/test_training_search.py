@@ -371,3 +371,19 @@ def test_the_example_search_in_train_yaml_is_valid() -> None:
     data.update(yaml.safe_load("\n".join(block)))
     config = TrainingConfig.from_dict(data)
     assert len(search_points(config)) == 6 and config.validation_folds == 5
+
+
+@pytest.mark.services
+def test_a_failing_task_on_a_real_worker_fails_the_run_and_registers_nothing(
+    celery_worker_process,
+) -> None:
+    broken = {"type": "hist_gradient_boosting", "params": {"categorical_features": [99]}}
+    data = with_candidates({"type": "logistic_regression", "grid": {"C": [0.1]}}, broken)
+    response = token_client("trainer").post("/models/train", {"config": data}, format="json")
+    assert response.status_code == 202
+    state = wait_for(response.json()["id"])
+    assert state["status"] == "failed", state
+    assert state["error"].startswith("candidate 1 (hist_gradient_boosting) fold 0: ")
+    assert state["progress"]["failed"] == 1
+    assert not ModelVersion.objects.exists()
+    assert all(task["worker"] for task in state["progress"]["tasks"][:4])

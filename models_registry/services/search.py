@@ -12,6 +12,8 @@ skip the rebuild.
 A task that fails marks the run failed with the candidate and fold in the error and raises;
 the chord then never calls its callback, and every task still queued finds the run failed and
 does nothing. The callback registers one version, or none.
+
+Every fit runs on one thread (``SEARCH_THREADS``): the search scales by worker processes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from threadpoolctl import threadpool_limits
 
 from models_registry.artifacts import (
     artifact_delete,
@@ -55,6 +58,12 @@ from models_registry.training.walk_forward import FoldResult, evaluate_fold
 logger = logging.getLogger(__name__)
 
 DATASET_CACHE_SIZE = 2
+# Each task fits on one thread (OpenMP and BLAS pools too: hist_gradient_boosting would use
+# every core): a search scales by worker processes, and two workers whose thread pools each
+# spin on every core run slower together than one alone (bench/bench_training.py: 30 tasks on
+# 2 cores took 97 s with 2 workers, 17 s with 1). The same limit eager and on a worker keeps
+# their figures the same bit for bit.
+SEARCH_THREADS = 1
 _DATASETS: OrderedDict[tuple[str, str], Dataset] = OrderedDict()
 
 
@@ -99,14 +108,18 @@ def _task_update(run_id: int, candidate: int, fold: int, **fields: Any) -> Train
         return run
 
 
-def search_fold_execute(*, run_id: int, candidate: int, fold: int) -> dict[str, Any] | None:
+def search_fold_execute(
+    *, run_id: int, candidate: int, fold: int, worker: str = ""
+) -> dict[str, Any] | None:
     """Evaluate fold ``fold`` of search candidate ``candidate``; the ``FoldResult`` as JSON.
+
+    ``worker`` (the Celery worker's name, or ``eager``) is recorded on the task's entry.
 
     Returns None, doing nothing, when the run is no longer running (another task failed). A
     failure marks the run failed (``candidate N (...) fold K: reason``) and raises
     ``TrainingFailed``.
     """
-    run = _task_update(run_id, candidate, fold, state="running")
+    run = _task_update(run_id, candidate, fold, state="running", worker=worker)
     if run is None:
         return None
     label = f"candidate {candidate} fold {fold}"
@@ -115,7 +128,8 @@ def search_fold_execute(*, run_id: int, candidate: int, fold: int) -> dict[str, 
         point = search_points(config)[candidate]
         label = f"{point.label()} fold {fold}"
         dataset = _search_dataset(run.progress["dataset"], config)
-        result = evaluate_fold(dataset, point_config(config, point), fold)
+        with threadpool_limits(limits=SEARCH_THREADS):
+            result = evaluate_fold(dataset, point_config(config, point), fold)
     except Exception as exc:
         reason = f"{label}: {error_line(exc)}"
         search_run_fail(run_id=run_id, candidate=candidate, fold=fold, reason=reason)
@@ -156,12 +170,13 @@ def search_run_finish(*, run_id: int, results: list[dict[str, Any] | None]) -> M
         winner, table = search_table(dataset, points, fold_results)
         folds = config.validation_folds
         winner_dataset = dataclasses.replace(dataset, config=point_config(config, points[winner]))
-        result = train_model(
-            winner_dataset,
-            drift_window=settings.DRIFT_WINDOW,
-            psi_floor=settings.DRIFT_THRESHOLD,
-            fold_results=fold_results[winner * folds : (winner + 1) * folds],
-        )
+        with threadpool_limits(limits=SEARCH_THREADS):
+            result = train_model(
+                winner_dataset,
+                drift_window=settings.DRIFT_WINDOW,
+                psi_floor=settings.DRIFT_THRESHOLD,
+                fold_results=fold_results[winner * folds : (winner + 1) * folds],
+            )
         result.metrics["search"] = table
         if run.started_at is not None:
             result.duration_seconds = (timezone.now() - run.started_at).total_seconds()

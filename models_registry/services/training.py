@@ -351,7 +351,14 @@ def _search_dispatch(
                 {"candidate": p.index, "type": p.model_type, "params": p.params} for p in points
             ],
             "tasks": [
-                {"candidate": p.index, "fold": k, "state": "queued", "log_loss": None, "error": ""}
+                {
+                    "candidate": p.index,
+                    "fold": k,
+                    "state": "queued",
+                    "worker": "",
+                    "log_loss": None,
+                    "error": "",
+                }
                 for p in points
                 for k in range(folds)
             ],
