@@ -46,7 +46,7 @@ from models_registry.models import (
     ModelVersion,
     TrainingRun,
 )
-from models_registry.selectors import activation_event_list, active_model_version
+from models_registry.selectors import activation_event_list, active_model_version, champion_of
 from models_registry.services.activation import (
     ActivationResult,
     model_version_activate,
@@ -336,6 +336,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 try:
                     result = model_version_activate(
                         version=version.version,
+                        model=version.model,
                         actor=request.user,
                         reason=form.cleaned_data["reason"],
                         force=bool(form.cleaned_data.get("force")),
@@ -351,7 +352,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                     return HttpResponseRedirect(back)
         else:
             form = LifecycleForm(offer_force=offer_force)
-        current = active_model_version()
+        current = champion_of(model=version.model)
         return self._confirm_page(
             request,
             title=f"Activate {version.label}",

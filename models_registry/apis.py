@@ -1,4 +1,7 @@
-"""Registry API: list and inspect versions, train, activate, roll back, activation history."""
+"""Registry API: list and inspect versions, train, activate, roll back, activation history.
+
+The seed routes (``/models...``) act on the model ``default``; ``/registry/models/{name}...``
+act on any named model, through the same services."""
 
 from __future__ import annotations
 
@@ -15,12 +18,25 @@ from rest_framework.views import APIView
 from mlengine.api import DefaultPagination, ascii_int, serves_method
 from mlengine.errors import InvalidBody, InvalidParameter
 from mlengine.throttling import ANON_READ, TRAIN, WRITE
-from models_registry.models import MANAGE_REGISTRY_PERMISSION, ActivationEvent, ModelVersion
+from models_registry.models import (
+    MANAGE_REGISTRY_PERMISSION,
+    ActivationEvent,
+    ModelVersion,
+    RegisteredModel,
+)
 from models_registry.schema import (
     ACTIVATE_CONFLICT,
     ACTIVATE_REQUEST_EXAMPLES,
     ACTIVATED_RESPONSE,
+    CHALLENGER_CONFLICT,
+    CHALLENGER_REQUEST_EXAMPLES,
+    CHALLENGER_RESPONSE,
+    MALFORMED_MODEL,
     MALFORMED_VERSION,
+    MODEL_NAME_PARAMETER,
+    NAMED_ACTIVATED_RESPONSE,
+    NAMED_PAGE_ERRORS,
+    NAMED_ROLLED_BACK_RESPONSE,
     PAGE_ERRORS,
     QUEUED_RESPONSE,
     ROLLBACK_CONFLICT,
@@ -30,6 +46,8 @@ from models_registry.schema import (
     RUN_PARAMETER,
     TRAIN_ERRORS,
     TRAIN_REQUEST_EXAMPLES,
+    UNKNOWN_MODEL,
+    UNKNOWN_MODEL_OR_VERSION,
     UNKNOWN_VERSION,
     VERSION_PARAMETER,
     WRITE_ERRORS,
@@ -39,18 +57,31 @@ from models_registry.selectors import (
     activation_event_list,
     model_version_get,
     model_version_list,
+    registered_model_get,
+    registered_model_list,
     training_run_get,
 )
 from models_registry.serializers import (
     ActivateRequestSerializer,
     ActivationEventSerializer,
+    ChallengerRequestSerializer,
     ModelVersionDetailSerializer,
     ModelVersionSummarySerializer,
+    NamedActivationEventSerializer,
+    NamedVersionDetailSerializer,
+    NamedVersionSummarySerializer,
+    RegisteredModelDetailSerializer,
+    RegisteredModelSummarySerializer,
     RollbackRequestSerializer,
     TrainingRunSerializer,
     TrainRequestSerializer,
 )
-from models_registry.services.activation import model_version_activate, model_version_rollback
+from models_registry.services.activation import (
+    challenger_add,
+    challenger_remove,
+    model_version_activate,
+    model_version_rollback,
+)
 from models_registry.services.queue import training_run_enqueue
 from models_registry.services.training import training_config_resolve, training_data_check
 
@@ -200,9 +231,11 @@ class ModelTrainApi(APIView):
         description=(
             "Records a training run and hands it to a Celery worker once committed; answers 202 "
             "with the run's id. Poll `GET /training-runs/{id}`. The body overrides "
-            "`configs/train.yaml` (`symbols`, `model`, `seed`, `start`, `end`) or gives a whole "
-            "`config` (which `start` / `end` still override). By default training reads all the "
-            "history the market data has."
+            "`configs/train.yaml` (`symbols`, `model`, `seed`, `start`, `end`, `name`: the "
+            "registered model, created on first use) or gives a whole `config` (which `start` / "
+            "`end` still override). By default training reads all the history the market data "
+            "has; `activate` makes the version its model's champion, `challenger` adds it as a "
+            "challenger."
         ),
         request=TrainRequestSerializer,
         examples=TRAIN_REQUEST_EXAMPLES,
@@ -221,10 +254,15 @@ class ModelTrainApi(APIView):
             seed=data.get("seed"),
             start=data.get("start"),
             end=data.get("end"),
+            name=data.get("name"),
         )
         training_data_check(config=config)  # no run row for a request that could only fail
         run = training_run_enqueue(
-            config=config, source="api", requested_by=request.user, activate=data["activate"]
+            config=config,
+            source="api",
+            requested_by=request.user,
+            activate=data["activate"],
+            challenger=data["challenger"],
         )
         body = TrainingRunSerializer(run).data
         body["url"] = f"/training-runs/{run.pk}"
@@ -251,3 +289,211 @@ class TrainingRunDetailApi(APIView):
                 details={"id": run_id[:50]},
             )
         return Response(TrainingRunSerializer(training_run_get(run_id=number)).data)
+
+
+# Named models: /registry/models[/{name}[/versions[/{version}]|/activate/{version}|/rollback|
+# /challengers/{version}|/activations]]
+
+
+class RegisteredModelListApi(ListAPIView):
+    throttle_scope = ANON_READ
+    serializer_class = RegisteredModelSummarySerializer
+    pagination_class = DefaultPagination
+
+    def get_queryset(self) -> QuerySet[RegisteredModel]:
+        return registered_model_list()
+
+    @extend_schema(
+        operation_id="registry_models_list",
+        summary="Named models: symbols, champion and challengers",
+        responses={200: RegisteredModelSummarySerializer(many=True), **PAGE_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
+
+class RegisteredModelDetailApi(APIView):
+    throttle_scope = ANON_READ
+
+    @extend_schema(
+        operation_id="registry_models_retrieve",
+        parameters=[MODEL_NAME_PARAMETER],
+        summary="One model: champion, challengers, symbols, config and counts",
+        responses={
+            200: RegisteredModelDetailSerializer,
+            400: MALFORMED_MODEL,
+            404: UNKNOWN_MODEL,
+        },
+    )
+    def get(self, request: Request, name: str) -> Response:
+        return Response(RegisteredModelDetailSerializer(registered_model_get(name=name)).data)
+
+
+class RegisteredModelVersionListApi(ListAPIView):
+    throttle_scope = ANON_READ
+    serializer_class = NamedVersionSummarySerializer
+    pagination_class = DefaultPagination
+
+    def get_queryset(self) -> QuerySet[ModelVersion]:
+        return model_version_list(model=registered_model_get(name=self.kwargs["name"]))
+
+    @extend_schema(
+        operation_id="registry_model_versions_list",
+        parameters=[MODEL_NAME_PARAMETER],
+        summary="A model's versions, newest first",
+        responses={
+            200: NamedVersionSummarySerializer(many=True),
+            **NAMED_PAGE_ERRORS,
+        },
+    )
+    def get(self, request: Request, name: str) -> Response:
+        return super().get(request, name)
+
+
+class RegisteredModelVersionDetailApi(APIView):
+    throttle_scope = ANON_READ
+
+    @extend_schema(
+        operation_id="registry_model_versions_retrieve",
+        parameters=[MODEL_NAME_PARAMETER, VERSION_PARAMETER],
+        summary="One version of a model in full",
+        responses={
+            200: NamedVersionDetailSerializer,
+            400: MALFORMED_MODEL,
+            404: UNKNOWN_MODEL_OR_VERSION,
+        },
+    )
+    def get(self, request: Request, name: str, version: str) -> Response:
+        model = registered_model_get(name=name)
+        return Response(
+            NamedVersionDetailSerializer(model_version_get(version=version, model=model)).data
+        )
+
+
+class RegisteredModelActivateApi(APIView):
+    permission_classes = [HasRegistryPermission]
+    throttle_scope = WRITE
+
+    @extend_schema(
+        operation_id="registry_models_activate",
+        parameters=[MODEL_NAME_PARAMETER, VERSION_PARAMETER],
+        summary="Make a version its model's champion",
+        description=(
+            "As `POST /models/activate/{version}`, for the named model; other models' "
+            "champions are untouched. A challenger that is promoted stops being a challenger."
+        ),
+        request=ActivateRequestSerializer,
+        examples=ACTIVATE_REQUEST_EXAMPLES,
+        responses={
+            200: NAMED_ACTIVATED_RESPONSE,
+            **WRITE_ERRORS,
+            404: UNKNOWN_MODEL_OR_VERSION,
+            409: ACTIVATE_CONFLICT,
+        },
+    )
+    def post(self, request: Request, name: str, version: str) -> Response:
+        data = _validated(ActivateRequestSerializer, request.data)
+        result = model_version_activate(
+            version=version,
+            model=name,
+            actor=request.user,
+            reason=data["reason"],
+            force=data["force"],
+        )
+        return Response(result.as_named_dict())
+
+
+class RegisteredModelRollbackApi(APIView):
+    permission_classes = [HasRegistryPermission]
+    throttle_scope = WRITE
+
+    @extend_schema(
+        operation_id="registry_models_rollback",
+        parameters=[MODEL_NAME_PARAMETER],
+        summary="Re-activate the model's previous champion",
+        request=RollbackRequestSerializer,
+        examples=ROLLBACK_REQUEST_EXAMPLES,
+        responses={
+            200: NAMED_ROLLED_BACK_RESPONSE,
+            **WRITE_ERRORS,
+            404: UNKNOWN_MODEL,
+            409: ROLLBACK_CONFLICT,
+        },
+    )
+    def post(self, request: Request, name: str) -> Response:
+        data = _validated(RollbackRequestSerializer, request.data)
+        result = model_version_rollback(model=name, actor=request.user, reason=data["reason"])
+        return Response(result.as_named_dict())
+
+
+class RegisteredModelChallengerApi(APIView):
+    permission_classes = [HasRegistryPermission]
+    throttle_scope = WRITE
+
+    @extend_schema(
+        operation_id="registry_models_challengers_add",
+        parameters=[MODEL_NAME_PARAMETER, VERSION_PARAMETER],
+        summary="Add a ready version of the model as a challenger",
+        description=(
+            "A challenger is scored in shadow beside the champion. Adding one twice is a no-op "
+            "(`changed: false`); a `challenger_add` event records each change."
+        ),
+        request=ChallengerRequestSerializer,
+        examples=CHALLENGER_REQUEST_EXAMPLES,
+        responses={
+            200: CHALLENGER_RESPONSE,
+            **WRITE_ERRORS,
+            404: UNKNOWN_MODEL_OR_VERSION,
+            409: CHALLENGER_CONFLICT,
+        },
+    )
+    def post(self, request: Request, name: str, version: str) -> Response:
+        data = _validated(ChallengerRequestSerializer, request.data)
+        result = challenger_add(
+            version=version, model=name, actor=request.user, reason=data["reason"]
+        )
+        return Response(result.as_dict())
+
+    @extend_schema(
+        operation_id="registry_models_challengers_remove",
+        parameters=[MODEL_NAME_PARAMETER, VERSION_PARAMETER],
+        summary="Stop scoring a challenger",
+        description=(
+            "Removing a version that is not a challenger is a no-op (`changed: false`); a "
+            "`challenger_remove` event records each change. A body is optional."
+        ),
+        request=ChallengerRequestSerializer,
+        responses={
+            200: CHALLENGER_RESPONSE,
+            **WRITE_ERRORS,
+            404: UNKNOWN_MODEL_OR_VERSION,
+        },
+    )
+    def delete(self, request: Request, name: str, version: str) -> Response:
+        body = request.data if request.data else {}
+        data = _validated(ChallengerRequestSerializer, body)
+        result = challenger_remove(
+            version=version, model=name, actor=request.user, reason=data["reason"]
+        )
+        return Response(result.as_dict())
+
+
+class RegisteredModelActivationListApi(ListAPIView):
+    throttle_scope = ANON_READ
+    serializer_class = NamedActivationEventSerializer
+    pagination_class = DefaultPagination
+
+    def get_queryset(self) -> QuerySet[ActivationEvent]:
+        return activation_event_list(model=registered_model_get(name=self.kwargs["name"]))
+
+    @extend_schema(
+        operation_id="registry_models_activations_list",
+        parameters=[MODEL_NAME_PARAMETER],
+        summary="A model's lifecycle history (activations, rollbacks, challengers), newest first",
+        responses={
+            200: NamedActivationEventSerializer(many=True),
+            **NAMED_PAGE_ERRORS,
+        },
+    )
+    def get(self, request: Request, name: str) -> Response:
+        return super().get(request, name)

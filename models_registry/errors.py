@@ -1,6 +1,6 @@
 """Registry domain errors."""
 
-from mlengine.errors import ConflictError, NotFoundError, ServiceUnavailable
+from mlengine.errors import ConflictError, DomainError, NotFoundError, ServiceUnavailable
 
 
 class UnknownModelVersion(NotFoundError):
@@ -38,3 +38,21 @@ class NoActiveModel(ServiceUnavailable):
 class TrainingFailed(ConflictError):
     code = "training_failed"
     default_message = "Training failed."
+
+
+class UnknownModel(NotFoundError):
+    code = "unknown_model"
+    default_message = "Unknown model."
+
+
+class AmbiguousModel(DomainError):
+    """A symbol listed by several models, none of them ``default``: the client must choose."""
+
+    status_code = 400
+    code = "ambiguous_model"
+    default_message = "Several models serve this symbol; choose one with model=NAME."
+
+
+class ChallengerRefused(ConflictError):
+    code = "challenger_refused"
+    default_message = "This version cannot be a challenger."

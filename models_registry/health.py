@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from models_registry.models import ModelVersion
+from models_registry.naming import DEFAULT_MODEL_NAME
 
 
 def check_active_model() -> dict[str, Any]:
-    """``ok`` with the active version, or ``ok`` with ``none`` before any model is active."""
+    """``ok`` with ``default``'s champion, or ``ok`` with ``none`` before one is active."""
     active = (
-        ModelVersion.objects.filter(is_active=True)
+        ModelVersion.objects.filter(is_active=True, model__name=DEFAULT_MODEL_NAME)
         .values("version", "artifact_sha256", "activated_at")
         .first()
     )

@@ -1,23 +1,58 @@
-"""Registry rows: model versions, the training runs that make them, and activation history."""
+"""Registry rows: named models, their versions, the training runs that make them, and each
+model's lifecycle history (activations, rollbacks, challengers added and removed)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from models_registry.naming import model_name_problem
 
 # Train, activate and roll back: the one permission every registry write checks.
 MANAGE_REGISTRY_PERMISSION = "models_registry.manage_registry"
 
 
+def validate_model_name(value: object) -> None:
+    """Django validator of ``RegisteredModel.name``."""
+    problem = model_name_problem(value)
+    if problem:
+        raise ValidationError(problem, code="invalid_model_name")
+
+
+class RegisteredModel(models.Model):
+    """A named model: the symbols it serves, how it is trained, and its versions.
+
+    Each model has at most one champion (its active version) and any number of challengers
+    (ready versions of the same model scored in shadow); both are flags on ``ModelVersion``
+    guarded by database constraints.
+    """
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_model_name])
+    description = models.TextField(blank=True)
+    symbols = models.JSONField(
+        default=list, blank=True, help_text="Upper-case symbols this model serves on /predict."
+    )
+    config = models.JSONField(default=dict, blank=True, help_text="Its training configuration.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ModelVersion(models.Model):
     """One trained model: its artifact, what it was trained on, how it scored.
 
-    At most one row is active; the database enforces it with a partial unique constraint, so no
-    race between web processes can ever leave two active versions.
+    At most one row per model is active (its champion); the database enforces it with a partial
+    unique constraint, so no race between web processes can ever leave two champions. A
+    challenger is a ready, inactive version of the same model (a check constraint).
     """
 
     class Status(models.TextChoices):
@@ -25,9 +60,13 @@ class ModelVersion(models.Model):
         READY = "ready", "ready"
         FAILED = "failed", "failed"
 
-    version = models.PositiveIntegerField(unique=True, editable=False)
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField(editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
     is_active = models.BooleanField(default=False)
+    is_challenger = models.BooleanField(
+        default=False, help_text="Scored in shadow beside its model's champion."
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
     activated_at = models.DateTimeField(null=True, blank=True)
 
@@ -51,12 +90,19 @@ class ModelVersion(models.Model):
     training_duration_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-version"]
+        ordering = ["model_id", "-version"]
         constraints = [
             models.UniqueConstraint(
-                fields=["is_active"],
+                fields=["model", "version"], name="models_registry_version_unique_per_model"
+            ),
+            models.UniqueConstraint(
+                fields=["model"],
                 condition=Q(is_active=True),
-                name="models_registry_one_active_version",
+                name="models_registry_one_active_version_per_model",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_challenger=False) | (Q(status="ready") & Q(is_active=False)),
+                name="models_registry_challenger_is_ready_and_inactive",
             ),
             models.CheckConstraint(
                 condition=Q(is_active=False) | Q(status="ready"),
@@ -116,6 +162,9 @@ class TrainingRun(models.Model):
     activate = models.BooleanField(
         default=False, help_text="Activate the version when it is ready."
     )
+    challenger = models.BooleanField(
+        default=False, help_text="Add the version as a challenger when it is ready."
+    )
     task_id = models.CharField(max_length=255, blank=True)
     # The step under way; while candles are paged in, the page's full progress line.
     stage = models.CharField(max_length=255, blank=True)
@@ -150,13 +199,20 @@ class TrainingRun(models.Model):
 
 
 class ActivationEvent(models.Model):
-    """Append-only history of what was live when: one row per effective change."""
+    """Append-only history of a model: what was live when (activate, rollback: ``from_version`` ->
+    ``to_version``) and which challengers were scored when (challenger_add / challenger_remove:
+    ``to_version`` is the challenger). One row per effective change."""
 
     class Action(models.TextChoices):
         ACTIVATE = "activate", "activate"
         ROLLBACK = "rollback", "rollback"
+        CHALLENGER_ADD = "challenger_add", "challenger added"
+        CHALLENGER_REMOVE = "challenger_remove", "challenger removed"
 
-    action = models.CharField(max_length=16, choices=Action.choices)
+    model = models.ForeignKey(
+        RegisteredModel, on_delete=models.PROTECT, related_name="activation_events"
+    )
+    action = models.CharField(max_length=24, choices=Action.choices)
     from_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -15,11 +15,60 @@ from mlengine.schema import (
     error_response,
     int_parameter,
 )
+from models_registry.naming import MODEL_NAME_PATTERN
 from models_registry.selectors import MAX_RUN_ID, VERSION_PATTERN
 from models_registry.serializers import (
     ACTIVATION_EXAMPLE,
+    CHALLENGER_EXAMPLE,
     ActivationResponse,
+    ChallengerResponse,
+    NamedActivationResponse,
     TrainingRunSerializer,
+)
+
+MODEL_NAME_PARAMETER = OpenApiParameter(
+    "name",
+    {"type": "string", "pattern": MODEL_NAME_PATTERN, "maxLength": 63},
+    OpenApiParameter.PATH,
+    description="A model name (2-63 characters: a-z, then a-z, 0-9 or '-'; not like v3).",
+    examples=[OpenApiExample("default", value="default")],
+)
+MODEL_QUERY_PARAMETER = OpenApiParameter(
+    "model",
+    {"type": "string", "pattern": MODEL_NAME_PATTERN, "maxLength": 63},
+    OpenApiParameter.QUERY,
+    required=False,
+    description=(
+        "The model to serve the symbol with. Without it: the model whose symbols list the "
+        "symbol (`default` when several do and it is one of them, 400 `ambiguous_model` when "
+        "it is not; `default` when none does)."
+    ),
+)
+UNKNOWN_MODEL = error_response("Unknown model", "unknown_model", "Unknown model 'fx-hourly'.")
+MALFORMED_MODEL = error_response(
+    "Malformed model name or version",
+    "invalid_parameter",
+    "a model name is 2-63 characters: a lower-case letter, then lower-case letters, digits or '-'",
+)
+UNKNOWN_MODEL_OR_VERSION = error_response(
+    "Unknown model or version",
+    "unknown_model",
+    "Unknown model 'fx-hourly'.",
+    ("unknown_model_version", "Unknown model version v9 of fx-hourly."),
+)
+CHALLENGER_REQUEST_EXAMPLES = [
+    OpenApiExample(
+        "with a reason", value={"reason": "shadow-score the 5-day model"}, request_only=True
+    )
+]
+CHALLENGER_RESPONSE = OpenApiResponse(
+    ChallengerResponse, examples=[OpenApiExample("added", value=CHALLENGER_EXAMPLE)]
+)
+CHALLENGER_CONFLICT = error_response(
+    "Not ready, the champion, or its artifact invalid",
+    "challenger_refused",
+    "v3 is the champion of fx-hourly; it cannot also be a challenger.",
+    ("version_not_ready", "v4 is failed; only a ready version can be a challenger."),
 )
 
 VERSION_PARAMETER = OpenApiParameter(
@@ -160,4 +209,32 @@ RUN_ERRORS = {
         f"run id must be an integer between 1 and {MAX_RUN_ID}",
     ),
     404: error_response("Unknown run", "not_found", "Unknown training run 9."),
+}
+
+NAMED_ACTIVATED_RESPONSE = OpenApiResponse(
+    NamedActivationResponse,
+    examples=[OpenApiExample("activated", value={"model": "fx-hourly", **ACTIVATION_EXAMPLE})],
+)
+NAMED_ROLLED_BACK_RESPONSE = OpenApiResponse(
+    NamedActivationResponse,
+    examples=[
+        OpenApiExample(
+            "rolled back",
+            value={
+                "model": "fx-hourly",
+                **ACTIVATION_EXAMPLE,
+                "active_version": "v2",
+                "previous_version": "v3",
+            },
+        )
+    ],
+)
+NAMED_PAGE_ERRORS = {
+    400: PAGE_ERRORS[400],
+    404: error_response(
+        "Unknown model, or page past the last one",
+        "unknown_model",
+        "Unknown model 'fx-hourly'.",
+        ("not_found", "Invalid page."),
+    ),
 }

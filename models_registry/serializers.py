@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Count, Q
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
-from models_registry.models import ActivationEvent, ModelVersion, TrainingRun
+from models_registry.models import ActivationEvent, ModelVersion, RegisteredModel, TrainingRun
+from models_registry.naming import MODEL_NAME_PATTERN, model_name_problem
 from models_registry.training.config import MODEL_TYPES
 from models_registry.verdict import walk_forward_summary
 
 
 class ModelVersionSummarySerializer(serializers.ModelSerializer):
+    """A version as the seed's ``/models`` lists it (its contract, unchanged)."""
+
     version = serializers.CharField(source="label")
 
     class Meta:
@@ -51,6 +55,21 @@ WalkForwardSummary = inline_serializer(
 )
 
 
+class NamedVersionSummarySerializer(ModelVersionSummarySerializer):
+    """A version of a named model (``/registry/models/...``): its model and challenger flag too."""
+
+    model = serializers.CharField(source="model.name")
+
+    class Meta(ModelVersionSummarySerializer.Meta):
+        fields = [
+            "model",
+            "version",
+            "is_active",
+            "is_challenger",
+            *ModelVersionSummarySerializer.Meta.fields[2:],
+        ]
+
+
 class ModelVersionDetailSerializer(serializers.ModelSerializer):
     version = serializers.CharField(source="label")
     artifact = serializers.SerializerMethodField()
@@ -85,7 +104,18 @@ class ModelVersionDetailSerializer(serializers.ModelSerializer):
         return {"name": obj.artifact_name, "sha256": obj.artifact_sha256, "size": obj.artifact_size}
 
 
+class NamedVersionDetailSerializer(ModelVersionDetailSerializer):
+    """A version of a named model in full: its model and challenger flag too."""
+
+    model = serializers.CharField(source="model.name")
+
+    class Meta(ModelVersionDetailSerializer.Meta):
+        fields = ["model", "is_challenger", *ModelVersionDetailSerializer.Meta.fields]
+
+
 class ActivationEventSerializer(serializers.ModelSerializer):
+    """One event of ``default``'s history (``/models/activations``)."""
+
     from_version = serializers.SerializerMethodField()
     to_version = serializers.CharField(source="to_version.label")
     actor = serializers.CharField(source="actor_name")
@@ -106,6 +136,16 @@ class ActivationEventSerializer(serializers.ModelSerializer):
 
     def get_from_version(self, obj: ActivationEvent) -> str | None:
         return obj.from_version.label if obj.from_version else None
+
+
+class NamedActivationEventSerializer(ActivationEventSerializer):
+    """One event of a named model's lifecycle history; for ``challenger_add`` /
+    ``challenger_remove``, ``to_version`` is the challenger and ``from_version`` is null."""
+
+    model = serializers.CharField(source="model.name")
+
+    class Meta(ActivationEventSerializer.Meta):
+        fields = ["id", "model", *ActivationEventSerializer.Meta.fields[1:]]
 
 
 # A search's tasks while it runs (TrainingRun.progress); null for a run that is not a search.
@@ -171,6 +211,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "requested_by",
             "config",
             "activate",
+            "challenger",
             "task_id",
             "created_at",
             "started_at",
@@ -233,6 +274,109 @@ class JSONStringFieldSchema(OpenApiSerializerFieldExtension):
         return {**schema, "pattern": r"^[^\x00]+$"}
 
 
+class ModelNameField(JSONStringField):
+    """A model name (``MODEL_NAME_PATTERN``; names like a version, ``v3``, are refused)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Not trimmed: "ab\n" is refused, not read as "ab".
+        super().__init__(max_length=63, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        problem = model_name_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+
+class ModelNameFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = ModelNameField
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        return {**schema, "pattern": MODEL_NAME_PATTERN}
+
+
+def _serving(model: RegisteredModel) -> list[ModelVersion]:
+    """The champion and challengers: prefetched as ``serving_versions`` by the list, else read."""
+    rows = getattr(model, "serving_versions", None)
+    if rows is None:
+        rows = list(
+            model.versions.filter(Q(is_active=True) | Q(is_challenger=True))
+            .defer("baseline")
+            .order_by("-version")
+        )
+        model.serving_versions = rows
+    return rows
+
+
+class RegisteredModelSummarySerializer(serializers.ModelSerializer):
+    """A model in the list: its champion's and challengers' labels."""
+
+    champion = serializers.SerializerMethodField()
+    challengers = serializers.SerializerMethodField()
+    version_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "name",
+            "description",
+            "symbols",
+            "champion",
+            "challengers",
+            "version_count",
+            "created_at",
+        ]
+
+    def get_champion(self, obj: RegisteredModel) -> str | None:
+        return next((v.label for v in _serving(obj) if v.is_active), None)
+
+    def get_challengers(self, obj: RegisteredModel) -> list[str]:
+        return [v.label for v in _serving(obj) if v.is_challenger]
+
+
+class RegisteredModelDetailSerializer(serializers.ModelSerializer):
+    """A model in full: champion and challengers as version summaries, config and counts."""
+
+    champion = serializers.SerializerMethodField()
+    challengers = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "name",
+            "description",
+            "symbols",
+            "config",
+            "created_at",
+            "champion",
+            "challengers",
+            "counts",
+        ]
+
+    def get_champion(self, obj: RegisteredModel) -> dict[str, Any] | None:
+        champion = next((v for v in _serving(obj) if v.is_active), None)
+        return NamedVersionSummarySerializer(champion).data if champion else None
+
+    def get_challengers(self, obj: RegisteredModel) -> list[dict[str, Any]]:
+        rows = [v for v in _serving(obj) if v.is_challenger]
+        return list(NamedVersionSummarySerializer(rows, many=True).data)
+
+    def get_counts(self, obj: RegisteredModel) -> dict[str, int]:
+        """Versions by status, challengers, lifecycle events and audited predictions."""
+        by_status = dict(obj.versions.order_by().values_list("status").annotate(n=Count("pk")))
+        return {
+            "versions": sum(by_status.values()),
+            "ready": by_status.get(ModelVersion.Status.READY, 0),
+            "training": by_status.get(ModelVersion.Status.TRAINING, 0),
+            "failed": by_status.get(ModelVersion.Status.FAILED, 0),
+            "challengers": sum(1 for v in _serving(obj) if v.is_challenger),
+            "activations": obj.activation_events.count(),
+        }
+
+
 class ActivateRequestSerializer(serializers.Serializer):
     reason = JSONStringField(required=False, allow_blank=True, max_length=2000, default="")
     force = JSONBooleanField(required=False, default=False)
@@ -263,7 +407,20 @@ class TrainRequestSerializer(serializers.Serializer):
         help_text="Last candle to train on (inclusive; a date covers its whole UTC day). "
         "Overrides the config's `end`.",
     )
+    name = ModelNameField(required=False)
     activate = JSONBooleanField(required=False, default=False)
+    challenger = JSONBooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("activate") and attrs.get("challenger"):
+            raise serializers.ValidationError(
+                {"challenger": "a version is either activated or a challenger, not both"}
+            )
+        return attrs
+
+
+class ChallengerRequestSerializer(serializers.Serializer):
+    reason = JSONStringField(required=False, allow_blank=True, max_length=2000, default="")
 
 
 # The answer of an activation or a rollback (ActivationResult.as_dict()).
@@ -276,6 +433,27 @@ ACTIVATION_EXAMPLE = {
 ActivationResponse = inline_serializer(
     "ActivationResult",
     {
+        "active_version": serializers.CharField(),
+        "previous_version": serializers.CharField(allow_null=True),
+        "changed": serializers.BooleanField(),
+        "warning": serializers.CharField(allow_null=True),
+    },
+)
+
+CHALLENGER_EXAMPLE = {"model": "fx-hourly", "version": "v4", "is_challenger": True, "changed": True}
+ChallengerResponse = inline_serializer(
+    "ChallengerResult",
+    {
+        "model": serializers.CharField(),
+        "version": serializers.CharField(),
+        "is_challenger": serializers.BooleanField(),
+        "changed": serializers.BooleanField(),
+    },
+)
+NamedActivationResponse = inline_serializer(
+    "NamedActivationResult",
+    {
+        "model": serializers.CharField(),
         "active_version": serializers.CharField(),
         "previous_version": serializers.CharField(allow_null=True),
         "changed": serializers.BooleanField(),

@@ -8,6 +8,14 @@ from models_registry.apis import (
     ModelListApi,
     ModelRollbackApi,
     ModelTrainApi,
+    RegisteredModelActivateApi,
+    RegisteredModelActivationListApi,
+    RegisteredModelChallengerApi,
+    RegisteredModelDetailApi,
+    RegisteredModelListApi,
+    RegisteredModelRollbackApi,
+    RegisteredModelVersionDetailApi,
+    RegisteredModelVersionListApi,
     TrainingRunDetailApi,
 )
 
@@ -20,4 +28,40 @@ urlpatterns = [
     path("models/<str:version>", ModelDetailApi.as_view(), name="model-detail"),
     path("model/<str:version>", LegacyModelDetailApi.as_view(), name="model-detail-legacy"),
     path("training-runs/<str:run_id>", TrainingRunDetailApi.as_view(), name="training-run-detail"),
+    path("registry/models", RegisteredModelListApi.as_view(), name="registry-model-list"),
+    path(
+        "registry/models/<str:name>",
+        RegisteredModelDetailApi.as_view(),
+        name="registry-model-detail",
+    ),
+    path(
+        "registry/models/<str:name>/versions",
+        RegisteredModelVersionListApi.as_view(),
+        name="registry-model-versions",
+    ),
+    path(
+        "registry/models/<str:name>/versions/<str:version>",
+        RegisteredModelVersionDetailApi.as_view(),
+        name="registry-model-version-detail",
+    ),
+    path(
+        "registry/models/<str:name>/activate/<str:version>",
+        RegisteredModelActivateApi.as_view(),
+        name="registry-model-activate",
+    ),
+    path(
+        "registry/models/<str:name>/rollback",
+        RegisteredModelRollbackApi.as_view(),
+        name="registry-model-rollback",
+    ),
+    path(
+        "registry/models/<str:name>/challengers/<str:version>",
+        RegisteredModelChallengerApi.as_view(),
+        name="registry-model-challenger",
+    ),
+    path(
+        "registry/models/<str:name>/activations",
+        RegisteredModelActivationListApi.as_view(),
+        name="registry-model-activations",
+    ),
 ]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from mlengine.db.aggregates import PercentileCont
 from mlengine.errors import InvalidParameter
 from models_registry.models import ModelVersion
+from models_registry.naming import DEFAULT_MODEL_NAME
 from monitoring.models import DriftSnapshot
 from predictions.models import PredictionRecord
 
@@ -27,6 +28,9 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_LAST_N = 1_000_000
 MAX_DURATION_UNITS = 9999
 LATENCY_WINDOW_PATTERN = r"^(?:[1-9][0-9]{0,5}|1000000|[1-9][0-9]{0,3}[smhdSMHD])$"
+
+# Rows of the model ``default``'s versions: what a monitoring route reports without a version.
+OF_DEFAULT = Q(model_version__model__name=DEFAULT_MODEL_NAME)
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,8 @@ def latency_summary(
     PostgreSQL, the same interpolation on SQLite)."""
     now = now or timezone.now()
     rows = PredictionRecord.objects.filter(is_replay=False)
-    if version is not None:
-        rows = rows.filter(model_version=version)
+    # Without a version: the model ``default``'s predictions (what the seed routes report).
+    rows = rows.filter(model_version=version) if version is not None else rows.filter(OF_DEFAULT)
     if window.seconds is not None:
         rows = rows.filter(created_at__gte=now - timedelta(seconds=window.seconds))
     rows = rows.order_by("-created_at", "-id")
@@ -107,8 +111,7 @@ def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, A
     day (of event time), computed by the database, beside the version's validation figures."""
     eps = 1e-15
     rows = PredictionRecord.objects.filter(outcome__isnull=False)
-    if version is not None:
-        rows = rows.filter(model_version=version)
+    rows = rows.filter(model_version=version) if version is not None else rows.filter(OF_DEFAULT)
     outcome = Cast("outcome", FloatField())
     probability = Least(Greatest(F("prediction"), Value(eps)), Value(1 - eps))
     hit = Case(
@@ -136,7 +139,9 @@ def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, A
     )
     validation = {
         v.version: (v.metrics or {}).get("validation", {})
-        for v in ModelVersion.objects.only("version", "metrics")
+        for v in ModelVersion.objects.filter(model__name=DEFAULT_MODEL_NAME).only(
+            "version", "metrics"
+        )
     }
     return [
         {
@@ -166,8 +171,11 @@ HISTORY_LIMIT = 2000
 def drift_history(*, limit: int = 200, version: ModelVersion | None = None) -> list[dict[str, Any]]:
     """The newest ``limit`` drift checks, oldest first: verdict and per-feature PSI of each."""
     verdicts = DriftSnapshot.objects.filter(kind=DriftSnapshot.Kind.MODEL)
-    if version is not None:
-        verdicts = verdicts.filter(model_version=version)
+    verdicts = (
+        verdicts.filter(model_version=version)
+        if version is not None
+        else verdicts.filter(OF_DEFAULT)
+    )
     verdicts = list(
         verdicts.order_by("-event_time", "-id").values(
             "check_id",
@@ -208,7 +216,7 @@ def drift_history(*, limit: int = 200, version: ModelVersion | None = None) -> l
 
 
 def training_history() -> list[dict[str, Any]]:
-    """Every version's validation metrics beside its baseline, in version order."""
+    """Every version of ``default``: validation metrics beside its baseline, in version order."""
     return [
         {
             "version": version.label,
@@ -220,5 +228,7 @@ def training_history() -> list[dict[str, Any]]:
             "always_up": ((version.metrics or {}).get("baselines") or {}).get("always_up", {}),
             "beats_baseline": version.beats_baseline,
         }
-        for version in ModelVersion.objects.defer("baseline").order_by("version")
+        for version in ModelVersion.objects.filter(model__name=DEFAULT_MODEL_NAME)
+        .defer("baseline")
+        .order_by("version")
     ]

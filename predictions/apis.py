@@ -4,6 +4,7 @@ their examples are in ``predictions.serializers``)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -30,11 +31,15 @@ from mlengine.schema import (
     int_parameter,
 )
 from mlengine.throttling import ANON_READ, PREDICT
+from models_registry.schema import MODEL_QUERY_PARAMETER
+from models_registry.selectors import parse_model_name
 from predictions.selectors import prediction_get, prediction_recent_list
 from predictions.serializers import (
     BATCH_REQUEST_EXAMPLES,
     BATCH_RESPONSE,
     CONFIDENCE_DEFINITION,
+    PREDICT_BAD_REQUEST,
+    PREDICT_NOT_FOUND,
     PREDICTION_RESPONSE,
     RECORD_RESPONSE,
     PredictionBatchRequestSerializer,
@@ -51,6 +56,14 @@ def server_timing(timings: dict[str, float]) -> str:
     a profiler; the values are milliseconds, as the header's ``dur`` parameter specifies.
     """
     return ", ".join(f"{name};dur={value:.3f}" for name, value in timings.items())
+
+
+def parse_model_param(params: Any) -> str | None:
+    """The optional ``model`` query parameter (a model name), or None."""
+    value = params.get("model")
+    if value is None:
+        return None
+    return parse_model_name(value)
 
 
 AUDIT_UNAVAILABLE = error_response(
@@ -70,16 +83,21 @@ class PredictApi(APIView):
 
     @extend_schema(
         operation_id="predict",
-        summary="Predict the next move of a symbol with the active model",
+        summary="Predict the next move of a symbol with its model's champion",
         description=CONFIDENCE_DEFINITION
         + " Every answer is committed to the audit trail first; if that fails the answer is "
         "503 `audit_unavailable` and no prediction. `request_id` is also sent as `X-Request-ID`; "
         "a client's `X-Request-ID` that is a UUID becomes the prediction's id (sending one "
-        "already recorded is a 409 `duplicate_request_id`), anything else is replaced.",
-        parameters=[SYMBOL_PARAMETER],
+        "already recorded is a 409 `duplicate_request_id`), anything else is replaced. The symbol "
+        "is served by the champion of `model`, or without it of the model whose symbols list it "
+        "(`default` when several do and it is one of them, else 400 `ambiguous_model`; "
+        "`default` when none does); the answer names it in `model`.",
+        parameters=[SYMBOL_PARAMETER, MODEL_QUERY_PARAMETER],
         responses={
             200: PREDICTION_RESPONSE,
             **ERROR_RESPONSES,
+            400: PREDICT_BAD_REQUEST,
+            404: PREDICT_NOT_FOUND,
             409: error_response(
                 "X-Request-ID names a prediction already recorded",
                 "duplicate_request_id",
@@ -90,8 +108,11 @@ class PredictApi(APIView):
     )
     def get(self, request: Request) -> Response:
         symbol = parse_symbol(request.query_params)
+        model_name = parse_model_param(request.query_params)
         # The middleware's id is the audit row's id: one id in the header, the body and the row.
-        result = prediction_create(symbol=symbol, request_id=uuid.UUID(request.request_id))
+        result = prediction_create(
+            symbol=symbol, model_name=model_name, request_id=uuid.UUID(request.request_id)
+        )
         observe_prediction(result.timings)
         response = Response(PredictionSerializer(result.record).data)
         response["Server-Timing"] = server_timing(result.timings)
@@ -106,7 +127,7 @@ class PredictBatchApi(APIView):
 
     @extend_schema(
         operation_id="predict_batch",
-        summary="Predict the next move of many symbols with the active model, in one request",
+        summary="Predict the next move of many symbols with their models' champions, at once",
         description=CONFIDENCE_DEFINITION
         + " One prediction (the `/predict` shape) per symbol that could be scored, one error "
         "(the error shape's inner object plus `symbol`) per symbol that could not (unknown, "
@@ -114,7 +135,11 @@ class PredictBatchApi(APIView):
         "in one transaction before the answer; if that fails the answer is 503 "
         "`audit_unavailable` and no row is written. A symbol twice, an empty list or more than "
         "PREDICT_BATCH_LIMIT symbols are a 400; the same symbol in other letters (`sp500` after "
-        "`SP500`) is scored once and answered with a `duplicate_symbol` error entry.",
+        "`SP500`) is scored once and answered with a `duplicate_symbol` error entry. Each symbol "
+        "is routed as `/predict` routes it (or to the body's `model`); a symbol whose model is "
+        "ambiguous or has no champion gets an error entry (`ambiguous_model`, "
+        "`no_active_model`), unless no symbol has a model, then the batch is that 503. An "
+        "unknown `model` is a 404 `unknown_model`.",
         request=PredictionBatchRequestSerializer,
         examples=BATCH_REQUEST_EXAMPLES,
         responses={
@@ -124,6 +149,7 @@ class PredictBatchApi(APIView):
                 "invalid_parameter",
                 "symbols: duplicate symbols: SP500",
             ),
+            404: error_response("Unknown model", "unknown_model", "Unknown model 'fx-hourly'."),
             **BODY_ERRORS,
             503: AUDIT_UNAVAILABLE,
         },
@@ -131,7 +157,8 @@ class PredictBatchApi(APIView):
     def post(self, request: Request) -> Response:
         body = PredictionBatchRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = prediction_batch_create(symbols=body.validated_data["symbols"])
+        data = body.validated_data
+        result = prediction_batch_create(symbols=data["symbols"], model_name=data.get("model"))
         # Not in the /predict latency histograms (one batch is not one prediction); the
         # request metrics count it under its own route.
         response = Response(

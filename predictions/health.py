@@ -33,7 +33,7 @@ def check_serving_model(*, retry_now: bool = False, stale_is_error: bool = True)
     except ModelUnavailable as exc:
         return {**report, "status": "error", "loaded": None, "error": exc.message}
     report["loaded"] = loaded.label
-    if model_cache.serving_stale:
+    if model_cache.is_stale(loaded.model_id):
         warning = (
             f"the active version {report['version']} cannot be loaded in this process; "
             f"{loaded.label} keeps serving"

@@ -23,6 +23,7 @@ RECORD_FIELDS = (
     "is_replay",
     "symbol",
     "model_version__version",
+    "model_version__model__name",
     "features",
     "prediction",
     "confidence",

@@ -25,7 +25,9 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
 from features.engineering import FEATURE_NAMES
-from mlengine.schema import SYMBOL_PATTERN
+from mlengine.schema import SYMBOL_PATTERN, error_response
+from models_registry.naming import DEFAULT_MODEL_NAME
+from models_registry.serializers import ModelNameField as RegistryModelNameField
 
 CONFIDENCE_DEFINITION = (
     "`prediction` is the model's probability that the close `horizon` candles after `as_of` is "
@@ -68,6 +70,17 @@ class ModelVersionLabelField(serializers.CharField):
         return f"v{value}"
 
 
+class ModelNameField(serializers.CharField):
+    """The name of the version's model: ``model_version__model__name`` of a ``.values()`` row,
+    or ``model_version.model.name`` of an instance (no query when the version object and its
+    model are attached, as the prediction service does)."""
+
+    def get_attribute(self, instance: Any) -> str:
+        if isinstance(instance, Mapping):
+            return instance["model_version__model__name"]
+        return instance.model_version.model.name
+
+
 class _FastSerializer(serializers.Serializer):
     """An output serializer that builds its fields once per class, not once per instance.
 
@@ -98,6 +111,7 @@ class PredictionSerializer(_FastSerializer):
     symbol = serializers.CharField()
     prediction = serializers.FloatField(help_text="P(close `horizon` candles ahead > latest close)")
     confidence = serializers.FloatField(help_text="|prediction - 0.5| * 2, in [0, 1]")
+    model = ModelNameField(help_text="The named model whose version answered.")
     model_version = ModelVersionLabelField()
     features = FeaturesField()
     as_of = UtcDateTimeField(help_text="Time of the newest candle the features used.")
@@ -168,6 +182,9 @@ class PredictionBatchRequestSerializer(serializers.Serializer):
     """``POST /predict/batch``."""
 
     symbols = SymbolListField()
+    model = RegistryModelNameField(
+        required=False, help_text="The model to serve every symbol with (default: routed)."
+    )
 
 
 class BatchErrorSerializer(serializers.Serializer):
@@ -191,10 +208,15 @@ _RECORD = PredictionRecordSerializer()
 
 def audit_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     """The record of a ``.values(*RECORD_FIELDS)`` row as the JSONL export writes and hashes it:
-    every field fixed at commit time (the record without ``MUTABLE_FIELDS``)."""
+    every field fixed at commit time (the record without ``MUTABLE_FIELDS``).
+
+    A row of the model ``default`` is written without ``model``, exactly as before named models
+    existed: lines exported then still verify against their rows now."""
     record = _RECORD.to_representation(row)
     for name in MUTABLE_FIELDS:
         del record[name]
+    if record.get("model") == DEFAULT_MODEL_NAME:
+        del record["model"]
     return record
 
 
@@ -213,6 +235,7 @@ PREDICTION_EXAMPLE = {
     "symbol": "SP500",
     "prediction": 0.53,
     "confidence": 0.06,
+    "model": "default",
     "model_version": "v2",
     "features": FEATURES_EXAMPLE,
     "as_of": "2018-12-31T00:00:00+00:00",
@@ -255,3 +278,18 @@ BATCH_RESPONSE = OpenApiResponse(
 BATCH_REQUEST_EXAMPLES = [
     OpenApiExample("three symbols", value=BATCH_REQUEST_EXAMPLE, request_only=True)
 ]
+PREDICT_BAD_REQUEST = error_response(
+    "Malformed parameter, or a symbol several models serve (choose one with model=NAME)",
+    "invalid_parameter",
+    "symbol must be 1-32 letters, digits, '.', '-' or '_'",
+    (
+        "ambiguous_model",
+        "FX1 is served by the models fx-daily, fx-hourly; choose one with model=NAME.",
+    ),
+)
+PREDICT_NOT_FOUND = error_response(
+    "Unknown symbol or unknown model",
+    "unknown_symbol",
+    "Unknown symbol 'XYZ'.",
+    ("unknown_model", "Unknown model 'fx-hourly'."),
+)

@@ -1,9 +1,10 @@
 """Predictions: serve the active model on fresh features and audit every answer.
 
 ``prediction_create`` (``/predict``) and ``prediction_batch_create`` (``/predict/batch``) take the
-same steps: the active model (``predictions.inference``), the newest candles and their feature
-row (``features.selectors``), the model's probability, and the audit rows committed by
-``_audit_commit`` before anything is answered.
+same steps: the model that serves the symbol and its champion (one query,
+``models_registry.selectors.model_route``; loaded by ``predictions.inference``), the newest
+candles and their feature row with that model's window (``features.selectors``), the model's
+probability, and the audit rows committed by ``_audit_commit`` before anything is answered.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from features.selectors import json_float
 from features.sources import feature_row_of, get_candle_source, normalise_symbol
 from mlengine.errors import DomainError, InsufficientHistory
 from mlengine.logs import log_rate_limited
+from models_registry.selectors import model_route, model_routes
 from predictions.errors import AuditUnavailable, DuplicateRequestId, DuplicateSymbol
 from predictions.inference import LoadedModel, model_cache
 from predictions.models import PredictionRecord
@@ -61,8 +63,11 @@ def prediction_create(
     is_replay: bool = False,
     request_id: uuid.UUID | None = None,
     model: LoadedModel | None = None,
+    model_name: str | None = None,
 ) -> PredictionResult:
-    """Predict for the newest candle of ``symbol`` with the active model and commit the audit row.
+    """Predict for the newest candle of ``symbol`` with the champion of the model that serves it
+    (``model_name``, else the routing rule of ``models_registry.selectors.route_symbol``) and
+    commit the audit row.
 
     The features come from ``latest_feature_row``, the same arithmetic training used (kept
     with the process copy of the candles, see ``features.sources.CachedCandleSource``). The row is
@@ -72,9 +77,11 @@ def prediction_create(
     """
     started = time.perf_counter()
     if model is None:
-        # One indexed SELECT per request: an activation by any process is served from the
-        # next request on (predictions.inference).
-        model = model_cache.get_active()
+        # One query per request (the model, its champion and challengers), prepared once per
+        # connection: an activation by any process is served from the next request on
+        # (predictions.inference).
+        with _server_binding():
+            model = model_cache.get_champion(model_route(symbol=symbol, model=model_name))
     looked_up = time.perf_counter()
     if candles is None:
         # The newest row of the source's candles, kept with its process copy of them.
@@ -112,47 +119,61 @@ def prediction_create(
     return PredictionResult(record=record, timings=timings)
 
 
-def prediction_batch_create(*, symbols: Sequence[str]) -> BatchResult:
-    """Predict for the newest candle of each symbol with the active model, in one pass: the
-    candles fetched together, one ``predict_proba`` call for every row, and every audit row
-    committed in one transaction before this returns (``AuditUnavailable`` and no row at all if
-    that fails). A symbol that cannot be scored (unknown, too little history, its upstream
-    request failed, or it repeats an earlier symbol in other letters) gets an error entry
-    instead; the others are still answered."""
+def _batch_error(symbol: str, exc: DomainError) -> dict[str, Any]:
+    return {"symbol": symbol, "code": exc.code, "message": exc.message, "details": exc.details}
+
+
+def prediction_batch_create(
+    *, symbols: Sequence[str], model_name: str | None = None
+) -> BatchResult:
+    """Predict for the newest candle of each symbol, each with the champion of the model that
+    serves it (routed as ``/predict`` routes, all in one query), in one pass per model: its
+    candles fetched together with its window, one ``predict_proba`` call for its rows, and every
+    audit row committed in one transaction before this returns (``AuditUnavailable`` and no row
+    at all if that fails). A symbol that cannot be scored (unknown, too little history, its
+    upstream request failed, it repeats an earlier symbol in other letters, its model is
+    ambiguous or has no champion) gets an error entry instead; the others are still answered.
+    When no symbol has a model to serve it and that is for want of a champion, the batch is that
+    503, as ``/predict`` would be."""
     started = time.perf_counter()
-    model = model_cache.get_active()
-    looked_up = time.perf_counter()
     first_spelling: dict[str, str] = {}
     for symbol in symbols:
         first_spelling.setdefault(normalise_symbol(symbol), symbol)
-    # One round trip to the shared cache for every symbol this process has no copy of.
-    rows = get_candle_source().newest_feature_rows(list(first_spelling.values()), model.window)
+    groups, errors = _batch_models(list(first_spelling.values()), model_name)
+    looked_up = time.perf_counter()
+    rows: dict[str, Any] = {}
+    for model, group in groups.values():
+        # One round trip to the shared cache for every symbol this process has no copy of.
+        rows.update(get_candle_source().newest_feature_rows(group, model.window))
     fetched = time.perf_counter()
-    errors: list[dict[str, Any]] = []
-    scored: list[tuple[str, Any, dict[str, float], np.ndarray]] = []
+    model_of = {symbol: model for model, group in groups.values() for symbol in group}
+    scored: dict[int, list[tuple[str, Any, dict[str, float], np.ndarray]]] = {}
     for symbol in symbols:
-        row = rows.get(symbol)
+        first = first_spelling[normalise_symbol(symbol)]
         try:
-            if row is None:
-                first = first_spelling[normalise_symbol(symbol)]
+            if first != symbol:
                 raise DuplicateSymbol(
                     f"{symbol} is {first}, already in this batch.",
                     details={"symbol": symbol, "same_as": first},
                 )
+            model = model_of.get(symbol)
+            if model is None:
+                continue  # its routing error is listed already
+            row = rows[symbol]
             if isinstance(row, DomainError):
                 raise row
-            scored.append(
+            scored.setdefault(model.pk, []).append(
                 (symbol, row.as_of, row.features, _model_inputs(model, symbol, row.features))
             )
         except DomainError as exc:
-            errors.append(
-                {"symbol": symbol, "code": exc.code, "message": exc.message, "details": exc.details}
-            )
+            errors.append(_batch_error(symbol, exc))
+    order = {symbol: index for index, symbol in enumerate(symbols)}
+    errors.sort(key=lambda error: order[error["symbol"]])
     computed = time.perf_counter()
-    probabilities: list[float] = []
-    if scored:
-        matrix = np.concatenate([inputs for *_, inputs in scored])
-        probabilities = model.pipeline.predict_proba(matrix)[:, 1].tolist()
+    probabilities: dict[int, list[float]] = {}
+    for pk, items in scored.items():
+        matrix = np.concatenate([inputs for *_, inputs in items])
+        probabilities[pk] = groups[pk][0].pipeline.predict_proba(matrix)[:, 1].tolist()
     predicted = time.perf_counter()
     latency_ms = (predicted - started) * 1000
     timings = {
@@ -162,9 +183,9 @@ def prediction_batch_create(*, symbols: Sequence[str]) -> BatchResult:
         "model": (predicted - computed) * 1000,
     }
     stored_timings = {key: round(value, 3) for key, value in timings.items()}
-    records = [
-        _record(
-            model=model,
+    by_symbol = {
+        symbol: _record(
+            model=groups[pk][0],
             symbol=symbol,
             as_of=as_of,
             features=features,
@@ -172,12 +193,50 @@ def prediction_batch_create(*, symbols: Sequence[str]) -> BatchResult:
             latency_ms=latency_ms,
             timings=stored_timings,
         )
-        for (symbol, as_of, features, _), probability in zip(scored, probabilities, strict=True)
-    ]
+        for pk, items in scored.items()
+        for (symbol, as_of, features, _), probability in zip(items, probabilities[pk], strict=True)
+    }
+    # The answer and the audit rows in the request's order of symbols.
+    records = [by_symbol[symbol] for symbol in symbols if symbol in by_symbol]
     if records:
         _audit_commit(records)
     timings["audit"] = (time.perf_counter() - predicted) * 1000
     return BatchResult(records=records, errors=errors, timings=timings)
+
+
+def _server_binding() -> AbstractContextManager[None]:
+    """The connection's ``server_binding()`` on PostgreSQL (``mlengine.db.postgresql``): the
+    statements every request runs are sent with their values as parameters and prepared once
+    per connection. Elsewhere (SQLite) nothing changes."""
+    return getattr(connection, "server_binding", nullcontext)()
+
+
+def _batch_models(
+    symbols: list[str], model_name: str | None
+) -> tuple[dict[int, tuple[LoadedModel, list[str]]], list[dict[str, Any]]]:
+    """Each champion serving the batch (by version pk) with its symbols in request order, and the
+    error entries of the symbols no champion serves; all routed in one query. When no symbol has
+    a champion for want of one (503), that error is raised instead."""
+    with _server_binding():
+        routed = model_routes(symbols=symbols, model=model_name)
+    errors: list[dict[str, Any]] = []
+    groups: dict[int, tuple[LoadedModel, list[str]]] = {}
+    unavailable: DomainError | None = None
+    for symbol in symbols:
+        route = routed[symbol]
+        try:
+            if isinstance(route, DomainError):
+                raise route
+            model = model_cache.get_champion(route)
+        except DomainError as exc:
+            if exc.status_code == 503:
+                unavailable = unavailable or exc
+            errors.append(_batch_error(symbol, exc))
+            continue
+        groups.setdefault(model.pk, (model, []))[1].append(symbol)
+    if not groups and unavailable is not None:
+        raise unavailable
+    return groups, errors
 
 
 def _model_inputs(model: LoadedModel, symbol: str, features: dict[str, float]) -> np.ndarray:
@@ -233,9 +292,8 @@ def _audit_commit(records: list[PredictionRecord]) -> None:
     # On PostgreSQL the INSERT sends its values as parameters, and is prepared once per
     # connection (mlengine.db.postgresql): a tenth of /predict's time less than quoting them
     # into the SQL text, and far less for a batch's thousands of values.
-    server_binding = getattr(connection, "server_binding", nullcontext)
     try:
-        with server_binding():
+        with _server_binding():
             if len(records) == 1 and transaction.get_autocommit():
                 # One INSERT in autocommit mode is committed when it returns; bulk_create's
                 # BEGIN and COMMIT around it would add two round trips to every /predict.

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from models_registry.artifacts import artifact_write, serialize_model
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, RegisteredModel
 
 SMALL_CONFIG: dict[str, Any] = {
     "symbols": ["SP500"],
@@ -36,13 +36,29 @@ def tiny_model() -> Pipeline:
     return Pipeline([("model", LogisticRegression())]).fit(features, labels)
 
 
+def make_model(name: str, *, symbols: list[str] | None = None, **fields: Any) -> RegisteredModel:
+    """A named model (``default`` is got, not created twice)."""
+    model, _ = RegisteredModel.objects.get_or_create(
+        name=name, defaults={"symbols": symbols or [], **fields}
+    )
+    return model
+
+
 def make_version(
-    *, beats_baseline: bool = True, status: str = "ready", is_active: bool = False, **fields: Any
+    *,
+    beats_baseline: bool = True,
+    status: str = "ready",
+    is_active: bool = False,
+    model: RegisteredModel | str | None = None,
+    **fields: Any,
 ) -> ModelVersion:
-    """A registry row with a real, verifiable artifact."""
+    """A registry row of ``model`` (``default`` when None) with a real, verifiable artifact."""
+    if not isinstance(model, RegisteredModel):
+        model = make_model(model or "default")
     artifact = artifact_write(data=serialize_model(tiny_model()))
-    latest = ModelVersion.objects.aggregate(latest=Max("version"))["latest"] or 0
+    latest = model.versions.aggregate(latest=Max("version"))["latest"] or 0
     defaults: dict[str, Any] = {
+        "model": model,
         "version": latest + 1,
         "status": status,
         "is_active": is_active,

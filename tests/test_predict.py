@@ -41,6 +41,7 @@ def test_predict_answers_with_the_active_model_and_audits_it(trained, audit_file
         "symbol",
         "prediction",
         "confidence",
+        "model",
         "model_version",
         "features",
         "as_of",
@@ -49,6 +50,7 @@ def test_predict_answers_with_the_active_model_and_audits_it(trained, audit_file
         "latency_ms",
     }
     assert body["symbol"] == "SP500"
+    assert body["model"] == "default"
     assert body["model_version"] == trained.label
     assert 0 <= body["prediction"] <= 1
     assert body["confidence"] == pytest.approx(abs(body["prediction"] - 0.5) * 2)

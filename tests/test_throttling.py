@@ -137,6 +137,9 @@ def test_every_api_view_has_its_scope() -> None:
         "model-activate": WRITE,
         "model-rollback": WRITE,
         "model-train": TRAIN,
+        "registry-model-activate": WRITE,
+        "registry-model-rollback": WRITE,
+        "registry-model-challenger": WRITE,  # POST and DELETE: writes
         # probes: a throttled probe takes a healthy instance out of service
         "health": None,
         "health-live": None,

@@ -318,7 +318,7 @@ def test_the_command_runs_a_search(tmp_path) -> None:
     out = StringIO()
     call_command("train_model", "--config", str(path), stdout=out)
     assert "search: 3 candidates x 3 folds = 9 Celery tasks" in out.getvalue()
-    assert "Registered v1" in out.getvalue()
+    assert "Registered default v1" in out.getvalue()
     assert ModelVersion.objects.get().metrics["search"]["tasks"] == 9
 
 

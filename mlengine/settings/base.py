@@ -288,6 +288,9 @@ AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE", str(ARTIFACTS_DIR / "audit" / "predic
 # at most once per this many seconds instead of reading and hashing it on every request;
 # /health/ready retries at once. 0 retries on every request.
 MODEL_RELOAD_RETRY_SECONDS = env_float("MODEL_RELOAD_RETRY_SECONDS", 5.0, minimum=0, maximum=3600)
+# Most models (champions and challengers of the named models) a web process keeps loaded; the
+# oldest loaded goes first. Each model's last served champion is kept besides, for its fallback.
+MODEL_CACHE_SIZE = env_int("MODEL_CACHE_SIZE", 16, minimum=1, maximum=1000)
 # The JSONL export of committed rows (predictions.audit.export), run by beat every 30 s.
 # A gap in the ids is waited for this many seconds before rows after it are exported: an
 # insert that took the missing id may still commit (see the exporter's docstring).

@@ -1,4 +1,6 @@
-"""Activation and rollback: one transaction, rows locked, an event written for every change."""
+"""A model's lifecycle: activation, rollback, challengers added and removed. One transaction each,
+the model's row locked first (every write to a model's versions serialises on it), an event
+written for every change."""
 
 from __future__ import annotations
 
@@ -12,12 +14,22 @@ from django.utils import timezone
 
 from models_registry.artifacts import artifact_read_verified
 from models_registry.errors import (
+    ChallengerRefused,
     NothingToRollBack,
     PromotionRefused,
+    UnknownModel,
     VersionNotReady,
 )
-from models_registry.models import ActivationEvent, ModelVersion
-from models_registry.selectors import active_model_version, model_version_get, parse_version
+from models_registry.models import ActivationEvent, ModelVersion, RegisteredModel
+from models_registry.naming import DEFAULT_MODEL_NAME
+from models_registry.selectors import (
+    ModelRef,
+    champion_of,
+    model_version_get,
+    parse_model_name,
+    parse_version,
+    registered_model_default,
+)
 from models_registry.verdict import verdict_text
 
 logger = logging.getLogger(__name__)
@@ -41,6 +53,10 @@ class ActivationResult:
             "warning": self.warning or None,
         }
 
+    def as_named_dict(self) -> dict[str, Any]:
+        """``as_dict`` with the model's name first (the ``/registry/models`` routes)."""
+        return {"model": self.active_version.model.name, **self.as_dict()}
+
 
 def _actor_name(actor: Any, actor_name: str | None) -> str:
     if actor is not None and getattr(actor, "is_authenticated", False):
@@ -48,16 +64,29 @@ def _actor_name(actor: Any, actor_name: str | None) -> str:
     return actor_name or "system"
 
 
-def _lock_registry() -> ModelVersion | None:
-    """Lock every version row and return the active one, read after the lock is held.
+def _lock_model(model: ModelRef) -> RegisteredModel:
+    """Lock the model's row and return it (``default`` when None; ``UnknownModel`` otherwise).
 
-    Locking all rows, not just the active one, is what makes concurrent activations serialise:
-    a second transaction waiting on the old active row would otherwise wake up after the first
-    committed, find that row no longer active, and miss the newly active one.
+    Every write to a model's versions (activate, roll back, add or remove a challenger) takes
+    this lock first, so they serialise per model while other models' writes go on: a second
+    activation waits here and then reads the champion the first one committed.
     (SQLite ignores FOR UPDATE; there the IMMEDIATE transaction mode serialises writers.)
     """
-    list(ModelVersion.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
-    return active_model_version()
+    name = model.name if isinstance(model, RegisteredModel) else model or DEFAULT_MODEL_NAME
+    if name == DEFAULT_MODEL_NAME:
+        registered_model_default()
+    else:
+        parse_model_name(name)
+    try:
+        return RegisteredModel.objects.select_for_update().get(name=name)
+    except RegisteredModel.DoesNotExist as exc:
+        raise UnknownModel(f"Unknown model {name!r}.", details={"model": name}) from exc
+
+
+def _lock_registry(model: ModelRef) -> tuple[RegisteredModel, ModelVersion | None]:
+    """The locked model and its champion, read after the lock is held."""
+    locked = _lock_model(model)
+    return locked, champion_of(model=locked)
 
 
 def _promotion_warning(target: ModelVersion) -> str:
@@ -89,10 +118,13 @@ def _switch(
     if current is not None:
         current.is_active = False
         current.save(update_fields=["is_active"])
+    # A promoted challenger is the champion now, no longer a challenger (a check constraint).
     target.is_active = True
+    target.is_challenger = False
     target.activated_at = now
-    target.save(update_fields=["is_active", "activated_at"])
+    target.save(update_fields=["is_active", "is_challenger", "activated_at"])
     event = ActivationEvent.objects.create(
+        model_id=target.model_id,
         action=action,
         from_version=current,
         to_version=target,
@@ -103,7 +135,9 @@ def _switch(
         warning=warning,
         created_at=now,
     )
-    logger.info("%s: %s -> %s by %s", action, current, target, event.actor_name)
+    logger.info(
+        "%s %s: %s -> %s by %s", action, target.model.name, current, target, event.actor_name
+    )
     return ActivationResult(
         active_version=target, previous_version=current, changed=True, warning=warning, event=event
     )
@@ -113,12 +147,14 @@ def _switch(
 def model_version_activate(
     *,
     version: str | int,
+    model: ModelRef = None,
     actor: Any = None,
     actor_name: str | None = None,
     reason: str = "",
     force: bool = False,
 ) -> ActivationResult:
-    """Make ``version`` the one active version.
+    """Make ``version`` of ``model`` (``default`` when None) that model's champion, its one
+    active version; other models' champions are untouched.
 
     Activating the active version is a no-op. Raises ``UnknownModelVersion`` (404),
     ``VersionNotReady`` (409), ``ArtifactInvalid`` (409) or, under ``PROMOTION_POLICY=enforce``,
@@ -128,8 +164,8 @@ def model_version_activate(
     """
     number = parse_version(version)  # a malformed version is refused before taking locks
     reason = (reason or "").strip()
-    current = _lock_registry()
-    target = model_version_get(version=number)
+    locked, current = _lock_registry(model)
+    target = model_version_get(version=number, model=locked)
     if target.is_active:
         return ActivationResult(active_version=target, previous_version=current, changed=False)
     if target.status != ModelVersion.Status.READY:
@@ -173,21 +209,25 @@ def rollback_target(current: ModelVersion) -> ModelVersion | None:
 
 @transaction.atomic
 def model_version_rollback(
-    *, actor: Any = None, actor_name: str | None = None, reason: str = ""
+    *, model: ModelRef = None, actor: Any = None, actor_name: str | None = None, reason: str = ""
 ) -> ActivationResult:
-    """Re-activate the version that was active before the current one.
+    """Re-activate the version of ``model`` (``default`` when None) that was its champion before
+    the current one.
 
     Raises ``NothingToRollBack`` (409) when nothing is active or the active version was the
     first one, and ``ArtifactInvalid`` (409) when the previous version's artifact fails its check.
     """
-    current = _lock_registry()
+    locked, current = _lock_registry(model)
     if current is None:
-        raise NothingToRollBack("No version is active, so there is nothing to roll back.")
+        raise NothingToRollBack(
+            f"No version of {locked.name} is active, so there is nothing to roll back.",
+            details={"model": locked.name},
+        )
     target = rollback_target(current)
     if target is None:
         raise NothingToRollBack(
             f"{current.label} was the first active version; there is nothing to roll back to.",
-            details={"active_version": current.label},
+            details={"active_version": current.label, "model": locked.name},
         )
     if target.status != ModelVersion.Status.READY:
         raise VersionNotReady(
@@ -204,3 +244,109 @@ def model_version_rollback(
         force=False,
         warning="",
     )
+
+
+@dataclass(frozen=True)
+class ChallengerResult:
+    """What adding or removing a challenger did. ``changed`` is False for a no-op."""
+
+    version: ModelVersion
+    changed: bool
+    event: ActivationEvent | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.version.model.name,
+            "version": self.version.label,
+            "is_challenger": self.version.is_challenger,
+            "changed": self.changed,
+        }
+
+
+def _challenger_event(
+    *, version: ModelVersion, action: str, actor: Any, actor_name: str | None, reason: str
+) -> ActivationEvent:
+    event = ActivationEvent.objects.create(
+        model_id=version.model_id,
+        action=action,
+        from_version=None,
+        to_version=version,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        actor_name=_actor_name(actor, actor_name),
+        reason=(reason or "").strip(),
+    )
+    logger.info("%s %s: %s by %s", action, version.model.name, version, event.actor_name)
+    return event
+
+
+@transaction.atomic
+def challenger_add(
+    *,
+    version: str | int,
+    model: ModelRef = None,
+    actor: Any = None,
+    actor_name: str | None = None,
+    reason: str = "",
+) -> ChallengerResult:
+    """Mark ``version`` of ``model`` (``default`` when None) as a challenger, scored in shadow
+    beside the champion; a ``challenger_add`` event records it. A challenger already is a no-op.
+
+    Raises ``UnknownModel`` / ``UnknownModelVersion`` (404), ``VersionNotReady`` (409) for a
+    version that is not ready, ``ChallengerRefused`` (409) for the champion, and
+    ``ArtifactInvalid`` (409) when its artifact fails its check.
+    """
+    number = parse_version(version)
+    locked = _lock_model(model)
+    target = model_version_get(version=number, model=locked)
+    if target.is_challenger:
+        return ChallengerResult(version=target, changed=False)
+    if target.status != ModelVersion.Status.READY:
+        raise VersionNotReady(
+            f"{target.label} is {target.status}; only a ready version can be a challenger.",
+            details={"version": target.label, "status": target.status, "model": locked.name},
+        )
+    if target.is_active:
+        raise ChallengerRefused(
+            f"{target.label} is the champion of {locked.name}; it cannot also be a challenger.",
+            details={"version": target.label, "model": locked.name},
+        )
+    artifact_read_verified(name=target.artifact_name, sha256=target.artifact_sha256)
+    target.is_challenger = True
+    target.save(update_fields=["is_challenger"])
+    event = _challenger_event(
+        version=target,
+        action=ActivationEvent.Action.CHALLENGER_ADD,
+        actor=actor,
+        actor_name=actor_name,
+        reason=reason,
+    )
+    return ChallengerResult(version=target, changed=True, event=event)
+
+
+@transaction.atomic
+def challenger_remove(
+    *,
+    version: str | int,
+    model: ModelRef = None,
+    actor: Any = None,
+    actor_name: str | None = None,
+    reason: str = "",
+) -> ChallengerResult:
+    """Stop scoring ``version`` of ``model`` in shadow; a ``challenger_remove`` event records
+    it. A version that is not a challenger is a no-op. Raises ``UnknownModel`` /
+    ``UnknownModelVersion`` (404)."""
+    number = parse_version(version)
+    locked = _lock_model(model)
+    target = model_version_get(version=number, model=locked)
+    if not target.is_challenger:
+        return ChallengerResult(version=target, changed=False)
+    target.is_challenger = False
+    target.save(update_fields=["is_challenger"])
+    event = _challenger_event(
+        version=target,
+        action=ActivationEvent.Action.CHALLENGER_REMOVE,
+        actor=actor,
+        actor_name=actor_name,
+        reason=reason,
+    )
+    return ChallengerResult(version=target, changed=True, event=event)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from models_registry.models import ModelVersion, TrainingRun
+from models_registry.naming import DEFAULT_MODEL_NAME
 from models_registry.serializers import TrainingRunSerializer
 
 
@@ -24,7 +25,7 @@ def _write_json_atomically(path: Path, data: Any) -> None:
 def registry_export(*, output_dir: Path) -> list[Path]:
     """Write ``registry.json`` (active version; every version with its created-at, metrics and
     dataset window) and ``training_history.json`` (every training run). Returns both paths."""
-    versions = list(ModelVersion.objects.order_by("version"))
+    versions = list(ModelVersion.objects.filter(model__name=DEFAULT_MODEL_NAME).order_by("version"))
     active = next((v.label for v in versions if v.is_active), None)
     registry = {
         "active_version": active,

@@ -24,7 +24,12 @@ logger = logging.getLogger(__name__)
 
 
 def training_run_enqueue(
-    *, config: TrainingConfig, source: str, requested_by: Any = None, activate: bool = False
+    *,
+    config: TrainingConfig,
+    source: str,
+    requested_by: Any = None,
+    activate: bool = False,
+    challenger: bool = False,
 ) -> TrainingRun:
     """Record a run and hand it to a Celery worker once the row is committed.
 
@@ -32,7 +37,11 @@ def training_run_enqueue(
     """
     with transaction.atomic():
         run = training_run_create(
-            config=config, source=source, requested_by=requested_by, activate=activate
+            config=config,
+            source=source,
+            requested_by=requested_by,
+            activate=activate,
+            challenger=challenger,
         )
         transaction.on_commit(lambda: _send(run.pk, train_model_task))
     run.refresh_from_db()

@@ -39,7 +39,7 @@ from models_registry.errors import TrainingFailed
 from models_registry.models import ModelVersion, TrainingRun
 from models_registry.services.training import (
     STAGE_LENGTH,
-    _activate_after_training,
+    _promote_after_training,
     _version_register,
     error_line,
     search_candles_delete,
@@ -195,6 +195,8 @@ def search_run_finish(*, run_id: int, results: list[dict[str, Any] | None]) -> M
         search_candles_delete(run_id=run_id)
         raise TrainingFailed(f"Training failed: {reason}", details={"run": run_id}) from exc
     search_candles_delete(run_id=run_id)
-    if run.activate:
-        _activate_after_training(run_id=run_id, version=version, actor=run.requested_by)
+    if run.activate or run.challenger:
+        _promote_after_training(
+            run_id=run_id, version=version, actor=run.requested_by, challenger=run.challenger
+        )
     return version

@@ -20,14 +20,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from features.candles import normalise_symbol
 from features.history import FetchProgress
 from features.sources import get_candle_source
 from mlengine.celery import app
 from mlengine.errors import DomainError, InvalidParameter, UnknownSymbol
 from models_registry.artifacts import artifact_delete, artifact_write, serialize_model
 from models_registry.errors import TrainingFailed
-from models_registry.models import ModelVersion, TrainingRun
-from models_registry.services.activation import model_version_activate
+from models_registry.models import ModelVersion, RegisteredModel, TrainingRun
+from models_registry.services.activation import challenger_add, model_version_activate
 from models_registry.training.baseline import feature_baseline
 from models_registry.training.config import (
     ConfigError,
@@ -64,8 +65,10 @@ def training_config_resolve(
     seed: int | None = None,
     start: str | None = None,
     end: str | None = None,
+    name: str | None = None,
 ) -> TrainingConfig:
-    """The config to train with: a file (default ``configs/train.yaml``) or a dict, plus overrides.
+    """The config to train with: a file (default ``configs/train.yaml``) or a dict, plus overrides
+    (``name``: the registered model to train a version of).
 
     ``start`` / ``end`` are ISO dates or datetimes (UTC), validated like the file's keys and
     against the other bound. A bad config raises ``InvalidParameter`` (400) naming the offending
@@ -76,9 +79,16 @@ def training_config_resolve(
             config = TrainingConfig.from_dict(config_data)
         else:
             config = load_training_config(config_path or DEFAULT_CONFIG_PATH)
-        if symbols or model_type or seed is not None or start is not None or end is not None:
+        if (
+            symbols
+            or model_type
+            or seed is not None
+            or start is not None
+            or end is not None
+            or name is not None
+        ):
             config = config.with_overrides(
-                symbols=symbols, model_type=model_type, seed=seed, start=start, end=end
+                symbols=symbols, model_type=model_type, seed=seed, start=start, end=end, name=name
             )
     except ConfigError as exc:
         key = getattr(exc, "key", None) or "config"
@@ -159,18 +169,43 @@ def training_run_create(
     source: str,
     requested_by: Any = None,
     activate: bool = False,
+    challenger: bool = False,
 ) -> TrainingRun:
-    """Record a queued training run."""
+    """Record a queued training run (``activate``: make the version its model's champion;
+    ``challenger``: add it as a challenger; not both)."""
+    if activate and challenger:
+        raise InvalidParameter(
+            "a version is either activated or added as a challenger, not both",
+            details={"activate": True, "challenger": True},
+        )
     user = requested_by if getattr(requested_by, "is_authenticated", False) else None
     return TrainingRun.objects.create(
-        config=config.to_dict(), source=source, requested_by=user, activate=activate
+        config=config.to_dict(),
+        source=source,
+        requested_by=user,
+        activate=activate,
+        challenger=challenger,
     )
+
+
+def registered_model_for_training(*, config: TrainingConfig) -> RegisteredModel:
+    """The model a config trains a version of, created on first use with the config's symbols
+    (upper-case) and the config itself."""
+    model, _ = RegisteredModel.objects.get_or_create(
+        name=config.name,
+        defaults={
+            "symbols": [normalise_symbol(symbol) for symbol in config.symbols],
+            "config": config.to_dict(),
+        },
+    )
+    return model
 
 
 def _version_register(
     *, run: TrainingRun, result: TrainingResult, dataset: Dataset, artifact: Any
 ) -> ModelVersion:
-    """Create the version row with the next free number.
+    """Create the version row with its model's next free number (the model is created on first
+    use).
 
     Two trainings finishing together may both read the same maximum; the unique constraint
     rejects the second insert and it retries with the next number.
@@ -208,8 +243,9 @@ def _version_register(
     for attempt in range(20):
         try:
             with transaction.atomic():
-                latest = ModelVersion.objects.aggregate(latest=Max("version"))["latest"] or 0
-                version = ModelVersion.objects.create(version=latest + 1, **fields)
+                model = registered_model_for_training(config=config)
+                latest = model.versions.aggregate(latest=Max("version"))["latest"] or 0
+                version = ModelVersion.objects.create(model=model, version=latest + 1, **fields)
                 TrainingRun.objects.filter(pk=run.pk).update(
                     model_version=version,
                     status=TrainingRun.Status.SUCCEEDED,
@@ -318,8 +354,10 @@ def training_run_execute(
         raise TrainingFailed(f"Training failed: {reason}", details={"run": run_id}) from exc
 
     progress("save", f"registered {version.label}")
-    if run.activate:
-        _activate_after_training(run_id=run_id, version=version, actor=run.requested_by)
+    if run.activate or run.challenger:
+        _promote_after_training(
+            run_id=run_id, version=version, actor=run.requested_by, challenger=run.challenger
+        )
     return version
 
 
@@ -376,6 +414,9 @@ def _search_dispatch(
     delivery = (parent.request.delivery_info or {}) if parent is not None else {}
     queue = None if parent is None or parent.request.is_eager else delivery.get("routing_key")
     options = {"queue": queue} if queue else {}
+    # Outside a worker (the command) nothing may have imported the task modules yet: Celery's
+    # autodiscovery runs on this signal, so the tasks named below are registered.
+    app.loader.import_default_modules()
     header = [
         app.signature(SEARCH_FOLD_TASK, args=(run_id, point.index, fold), **options)
         for point in points
@@ -406,18 +447,24 @@ def training_run_wait(*, run_id: int, poll_seconds: float = 1.0) -> ModelVersion
         time.sleep(poll_seconds)
 
 
-def _activate_after_training(*, run_id: int, version: ModelVersion, actor: Any) -> None:
+def _promote_after_training(
+    *, run_id: int, version: ModelVersion, actor: Any, challenger: bool
+) -> None:
+    """Activate the new version, or add it as a challenger, as the run asked."""
+    write = challenger_add if challenger else model_version_activate
+    what = "added as a challenger" if challenger else "activated"
     try:
-        model_version_activate(
+        write(
             version=version.version,
+            model=version.model,
             actor=actor,
             actor_name="training",
-            reason=f"activated on completion of training run {run_id}",
+            reason=f"{what} on completion of training run {run_id}",
         )
     except DomainError as exc:
         # The version is trained and registered; only the promotion was refused.
-        _mark(run_id, error=f"trained but not activated: {exc.message}")
-        logger.warning("training run %s: %s not activated: %s", run_id, version, exc.message)
+        _mark(run_id, error=f"trained but not {what}: {exc.message}")
+        logger.warning("training run %s: %s not %s: %s", run_id, version, what, exc.message)
     version.refresh_from_db()
 
 
@@ -432,11 +479,16 @@ def model_train(
     source: str,
     requested_by: Any = None,
     activate: bool = False,
+    challenger: bool = False,
     progress: ProgressCallback | None = None,
 ) -> tuple[TrainingRun, ModelVersion]:
     """Create a run and execute it in this process (the command and ``make run`` use this)."""
     run = training_run_create(
-        config=config, source=source, requested_by=requested_by, activate=activate
+        config=config,
+        source=source,
+        requested_by=requested_by,
+        activate=activate,
+        challenger=challenger,
     )
     version = training_run_execute(run_id=run.pk, progress=progress)
     if version is None:

@@ -24,6 +24,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression
 
 from features.engineering import FEATURE_NAMES, PRICE_LEVEL_FEATURES, validate_window
+from models_registry.naming import DEFAULT_MODEL_NAME, model_name_problem
 
 MODEL_TYPES: tuple[str, ...] = ("logistic_regression", "random_forest", "hist_gradient_boosting")
 
@@ -81,6 +82,7 @@ MAX_CALIBRATION_FRACTION = 0.5
 
 TOP_LEVEL_KEYS: frozenset[str] = frozenset(
     {
+        "name",
         "symbols",
         "start",
         "end",
@@ -514,6 +516,8 @@ class TrainingConfig:
     # calibration_fraction of each symbol's training rows (models_registry.training.walk_forward).
     calibration_method: str | None = None
     calibration_fraction: float = DEFAULT_CALIBRATION_FRACTION
+    # The registered model the version belongs to (created on first use).
+    name: str = DEFAULT_MODEL_NAME
     # None: train model_type / model_params. Else the candidates a search compares
     # (models_registry.training.search); model_type / model_params are then the first point.
     search: tuple[SearchCandidate, ...] | None = dataclasses.field(default=None, hash=False)
@@ -578,8 +582,13 @@ class TrainingConfig:
             )
         calibration_method, calibration_fraction = _parse_calibration(data.get("calibration"))
         seed = _int_in_range("seed", data.get("seed", DEFAULT_SEED), 0, MAX_SEED)
+        name = data.get("name", DEFAULT_MODEL_NAME)
+        problem = model_name_problem(name)
+        if problem:
+            raise ConfigError("name", problem)
 
         return cls(
+            name=name,
             symbols=symbols,
             start=start,
             end=end,
@@ -598,8 +607,12 @@ class TrainingConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The nested, JSON-serialisable layout ``from_dict`` reads back to an equal config."""
+        """The nested, JSON-serialisable layout ``from_dict`` reads back to an equal config.
+        ``name`` is written only for a model other than ``default``, so a default config reads
+        as it did before named models."""
+        named = {"name": self.name} if self.name != DEFAULT_MODEL_NAME else {}
         return {
+            **named,
             "symbols": list(self.symbols),
             "start": bound_text(self.start) if self.start else None,
             "end": bound_text(self.end) if self.end else None,
@@ -651,6 +664,7 @@ class TrainingConfig:
         seed: int | None = None,
         start: object = None,
         end: object = None,
+        name: str | None = None,
     ) -> TrainingConfig:
         """A validated copy with some fields replaced (None keeps the current value).
 
@@ -672,6 +686,8 @@ class TrainingConfig:
             data["start"] = start
         if end is not None:
             data["end"] = end
+        if name is not None:
+            data["name"] = name
         return TrainingConfig.from_dict(data)
 
 

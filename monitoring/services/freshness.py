@@ -16,6 +16,7 @@ from django.utils import timezone
 from features.sources import get_candle_source
 from mlengine.errors import DomainError
 from models_registry.models import ModelVersion
+from models_registry.naming import DEFAULT_MODEL_NAME
 from models_registry.selectors import active_model_version
 from monitoring.models import CheckStatus, FreshnessSnapshot
 from predictions.models import PredictionRecord
@@ -31,8 +32,12 @@ def _status(age: float | None, threshold: float | None) -> str:
 
 
 def monitored_symbols() -> list[str]:
-    """The active version's symbols, else every symbol the source can list."""
-    active = ModelVersion.objects.filter(is_active=True).values_list("config", flat=True).first()
+    """The symbols of ``default``'s champion, else every symbol the source can list."""
+    active = (
+        ModelVersion.objects.filter(is_active=True, model__name=DEFAULT_MODEL_NAME)
+        .values_list("config", flat=True)
+        .first()
+    )
     if active and active.get("symbols"):
         return list(active["symbols"])
     return get_candle_source().symbols() or []

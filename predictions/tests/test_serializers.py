@@ -18,6 +18,7 @@ ROW = {
     "is_replay": False,
     "symbol": "SP500",
     "model_version__version": 3,
+    "model_version__model__name": "default",
     "features": {
         "volume_ratio": 0.78,
         "close": 2506.85,

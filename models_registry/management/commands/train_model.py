@@ -55,7 +55,16 @@ class Command(BaseCommand):
             help="Last candle to train on, inclusive (a date covers its whole day). "
             "Default: the config's (null: the last candle).",
         )
-        parser.add_argument("--activate", action="store_true", help="Activate the new version.")
+        parser.add_argument(
+            "--name", help="The registered model to train a version of (created on first use)."
+        )
+        promote = parser.add_mutually_exclusive_group()
+        promote.add_argument(
+            "--activate", action="store_true", help="Make the new version its model's champion."
+        )
+        promote.add_argument(
+            "--challenger", action="store_true", help="Add the new version as a challenger."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         def progress(stage: str, message: str) -> None:
@@ -70,9 +79,14 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 start=options["start"],
                 end=options["end"],
+                name=options["name"],
             )
             run, version = model_train(
-                config=config, source="command", activate=options["activate"], progress=progress
+                config=config,
+                source="command",
+                activate=options["activate"],
+                challenger=options["challenger"],
+                progress=progress,
             )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
@@ -81,9 +95,18 @@ class Command(BaseCommand):
         for line in metrics_table(version):
             self.stdout.write(line)
         self.stdout.write("")
-        state = "active" if version.is_active else "not active"
+        state = (
+            "active"
+            if version.is_active
+            else "challenger"
+            if version.is_challenger
+            else "not active"
+        )
         self.stdout.write(
-            self.style.SUCCESS(f"Registered {version.label} ({state}) from training run {run.pk}.")
+            self.style.SUCCESS(
+                f"Registered {version.model.name} {version.label} ({state}) "
+                f"from training run {run.pk}."
+            )
         )
         if run.error:
             self.stdout.write(self.style.WARNING(run.error))

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("models_registry", "0001_initial"),
+        ("models_registry", "0004_per_model_constraints"),
     ]
 
     operations = [
