@@ -378,6 +378,7 @@ def _search_dispatch(
         data=candles_to_bytes(candles), prefix=SEARCH_ARTIFACT_PREFIX, suffix=".npz"
     )
     total = len(points) * folds
+    step("evaluate", f"search: {len(points)} candidates x {folds} folds = {total} Celery tasks")
     _mark(
         run_id,
         stage=f"search: 0 of {total} tasks done",
@@ -408,7 +409,6 @@ def _search_dispatch(
             },
         },
     )
-    step("evaluate", f"search: {len(points)} candidates x {folds} folds = {total} Celery tasks")
     # Sent from a worker, the search's tasks go to the queue its run came from.
     parent = app.current_worker_task
     delivery = (parent.request.delivery_info or {}) if parent is not None else {}
