@@ -1,6 +1,6 @@
 """Every new model gets its retraining beat entry, disabled, whichever way it was created (the
 training service, the admin, ``default`` on a fresh database); existing models got theirs from
-migration 0006."""
+migration 0007."""
 
 from __future__ import annotations
 

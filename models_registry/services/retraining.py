@@ -14,7 +14,11 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from models_registry.models import ModelVersion, RegisteredModel, TrainingRun
 from models_registry.selectors import ModelRef, champion_of, registered_model_of
-from models_registry.services.training import model_train, training_config_resolve
+from models_registry.services.training import (
+    training_config_resolve,
+    training_run_create,
+    training_run_execute,
+)
 from models_registry.training.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -75,15 +79,23 @@ def retraining_config(*, model: RegisteredModel) -> TrainingConfig:
     return training_config_resolve(config_data={**stored, "end": None, "name": model.name})
 
 
-def model_retrain(*, model: ModelRef) -> tuple[TrainingRun, ModelVersion]:
+def model_retrain(*, model: ModelRef) -> tuple[TrainingRun, ModelVersion | None]:
     """Train a new version of ``model`` on the newest data and add it as a challenger of that
     model; its champion is left as it is. Raises what training raises (``InvalidParameter``,
-    ``TrainingFailed``, upstream errors)."""
+    ``TrainingFailed``, upstream errors).
+
+    The version is None when the config holds a search: its folds were handed to the workers
+    and the search's last task registers the winner and adds it as a challenger (a task must
+    not wait for the tasks it sent: with one worker it would wait forever)."""
     row = registered_model_of(model)
-    run, version = model_train(
-        config=retraining_config(model=row),
-        source=TrainingRun.Source.SCHEDULE,
-        challenger=True,
+    run = training_run_create(
+        config=retraining_config(model=row), source=TrainingRun.Source.SCHEDULE, challenger=True
     )
+    version = training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    if version is None:
+        logger.info("scheduled retraining of %s: run %s searching on the workers", row.name, run.pk)
+        return run, None
+    version.refresh_from_db()
     logger.info("scheduled retraining of %s: %s added as a challenger", row.name, version.label)
     return run, version

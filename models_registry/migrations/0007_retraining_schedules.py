@@ -46,7 +46,7 @@ def remove_schedules(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("models_registry", "0005_training_source_schedule"),
+        ("models_registry", "0006_training_source_schedule"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
