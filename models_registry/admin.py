@@ -1,11 +1,12 @@
 """Registry admin: versions, training runs and activation history, read-only; lifecycle actions
 go through the same services as the API.
 
-Activating and rolling back always pass through a confirmation page that asks for a reason (kept
-on the ``ActivationEvent``) and, when ``PROMOTION_POLICY=enforce`` would refuse the version, offers
-the explicit "force" override. The list's bulk actions, the per-row link and the object tools all
-lead to that page, so there is one place where the decision is made. The tables the pages
-print are built in ``admin_pages``.
+Every lifecycle action acts within the version's model: activating, rolling back, adding and
+removing a challenger each pass through a confirmation page that asks for a reason (kept on the
+``ActivationEvent``) and, when ``PROMOTION_POLICY=enforce`` would refuse the version, offers the
+explicit "force" override. The list's bulk actions, the per-row link, the object tools and the
+models list all lead to that page, so there is one place where the decision is made. The tables
+the pages print are built in ``admin_pages``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from mlengine.api import ascii_int
 from mlengine.errors import DomainError
 from models_registry.admin_pages import (
     BASELINE_COLUMNS,
@@ -35,24 +37,37 @@ from models_registry.admin_pages import (
     baseline_table,
     cell_text,
     dataset_rows,
+    last_drift_status,
     metric_text,
     metrics_table,
+    model_version_rows,
     promotion_note,
+    serving_text,
 )
 from models_registry.errors import PromotionRefused
 from models_registry.models import (
     MANAGE_REGISTRY_PERMISSION,
     ActivationEvent,
     ModelVersion,
+    RegisteredModel,
     TrainingRun,
 )
-from models_registry.selectors import activation_event_list, active_model_version, champion_of
+from models_registry.naming import DEFAULT_MODEL_NAME
+from models_registry.selectors import (
+    activation_event_list,
+    champion_of,
+    registered_model_get,
+    registered_model_list,
+)
 from models_registry.services.activation import (
     ActivationResult,
+    challenger_add,
+    challenger_remove,
     model_version_activate,
     model_version_rollback,
     rollback_target,
 )
+from models_registry.services.retraining import retraining_schedule_of
 from models_registry.verdict import (
     FOLD_COLUMNS,
     calibration_rows,
@@ -115,6 +130,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyAdmin):
     list_display = [
+        "model",
         "label",
         "is_active",
         "lifecycle_link",
@@ -125,10 +141,17 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         "baseline_accuracy_display",
         "beats_baseline",
     ]
-    list_filter = ["status", "is_active", "beats_baseline"]
+    list_display_links = ["label"]
+    list_filter = ["model", "status", "is_active", "is_challenger", "beats_baseline"]
+    list_select_related = ["model"]
     date_hierarchy = "created_at"
-    ordering = ["-version"]
-    actions = ["activate_selected", "rollback_to_previous"]
+    ordering = ["model__name", "-version"]
+    actions = [
+        "activate_selected",
+        "rollback_to_previous",
+        "challenger_add_selected",
+        "challenger_remove_selected",
+    ]
     # The JSON columns (metrics, dataset, config, baseline ...) are laid out as tables by the
     # change_form.html override; shown as fields they would be unreadable dict dumps.
     fieldsets = [
@@ -136,9 +159,11 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             None,
             {
                 "fields": [
+                    "model_link",
                     "version",
                     "status",
                     "is_active",
+                    "is_challenger",
                     "beats_baseline",
                     "created_at",
                     "activated_at",
@@ -153,6 +178,11 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     @admin.display(description="version", ordering="version")
     def label(self, obj: ModelVersion) -> str:
         return obj.label
+
+    @admin.display(description="model", ordering="model__name")
+    def model_link(self, obj: ModelVersion) -> str:
+        url = reverse("admin:models_registry_registeredmodel_change", args=[obj.model_id])
+        return format_html('<a href="{}" class="registry-model-link">{}</a>', url, obj.model.name)
 
     @admin.display(description="val. accuracy")
     def validation_accuracy_display(self, obj: ModelVersion) -> str:
@@ -230,6 +260,16 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 wrap(self.activate_view),
                 name="models_registry_modelversion_activate",
             ),
+            path(
+                "<path:object_id>/challenger/add/",
+                wrap(self.challenger_add_view),
+                name="models_registry_modelversion_challenger_add",
+            ),
+            path(
+                "<path:object_id>/challenger/remove/",
+                wrap(self.challenger_remove_view),
+                name="models_registry_modelversion_challenger_remove",
+            ),
             *super().get_urls(),
         ]
 
@@ -239,8 +279,15 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         return f"{url}?{urlencode({'next': back})}"
 
     @staticmethod
-    def _rollback_url(*, back: str) -> str:
+    def _rollback_url(*, back: str, model: str = DEFAULT_MODEL_NAME) -> str:
+        """The rollback confirmation page of ``model`` (a model's champion is what rolls back)."""
         url = reverse("admin:models_registry_modelversion_rollback")
+        return f"{url}?{urlencode({'next': back, 'model': model})}"
+
+    @staticmethod
+    def _challenger_url(obj: ModelVersion, *, add: bool, back: str) -> str:
+        name = "challenger_add" if add else "challenger_remove"
+        url = reverse(f"admin:models_registry_modelversion_{name}", args=[obj.pk])
         return f"{url}?{urlencode({'next': back})}"
 
     @staticmethod
@@ -258,9 +305,14 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        can_manage = self.has_manage_registry_permission(request)
+        # Filtered to one model, the list's "Roll back" button rolls that model back.
+        model = RegisteredModel.objects.filter(pk=ascii_int(request.GET.get("model__id__exact")))
+        name = model.values_list("name", flat=True).first() or DEFAULT_MODEL_NAME
         context = {
-            "can_manage_registry": self.has_manage_registry_permission(request),
-            "rollback_url": self._rollback_url(back=request.get_full_path()),
+            "can_manage_registry": can_manage,
+            "rollback_url": self._rollback_url(back=request.get_full_path(), model=name),
+            "rollback_model": name,
         }
         return super().changelist_view(request, extra_context={**context, **(extra_context or {})})
 
@@ -283,15 +335,28 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         can_manage = self.has_manage_registry_permission(request)
         model_features = list((obj.feature_spec or {}).get("features") or [])
         dataset = obj.dataset or {}
-        history = activation_event_list().filter(Q(from_version=obj) | Q(to_version=obj))
+        history = activation_event_list(model=obj.model).filter(
+            Q(from_version=obj) | Q(to_version=obj)
+        )
+        ready = obj.status == ModelVersion.Status.READY
         return {
             "can_manage_registry": can_manage,
-            "show_activate": can_manage
-            and not obj.is_active
-            and obj.status == ModelVersion.Status.READY,
+            "show_activate": can_manage and not obj.is_active and ready,
             "show_rollback": can_manage and obj.is_active,
             "activate_url": self._activate_url(obj, back=here),
-            "rollback_url": self._rollback_url(back=here),
+            "rollback_url": self._rollback_url(back=here, model=obj.model.name),
+            # The version within its model: its name, a link back, the challenger buttons.
+            "model_name": obj.model.name,
+            "model_url": reverse(
+                "admin:models_registry_registeredmodel_change", args=[obj.model_id]
+            ),
+            "show_challenger_add": can_manage
+            and ready
+            and not obj.is_active
+            and not obj.is_challenger,
+            "show_challenger_remove": can_manage and obj.is_challenger,
+            "challenger_add_url": self._challenger_url(obj, add=True, back=here),
+            "challenger_remove_url": self._challenger_url(obj, add=False, back=here),
             "promotion_policy": settings.PROMOTION_POLICY,
             "promotion_note": promotion_note(obj),
             "metric_columns": [label for _, label in METRIC_COLUMNS],
@@ -355,10 +420,11 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         current = champion_of(model=version.model)
         return self._confirm_page(
             request,
-            title=f"Activate {version.label}",
+            title=f"Activate {version.label} of {version.model.name}",
             form=form,
             back=back,
             action="activate",
+            model=version.model,
             version=version,
             current=current,
             target=version,
@@ -377,15 +443,21 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         )
 
     def rollback_view(self, request: HttpRequest) -> HttpResponse:
-        """Confirmation page for rolling back the active version to the one before it."""
+        """Confirmation page for rolling back a model's champion (``?model=``, ``default``
+        without it) to the version before it."""
         self._require_manage(request)
         back = self._back_url(request, reverse("admin:models_registry_modelversion_changelist"))
+        try:
+            model = registered_model_get(name=request.GET.get("model") or DEFAULT_MODEL_NAME)
+        except DomainError as exc:
+            self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(back)
         if request.method == "POST":
             form = LifecycleForm(request.POST)
             if form.is_valid():
                 try:
                     result = model_version_rollback(
-                        actor=request.user, reason=form.cleaned_data["reason"]
+                        model=model, actor=request.user, reason=form.cleaned_data["reason"]
                     )
                 except DomainError as exc:
                     self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
@@ -393,28 +465,29 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                     previous = result.previous_version.label if result.previous_version else "none"
                     self.message_user(
                         request,
-                        f"Rolled back: {result.active_version.label} is active again "
-                        f"(was {previous}).",
+                        f"Rolled back {model.name}: {result.active_version.label} is active "
+                        f"again (was {previous}).",
                         messages.SUCCESS,
                     )
                 return HttpResponseRedirect(back)
         else:
             form = LifecycleForm()
-        current = active_model_version()
+        current = champion_of(model=model)
         target = rollback_target(current) if current is not None else None
         blocked = ""
         if current is None:
-            blocked = "No version is active, so there is nothing to roll back."
+            blocked = f"No version of {model.name} is active, so there is nothing to roll back."
         elif target is None:
             blocked = (
                 f"{current.label} was the first active version; there is nothing to roll back to."
             )
         return self._confirm_page(
             request,
-            title="Roll back the active version",
+            title=f"Roll back {model.name}",
             form=form,
             back=back,
             action="rollback",
+            model=model,
             version=None,
             current=current,
             target=target,
@@ -422,6 +495,72 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             submit_label=f"Roll back to {target.label}" if target else "Roll back",
             blocked=blocked,
             notice="",
+        )
+
+    def challenger_add_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Confirmation page for adding one version as a challenger of its model."""
+        return self._challenger_view(request, object_id, add=True)
+
+    def challenger_remove_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Confirmation page for no longer scoring one version in shadow."""
+        return self._challenger_view(request, object_id, add=False)
+
+    def _challenger_view(self, request: HttpRequest, object_id: str, *, add: bool) -> HttpResponse:
+        """Reason, then ``challenger_add`` / ``challenger_remove`` within the version's model."""
+        self._require_manage(request)
+        version = self.get_object(request, unquote(object_id))
+        if version is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        back = self._back_url(
+            request, reverse("admin:models_registry_modelversion_change", args=[version.pk])
+        )
+        verb = "Added as a challenger" if add else "Removed from the challengers"
+        if request.method == "POST":
+            form = LifecycleForm(request.POST)
+            if form.is_valid():
+                write = challenger_add if add else challenger_remove
+                try:
+                    result = write(
+                        version=version.version,
+                        model=version.model,
+                        actor=request.user,
+                        reason=form.cleaned_data["reason"],
+                    )
+                except DomainError as exc:
+                    self.message_user(request, f"Nothing changed: {exc.message}", messages.ERROR)
+                else:
+                    text = f"{verb}: {version.label} of {version.model.name}."
+                    if not result.changed:
+                        text = f"Nothing to change: {version.label} already was as asked."
+                    level = messages.SUCCESS if result.changed else messages.INFO
+                    self.message_user(request, text, level)
+                return HttpResponseRedirect(back)
+        else:
+            form = LifecycleForm()
+        blocked = ""
+        if add and version.is_active:
+            blocked = f"{version.label} is the champion of {version.model.name}."
+        elif add and version.status != ModelVersion.Status.READY:
+            blocked = f"{version.label} is {version.status}; only a ready version can be one."
+        label = "Add" if add else "Remove"
+        notice = ""
+        if add == version.is_challenger:  # adding a challenger, or removing a non-challenger
+            state = "already is" if add else "is not"
+            notice = f"{version.label} {state} a challenger; confirming changes nothing."
+        return self._confirm_page(
+            request,
+            title=f"{label} {version.label} of {version.model.name} as a challenger",
+            form=form,
+            back=back,
+            action="challenger_add" if add else "challenger_remove",
+            model=version.model,
+            version=version,
+            current=champion_of(model=version.model),
+            target=version,
+            promotion_note="",
+            submit_label=f"{label} challenger {version.label}",
+            blocked=blocked,
+            notice=notice,
         )
 
     def _confirm_page(self, request: HttpRequest, **context: Any) -> TemplateResponse:
@@ -471,12 +610,143 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             self._activate_url(queryset.get(), back=request.get_full_path())
         )
 
-    @admin.action(description="Roll back to previous version", permissions=["manage_registry"])
+    @admin.action(
+        description="Roll back the selected versions' model", permissions=["manage_registry"]
+    )
     def rollback_to_previous(
         self, request: HttpRequest, queryset: QuerySet[ModelVersion]
+    ) -> HttpResponse | None:
+        # A rollback concerns the champion of the ticked rows' model, whichever rows they are;
+        # rows of several models would leave it ambiguous which model rolls back.
+        names = sorted(set(queryset.values_list("model__name", flat=True)))
+        if len(names) != 1:
+            self.message_user(
+                request,
+                "Select versions of exactly one model to roll it back; nothing changed.",
+                messages.WARNING,
+            )
+            return None
+        return HttpResponseRedirect(
+            self._rollback_url(back=request.get_full_path(), model=names[0])
+        )
+
+    def _one_selected(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> bool:
+        if queryset.count() == 1:
+            return True
+        self.message_user(request, "Select exactly one version; nothing changed.", messages.WARNING)
+        return False
+
+    @admin.action(
+        description="Add selected version as a challenger", permissions=["manage_registry"]
+    )
+    def challenger_add_selected(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion]
+    ) -> HttpResponse | None:
+        if not self._one_selected(request, queryset):
+            return None
+        url = self._challenger_url(queryset.get(), add=True, back=request.get_full_path())
+        return HttpResponseRedirect(url)
+
+    @admin.action(
+        description="Remove selected version from the challengers", permissions=["manage_registry"]
+    )
+    def challenger_remove_selected(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion]
+    ) -> HttpResponse | None:
+        if not self._one_selected(request, queryset):
+            return None
+        url = self._challenger_url(queryset.get(), add=False, back=request.get_full_path())
+        return HttpResponseRedirect(url)
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(ReadOnlyAdmin):
+    """The models list (champion, challengers, symbols, last drift status, links) and each
+    model's page listing its versions with their lifecycle buttons. Models are created by
+    training; their retraining schedule is edited on its own beat entry (linked)."""
+
+    list_display = [
+        "name",
+        "champion",
+        "challengers",
+        "symbols_display",
+        "drift_status",
+        "version_count",
+        "links",
+    ]
+    search_fields = ["name", "description"]
+    fields = ["name", "description", "symbols_display", "created_at", "retraining"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RegisteredModel]:
+        # With the version count and the serving versions (champion and challengers) prefetched.
+        return registered_model_list()
+
+    @admin.display(description="champion")
+    def champion(self, obj: RegisteredModel) -> str:
+        return serving_text(obj, champion=True)
+
+    @admin.display(description="challengers")
+    def challengers(self, obj: RegisteredModel) -> str:
+        return serving_text(obj, champion=False)
+
+    @admin.display(description="symbols")
+    def symbols_display(self, obj: RegisteredModel) -> str:
+        return ", ".join(obj.symbols or []) or "—"
+
+    @admin.display(description="last drift check")
+    def drift_status(self, obj: RegisteredModel) -> str:
+        return last_drift_status(obj)
+
+    @admin.display(description="versions")
+    def version_count(self, obj: RegisteredModel) -> int:
+        return obj.version_count
+
+    @admin.display(description="")
+    def links(self, obj: RegisteredModel) -> str:
+        versions = reverse("admin:models_registry_modelversion_changelist")
+        return format_html(
+            '<a href="{}?model__id__exact={}">versions</a> · '
+            '<a href="{}?{}">dashboard</a> · <a href="{}">activations</a>',
+            versions,
+            obj.pk,
+            reverse("dashboard"),
+            urlencode({"model": obj.name}),
+            f"{reverse('admin:models_registry_activationevent_changelist')}"
+            f"?model__id__exact={obj.pk}",
+        )
+
+    @admin.display(description="retraining schedule")
+    def retraining(self, obj: RegisteredModel) -> str:
+        entry = retraining_schedule_of(model=obj)
+        if entry is None:
+            return "—"
+        url = reverse("admin:django_celery_beat_periodictask_change", args=[entry.pk])
+        state = "enabled" if entry.enabled else "disabled"
+        return format_html('<a href="{}">{}</a> ({}, {})', url, entry.name, state, entry.scheduler)
+
+    def render_change_form(  # noqa: PLR0917 (Django's signature)
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: RegisteredModel | None = None,
     ) -> HttpResponse:
-        # A rollback always concerns the active version, whichever rows were ticked.
-        return HttpResponseRedirect(self._rollback_url(back=request.get_full_path()))
+        if obj is not None:
+            here = request.get_full_path()
+            can_manage = request.user.has_perm(MANAGE_REGISTRY_PERMISSION)
+            champion = champion_of(model=obj)
+            context.update(
+                can_manage_registry=can_manage,
+                version_rows=model_version_rows(obj, back=here, can_manage=can_manage),
+                show_rollback=can_manage and champion is not None,
+                rollback_url=ModelVersionAdmin._rollback_url(back=here, model=obj.name),
+                champion_label=champion.label if champion else "none",
+                dashboard_url=f"{reverse('dashboard')}?{urlencode({'model': obj.name})}",
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(TrainingRun)
@@ -543,6 +813,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 class ActivationEventAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
+        "model",
         "action",
         "from_version",
         "to_version",
@@ -551,7 +822,7 @@ class ActivationEventAdmin(ReadOnlyAdmin):
         "forced",
         "warning",
     ]
-    list_filter = ["action", "forced"]
+    list_filter = ["model", "action", "forced"]
     search_fields = ["actor_name", "reason"]
     date_hierarchy = "created_at"
-    list_select_related = ["from_version", "to_version"]
+    list_select_related = ["model", "from_version", "to_version"]

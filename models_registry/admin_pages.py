@@ -1,18 +1,21 @@
 """What the registry's admin pages show, ready to print: the version page's tables (metrics by
-split against the baselines, the dataset window, the baseline statistics per feature) and the
-promotion policy's verdict in words. ``admin.py`` keeps the ModelAdmin classes and their actions;
-nothing here writes.
+split against the baselines, the dataset window, the baseline statistics per feature), the
+promotion policy's verdict in words, and the models list's and a model's page's tables.
+``admin.py`` keeps the ModelAdmin classes and their actions; nothing here writes.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 
 from features.engineering import FEATURE_NAMES
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, RegisteredModel
+from models_registry.selectors import model_version_list
 from models_registry.verdict import verdict_text
 
 # Metric rows of the version page, in reading order; any other metric follows alphabetically.
@@ -184,3 +187,82 @@ def promotion_note(version: ModelVersion) -> str:
         f"{verdict_text(version.metrics)}. PROMOTION_POLICY=warn lets it be activated; the "
         "warning is recorded on the activation event."
     )
+
+
+# The models list and a model's page.
+
+
+def serving_text(model: RegisteredModel, *, champion: bool) -> str:
+    """A model's champion (``v3``) or its challengers (``v4, v5``) from
+    ``registered_model_list``'s prefetched ``serving_versions``; a dash for none."""
+    labels = [v.label for v in model.serving_versions if v.is_active == champion]
+    return ", ".join(labels) or "—"
+
+
+def last_drift_status(model: RegisteredModel) -> str:
+    """The status of the model's newest drift verdict, or a dash when never checked.
+
+    Read through the reverse relation monitoring's snapshot rows declare (``drift_snapshots``):
+    the registry never imports monitoring, the app above it.
+    """
+    status = (
+        model.drift_snapshots.filter(kind="model")
+        .order_by("-event_time", "-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    return status or "—"
+
+
+def _role(version: ModelVersion) -> str:
+    if version.is_active:
+        return "champion"
+    return "challenger" if version.is_challenger else ""
+
+
+def model_version_rows(
+    model: RegisteredModel, *, back: str, can_manage: bool
+) -> list[dict[str, Any]]:
+    """A model's versions, newest first, each with its role, figures, page link and the
+    lifecycle buttons that apply (each leads to its confirmation page, then back to ``back``)."""
+    rows = []
+    query = urlencode({"next": back})
+    for version in model_version_list(model=model):
+        ready = version.status == ModelVersion.Status.READY
+        actions: list[tuple[str, str, str]] = []
+        if can_manage and ready and not version.is_active:
+            actions.append(
+                (
+                    "Activate",
+                    f"{reverse('admin:models_registry_modelversion_activate', args=[version.pk])}"
+                    f"?{query}",
+                    "registry-activate",
+                )
+            )
+            name, label = (
+                ("challenger_remove", "Remove challenger")
+                if version.is_challenger
+                else ("challenger_add", "Add challenger")
+            )
+            actions.append(
+                (
+                    label,
+                    f"{reverse(f'admin:models_registry_modelversion_{name}', args=[version.pk])}"
+                    f"?{query}",
+                    f"registry-{name.replace('_', '-')}",
+                )
+            )
+        rows.append(
+            {
+                "label": version.label,
+                "url": reverse("admin:models_registry_modelversion_change", args=[version.pk]),
+                "role": _role(version),
+                "status": version.status,
+                "created_at": version.created_at,
+                "validation_accuracy": metric_text(version.validation_accuracy),
+                "baseline_accuracy": metric_text(version.baseline_accuracy),
+                "beats_baseline": version.beats_baseline,
+                "actions": actions,
+            }
+        )
+    return rows

@@ -13,3 +13,5 @@ class ModelsRegistryConfig(AppConfig):
         from models_registry.health import check_active_model  # noqa: PLC0415 (models after setup)
 
         EXTRA_CHECKS["active_model"] = check_active_model
+        # Connects the receiver that gives every new model its (disabled) retraining entry.
+        from models_registry import signals  # noqa: F401, PLC0415 (models after setup)

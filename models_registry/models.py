@@ -152,6 +152,7 @@ class TrainingRun(models.Model):
         ADMIN = "admin", "admin"
         TASK = "task", "Celery task"
         BOOTSTRAP = "bootstrap", "make run bootstrap"
+        SCHEDULE = "schedule", "scheduled retraining"
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     source = models.CharField(max_length=16, choices=Source.choices)

@@ -1,17 +1,21 @@
-"""Celery tasks of the registry: training runs on a worker."""
+"""Celery tasks of the registry: training runs on a worker, scheduled retraining per model."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mlengine.celery import app
 from mlengine.errors import DomainError, UpstreamTimeout, UpstreamUnavailable
+from models_registry.services.retraining import model_retrain
 from models_registry.services.search import search_fold_execute, search_run_finish
 from models_registry.services.training import (
     SEARCH_FINISH_TASK,
     SEARCH_FOLD_TASK,
     training_run_execute,
 )
+
+logger = logging.getLogger(__name__)
 
 # Upstream outages are worth another try; a bad config or a failed fit is not.
 TRANSIENT_ERRORS = (UpstreamUnavailable, UpstreamTimeout)
@@ -71,4 +75,23 @@ def search_finish_task(results: list[dict[str, Any] | None], run_id: int) -> int
         version = search_run_finish(run_id=run_id, results=results)
     except DomainError:
         return None  # the run row holds the failure and its reason
+    return version.version if version is not None else None
+
+
+@app.task(
+    name="models_registry.retrain_model",
+    acks_late=False,  # a lost retraining waits for the next scheduled one: no second run
+    ignore_result=True,
+    soft_time_limit=25 * 60,
+    time_limit=30 * 60,
+)
+def retrain_model_task(model: str) -> int | None:
+    """Retrain model ``model`` (its beat entry's kwargs) and add the version as a challenger;
+    returns the new version number, or None when training failed (logged in one line, the run
+    row holds the reason) or a search goes on on the workers."""
+    try:
+        _, version = model_retrain(model=model)
+    except DomainError as exc:
+        logger.warning("scheduled retraining of %s failed: %s", model, exc.message)
+        return None
     return version.version if version is not None else None

@@ -24,6 +24,7 @@ from monitoring.models import DriftSnapshot, FreshnessSnapshot
 class DriftSnapshotAdmin(ReadOnlyAdmin):
     list_display = [
         "event_time",
+        "model",
         "model_version",
         "kind",
         "feature",
@@ -34,11 +35,11 @@ class DriftSnapshotAdmin(ReadOnlyAdmin):
         "decides_verdict",
         "is_replay",
     ]
-    list_filter = ["kind", "status", "feature", "model_version", "is_replay"]
+    list_filter = ["model", "kind", "status", "feature", "model_version", "is_replay"]
     # check_id is exact-match only: a drift check's rows are found by pasting its id.
     search_fields = ["feature", "=check_id"]
     date_hierarchy = "event_time"
-    list_select_related = ["model_version"]
+    list_select_related = ["model", "model_version"]
     # Snapshots pile up every 15 minutes; an exact count of a filtered table is not worth it.
     show_full_result_count = False
 
@@ -55,6 +56,7 @@ class DriftSnapshotAdmin(ReadOnlyAdmin):
 class FreshnessSnapshotAdmin(ReadOnlyAdmin):
     list_display = [
         "event_time",
+        "model",
         "component",
         "subject",
         "status",
@@ -62,9 +64,10 @@ class FreshnessSnapshotAdmin(ReadOnlyAdmin):
         "threshold_display",
         "is_replay",
     ]
-    list_filter = ["component", "status", "subject", "is_replay"]
+    list_filter = ["model", "component", "status", "subject", "is_replay"]
     search_fields = ["subject", "=check_id"]
     date_hierarchy = "event_time"
+    list_select_related = ["model"]
     show_full_result_count = False
 
     @admin.display(description="age", ordering="age_seconds")

@@ -15,12 +15,14 @@ from mlengine.api import parse_int_param
 from mlengine.schema import ERROR_RESPONSES
 from mlengine.throttling import ANON_READ
 from models_registry.errors import NoActiveModel
-from models_registry.models import ModelVersion
-from models_registry.schema import MALFORMED_VERSION, UNKNOWN_VERSION
+from models_registry.models import ModelVersion, RegisteredModel
+from models_registry.naming import DEFAULT_MODEL_NAME
+from models_registry.schema import MALFORMED_MODEL, UNKNOWN_MODEL, UNKNOWN_MODEL_OR_VERSION
 from models_registry.selectors import (
     activation_event_list,
-    active_model_version,
+    champion_of,
     model_version_get,
+    registered_model_get,
 )
 from models_registry.serializers import ActivationEventSerializer
 from monitoring.models import DriftSnapshot
@@ -31,7 +33,9 @@ from monitoring.schema import (
     HISTORY_LIMIT_PARAMETER,
     HISTORY_RESPONSE,
     LATENCY_RESPONSE,
+    MALFORMED_MODEL_OR_VERSION,
     MALFORMED_WINDOW,
+    MODEL_PARAMETER,
     NO_ACTIVE_MODEL,
     WINDOW_PARAMETER,
     version_parameter,
@@ -48,9 +52,15 @@ from monitoring.services.drift import drift_check_run, drift_report
 from monitoring.services.freshness import freshness_overall, freshness_report
 
 
-def _version_param(request: Request) -> ModelVersion | None:
+def _model_param(request: Request) -> RegisteredModel:
+    """The ``model`` query parameter's row (``default`` without it): 400 for a malformed name,
+    404 ``unknown_model`` for one that does not exist."""
+    return registered_model_get(name=request.query_params.get("model", DEFAULT_MODEL_NAME))
+
+
+def _version_param(request: Request, model: RegisteredModel) -> ModelVersion | None:
     value = request.query_params.get("version")
-    return None if value is None else model_version_get(version=value)
+    return None if value is None else model_version_get(version=value, model=model)
 
 
 # Computing a missing snapshot writes rows; keep that out of any request-wide transaction.
@@ -60,7 +70,7 @@ class DriftApi(APIView):
 
     @extend_schema(
         operation_id="monitoring_drift",
-        summary="Latest drift check of the active version (computed now if there is none)",
+        summary="Latest drift check of a model's champion (computed now if there is none)",
         description=(
             "Reading a stored check is open. When the version has no check yet, this request "
             "computes one and stores it: that needs an authenticated user (a token or a "
@@ -72,21 +82,30 @@ class DriftApi(APIView):
             "non-overlapping training windows). The model is in drift when at least DRIFT_SHARE "
             "of its input features are; price levels are reported but never decide."
         ),
-        parameters=[version_parameter("v3 or 3; default: the active version")],
+        parameters=[
+            MODEL_PARAMETER,
+            version_parameter("v3 or 3, a version of the model; default: its champion"),
+        ],
         responses={
             200: DRIFT_RESPONSE,
             401: DRIFT_NEEDS_AUTHENTICATION,
-            400: MALFORMED_VERSION,
-            404: UNKNOWN_VERSION,
+            400: MALFORMED_MODEL_OR_VERSION,
+            404: UNKNOWN_MODEL_OR_VERSION,
             503: NO_ACTIVE_MODEL,
         },
     )
     def get(self, request: Request) -> Response:
-        version = _version_param(request) or active_model_version()
+        model = _model_param(request)
+        version = _version_param(request, model) or champion_of(model=model)
         if version is None:
-            raise NoActiveModel("No model version is active, so there is nothing to check.")
+            raise NoActiveModel(
+                f"No version of {model.name} is active, so there is nothing to check.",
+                details={"model": model.name},
+            )
         latest = (
-            DriftSnapshot.objects.filter(model_version=version, kind=DriftSnapshot.Kind.MODEL)
+            DriftSnapshot.objects.filter(
+                model=model, model_version=version, kind=DriftSnapshot.Kind.MODEL
+            )
             .order_by("-created_at", "-id")
             .values_list("check_id", flat=True)
             .first()
@@ -103,7 +122,7 @@ class DriftApi(APIView):
             snapshots = drift_check_run(version=version)
         else:
             snapshots = list(
-                DriftSnapshot.objects.filter(check_id=latest).select_related("model_version")
+                DriftSnapshot.objects.filter(check_id=latest).select_related("model_version__model")
             )
         return Response(drift_report(snapshots))
 
@@ -113,14 +132,21 @@ class FreshnessApi(APIView):
 
     @extend_schema(
         operation_id="monitoring_freshness",
-        summary="Age of upstream candles, of the active model and of the last prediction",
-        responses={200: FRESHNESS_RESPONSE},
+        summary="Age of a model's upstream candles, of its champion and of its last prediction",
+        parameters=[MODEL_PARAMETER],
+        responses={200: FRESHNESS_RESPONSE, 400: MALFORMED_MODEL, 404: UNKNOWN_MODEL},
     )
     def get(self, request: Request) -> Response:
+        model = _model_param(request)
         now = timezone.now()
-        items = freshness_report(now=now)
+        items = freshness_report(model=model, now=now)
         return Response(
-            {"status": freshness_overall(items), "checked_at": now.isoformat(), "items": items}
+            {
+                "model": model.name,
+                "status": freshness_overall(items),
+                "checked_at": now.isoformat(),
+                "items": items,
+            }
         )
 
 
@@ -135,18 +161,21 @@ class LatencyApi(APIView):
             "PostgreSQL)."
         ),
         parameters=[
+            MODEL_PARAMETER,
             WINDOW_PARAMETER,
-            version_parameter("Only this version (v3 or 3)"),
+            version_parameter("Only this version of the model (v3 or 3)"),
         ],
         responses={
             200: LATENCY_RESPONSE,
             400: MALFORMED_WINDOW,
-            404: UNKNOWN_VERSION,
+            404: UNKNOWN_MODEL_OR_VERSION,
         },
     )
     def get(self, request: Request) -> Response:
+        model = _model_param(request)
         window = parse_latency_window(request.query_params.get("window"))
-        return Response(latency_summary(window=window, version=_version_param(request)))
+        version = _version_param(request, model)
+        return Response(latency_summary(window=window, model=model, version=version))
 
 
 class HistoryApi(APIView):
@@ -159,22 +188,25 @@ class HistoryApi(APIView):
             "`live_performance` is per version per day of event time, from every prediction "
             "whose realised outcome is known, replayed history included (its outcomes are real)."
         ),
-        parameters=[HISTORY_LIMIT_PARAMETER],
+        parameters=[MODEL_PARAMETER, HISTORY_LIMIT_PARAMETER],
         responses={
             200: HISTORY_RESPONSE,
             400: ERROR_RESPONSES[400],
+            404: UNKNOWN_MODEL,
         },
     )
     def get(self, request: Request) -> Response:
+        model = _model_param(request)
         limit = parse_int_param(
             request.query_params, "limit", default=200, minimum=1, maximum=HISTORY_LIMIT
         )
-        events = activation_event_list()[:200]
+        events = activation_event_list(model=model)[:200]
         return Response(
             {
-                "versions": training_history(),
+                "model": model.name,
+                "versions": training_history(model=model),
                 "activations": ActivationEventSerializer(events, many=True).data,
-                "live_performance": live_performance(),
-                "drift": drift_history(limit=limit),
+                "live_performance": live_performance(model=model),
+                "drift": drift_history(limit=limit, model=model),
             }
         )

@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mlcore.metrics import observe_request
 from mlengine.logs import log_rate_limited
+from models_registry.naming import DEFAULT_MODEL_NAME
 from models_registry.selectors import active_model_version
 from monitoring.models import DriftSnapshot, FreshnessSnapshot
 from predictions.selectors import audit_export_lag
@@ -138,7 +139,8 @@ class StateCollector:
             "mlengine_freshness_stale", "1 if the item is stale.", labels=["component", "subject"]
         )
         latest_check = (
-            FreshnessSnapshot.objects.filter(is_replay=False)
+            # The gauges have no model label: they report ``default``'s checks, as before.
+            FreshnessSnapshot.objects.filter(is_replay=False, model__name=DEFAULT_MODEL_NAME)
             .order_by("-created_at", "-id")
             .values_list("check_id", flat=True)
             .first()

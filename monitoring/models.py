@@ -7,7 +7,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, RegisteredModel
 
 
 class CheckStatus(models.TextChoices):
@@ -34,6 +34,11 @@ class DriftSnapshot(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     event_time = models.DateTimeField(default=timezone.now)
     is_replay = models.BooleanField(default=False)
+    # The model the checked version belongs to, kept on the row so a model's history is one
+    # indexed filter (the dashboard's and /monitoring/history's query), never a join.
+    model = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="drift_snapshots"
+    )
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.CASCADE, related_name="drift_snapshots"
     )
@@ -59,6 +64,8 @@ class DriftSnapshot(models.Model):
         indexes = [
             models.Index(fields=["model_version", "-event_time"], name="drift_version_time_idx"),
             models.Index(fields=["kind", "-event_time"], name="drift_kind_time_idx"),
+            # A model's verdicts, newest first: drift_history(model=) and the models list.
+            models.Index(fields=["model", "kind", "-event_time"], name="drift_model_kind_time_idx"),
         ]
 
     def __str__(self) -> str:
@@ -78,6 +85,10 @@ class FreshnessSnapshot(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     event_time = models.DateTimeField(default=timezone.now)
     is_replay = models.BooleanField(default=False)
+    # Whose check: upstream symbols, champion age and last prediction are a model's own.
+    model = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="freshness_snapshots"
+    )
     component = models.CharField(max_length=16, choices=Component.choices)
     subject = models.CharField(max_length=64, blank=True, help_text="symbol, version, ...")
     age_seconds = models.FloatField(null=True, blank=True)
@@ -87,7 +98,10 @@ class FreshnessSnapshot(models.Model):
 
     class Meta:
         ordering = ["-event_time", "component", "subject"]
-        indexes = [models.Index(fields=["-event_time"], name="freshness_time_idx")]
+        indexes = [
+            models.Index(fields=["-event_time"], name="freshness_time_idx"),
+            models.Index(fields=["model", "-event_time"], name="freshness_model_time_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.component} {self.subject}: {self.status}"

@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
 from mlengine.schema import error_response, int_parameter
+from models_registry.naming import MODEL_NAME_PATTERN
 from models_registry.selectors import VERSION_PATTERN
 from monitoring.selectors import (
     HISTORY_LIMIT,
@@ -21,6 +22,7 @@ from monitoring.selectors import (
 )
 
 DRIFT_EXAMPLE = {
+    "model": "default",
     "model_version": "v2",
     "check_id": "0d1f0c8e-3c52-4f5b-a3f7-4d2f1d1c9a11",
     "checked_at": "2026-11-26T10:15:00+00:00",
@@ -61,6 +63,7 @@ DRIFT_EXAMPLE = {
     },
 }
 FRESHNESS_EXAMPLE = {
+    "model": "default",
     "status": "ok",
     "checked_at": "2026-11-26T10:15:00+00:00",
     "items": [
@@ -91,6 +94,7 @@ FRESHNESS_EXAMPLE = {
     ],
 }
 LATENCY_EXAMPLE = {
+    "model": "default",
     "window": "last 1000 predictions",
     "version": None,
     "count": 1000,
@@ -101,6 +105,7 @@ LATENCY_EXAMPLE = {
     "max_ms": 31.0,
 }
 HISTORY_EXAMPLE = {
+    "model": "default",
     "versions": [
         {
             "version": "v1",
@@ -155,6 +160,15 @@ HISTORY_EXAMPLE = {
 }
 
 
+MODEL_PARAMETER = OpenApiParameter(
+    "model",
+    {"type": "string", "pattern": MODEL_NAME_PATTERN, "maxLength": 63},
+    OpenApiParameter.QUERY,
+    required=False,
+    description="The model to report on (a registered model's name); default: `default`.",
+)
+
+
 def version_parameter(description: str) -> OpenApiParameter:
     return OpenApiParameter(
         "version", {"type": "string", "pattern": VERSION_PATTERN}, description=description
@@ -190,9 +204,14 @@ LATENCY_RESPONSE = OpenApiResponse(
     OpenApiTypes.OBJECT, examples=_example("latency", LATENCY_EXAMPLE)
 )
 MALFORMED_WINDOW = error_response(
-    "Malformed window or version",
+    "Malformed model, window or version",
     "invalid_parameter",
     f"window must be a count of predictions (1-{MAX_LAST_N}) or a duration ...",
+)
+MALFORMED_MODEL_OR_VERSION = error_response(
+    "Malformed model name or version",
+    "invalid_parameter",
+    "version must look like v3 or 3",
 )
 HISTORY_LIMIT_PARAMETER = int_parameter(
     "limit",

@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from mlengine.db.aggregates import PercentileCont
 from mlengine.errors import InvalidParameter
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, RegisteredModel
 from models_registry.naming import DEFAULT_MODEL_NAME
+from models_registry.selectors import ModelRef, registered_model_of
 from monitoring.models import DriftSnapshot
 from predictions.models import PredictionRecord
 
@@ -29,8 +30,10 @@ MAX_LAST_N = 1_000_000
 MAX_DURATION_UNITS = 9999
 LATENCY_WINDOW_PATTERN = r"^(?:[1-9][0-9]{0,5}|1000000|[1-9][0-9]{0,3}[smhdSMHD])$"
 
-# Rows of the model ``default``'s versions: what a monitoring route reports without a version.
-OF_DEFAULT = Q(model_version__model__name=DEFAULT_MODEL_NAME)
+
+def monitored_models() -> list[RegisteredModel]:
+    """The models beat checks: every model with a champion, by name."""
+    return list(RegisteredModel.objects.filter(versions__is_active=True).order_by("name"))
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,46 @@ def parse_latency_window(value: str | None) -> LatencyWindow:
     )
 
 
+def _model_of(model: ModelRef, version: ModelVersion | None) -> RegisteredModel:
+    """The model a read is about: ``model``, else ``version``'s, else ``default``."""
+    if model is None and version is not None:
+        return version.model
+    return registered_model_of(model)
+
+
+def _model_name(model: ModelRef, version: ModelVersion | None) -> str:
+    if isinstance(model, RegisteredModel):
+        return model.name
+    if model is None and version is not None:
+        return version.model.name
+    return model or DEFAULT_MODEL_NAME
+
+
+def champion_rows(model: ModelRef) -> Q:
+    """The filter of a model's own predictions (``default``'s when None): those its versions
+    answered with. A name filters through the join, sparing a query for the model's row."""
+    # When shadow rows exist (PredictionRecord.role), this is also where they are left out.
+    if isinstance(model, RegisteredModel):
+        return Q(model_version__model=model)
+    return Q(model_version__model__name=model or DEFAULT_MODEL_NAME)
+
+
 def latency_summary(
-    *, window: LatencyWindow, version: ModelVersion | None = None, now: datetime | None = None
+    *,
+    window: LatencyWindow,
+    model: ModelRef = None,
+    version: ModelVersion | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """count, mean, p50, p95, p99 and max of ``latency_ms`` over live predictions (replays never
-    count), computed by the database in one query (``PercentileCont``: ``percentile_cont`` on
-    PostgreSQL, the same interpolation on SQLite)."""
+    """count, mean, p50, p95, p99 and max of ``latency_ms`` over ``model``'s live predictions
+    (``default``'s when None; only ``version``'s when given; replays never count), computed by
+    the database in one query (``PercentileCont``: ``percentile_cont`` on PostgreSQL, the same
+    interpolation on SQLite)."""
     now = now or timezone.now()
+    name = _model_name(model, version)
     rows = PredictionRecord.objects.filter(is_replay=False)
-    # Without a version: the model ``default``'s predictions (what the seed routes report).
-    rows = rows.filter(model_version=version) if version is not None else rows.filter(OF_DEFAULT)
+    rows = rows.filter(model_version=version) if version is not None else rows
+    rows = rows.filter(champion_rows(model if model is not None else name))
     if window.seconds is not None:
         rows = rows.filter(created_at__gte=now - timedelta(seconds=window.seconds))
     rows = rows.order_by("-created_at", "-id")
@@ -91,6 +124,7 @@ def latency_summary(
             maximum=Max("latency_ms"),
         )
     return {
+        "model": name,
         "window": window.describe(),
         "version": version.label if version else None,
         "count": int(figures["count"] or 0),
@@ -106,12 +140,16 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, Any]]:
-    """Accuracy, Brier score and log loss of predictions whose outcome is known, per version per
-    day (of event time), computed by the database, beside the version's validation figures."""
+def live_performance(
+    *, model: ModelRef = None, version: ModelVersion | None = None
+) -> list[dict[str, Any]]:
+    """Accuracy, Brier score and log loss of ``model``'s predictions (``default``'s when None)
+    whose outcome is known, per version per day (of event time), computed by the database,
+    beside the version's validation figures."""
     eps = 1e-15
-    rows = PredictionRecord.objects.filter(outcome__isnull=False)
-    rows = rows.filter(model_version=version) if version is not None else rows.filter(OF_DEFAULT)
+    model = _model_of(model, version)
+    rows = PredictionRecord.objects.filter(outcome__isnull=False).filter(champion_rows(model))
+    rows = rows.filter(model_version=version) if version is not None else rows
     outcome = Cast("outcome", FloatField())
     probability = Least(Greatest(F("prediction"), Value(eps)), Value(1 - eps))
     hit = Case(
@@ -139,9 +177,7 @@ def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, A
     )
     validation = {
         v.version: (v.metrics or {}).get("validation", {})
-        for v in ModelVersion.objects.filter(model__name=DEFAULT_MODEL_NAME).only(
-            "version", "metrics"
-        )
+        for v in ModelVersion.objects.filter(model=model).only("version", "metrics")
     }
     return [
         {
@@ -168,14 +204,14 @@ def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, A
 HISTORY_LIMIT = 2000
 
 
-def drift_history(*, limit: int = 200, version: ModelVersion | None = None) -> list[dict[str, Any]]:
-    """The newest ``limit`` drift checks, oldest first: verdict and per-feature PSI of each."""
-    verdicts = DriftSnapshot.objects.filter(kind=DriftSnapshot.Kind.MODEL)
-    verdicts = (
-        verdicts.filter(model_version=version)
-        if version is not None
-        else verdicts.filter(OF_DEFAULT)
-    )
+def drift_history(
+    *, limit: int = 200, model: ModelRef = None, version: ModelVersion | None = None
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` drift checks of ``model`` (``default`` when None; only
+    ``version``'s when given), oldest first: verdict and per-feature PSI of each."""
+    model = _model_of(model, version)
+    verdicts = DriftSnapshot.objects.filter(model=model, kind=DriftSnapshot.Kind.MODEL)
+    verdicts = verdicts.filter(model_version=version) if version is not None else verdicts
     verdicts = list(
         verdicts.order_by("-event_time", "-id").values(
             "check_id",
@@ -215,8 +251,26 @@ def drift_history(*, limit: int = 200, version: ModelVersion | None = None) -> l
     ]
 
 
-def training_history() -> list[dict[str, Any]]:
-    """Every version of ``default``: validation metrics beside its baseline, in version order."""
+def latest_drift_status(*, models: list[RegisteredModel]) -> dict[int, str]:
+    """The newest drift verdict's status of each model (by model id); a model never checked is
+    absent. One query per model, each an index range of one row."""
+    found = {}
+    for model in models:
+        status = (
+            DriftSnapshot.objects.filter(model=model, kind=DriftSnapshot.Kind.MODEL)
+            .order_by("-event_time", "-id")
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status is not None:
+            found[model.pk] = status
+    return found
+
+
+def training_history(*, model: ModelRef = None) -> list[dict[str, Any]]:
+    """Every version of ``model`` (``default`` when None): validation metrics beside its
+    baseline, in version order."""
+    model = registered_model_of(model)
     return [
         {
             "version": version.label,
@@ -228,7 +282,7 @@ def training_history() -> list[dict[str, Any]]:
             "always_up": ((version.metrics or {}).get("baselines") or {}).get("always_up", {}),
             "beats_baseline": version.beats_baseline,
         }
-        for version in ModelVersion.objects.filter(model__name=DEFAULT_MODEL_NAME)
+        for version in ModelVersion.objects.filter(model=model)
         .defer("baseline")
         .order_by("version")
     ]

@@ -16,7 +16,7 @@ from django.db.models import Count, Max, Min
 from django.db.models.functions import Trunc
 
 from mlengine.db.aggregates import PercentileCont
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, RegisteredModel
 from predictions.models import PredictionRecord
 
 # (kind understood by Trunc / date_trunc, nominal length in seconds)
@@ -56,10 +56,12 @@ def latency_timeseries(
     since: datetime | None = None,
     until: datetime | None = None,
     version: ModelVersion | None = None,
+    model: RegisteredModel | None = None,
     max_buckets: int = DEFAULT_MAX_BUCKETS,
 ) -> dict[str, Any]:
     """p50 and p99 of ``latency_ms`` of live predictions (replays never count) per time bucket
-    of ``created_at``, oldest bucket first, over ``since``..``until`` (both optional).
+    of ``created_at``, oldest bucket first, over ``since``..``until`` (both optional), of one
+    ``version`` or one ``model``'s versions when given.
 
     Returns ``bucket`` (``minute`` ... ``month``, ``None`` when there are no rows),
     ``bucket_seconds``, ``count``, ``first``/``last`` (ISO times) and ``points``: one
@@ -70,6 +72,8 @@ def latency_timeseries(
     rows = PredictionRecord.objects.filter(is_replay=False)
     if version is not None:
         rows = rows.filter(model_version=version)
+    if model is not None:
+        rows = rows.filter(model_version__model=model)
     if since is not None:
         rows = rows.filter(created_at__gte=since)
     if until is not None:

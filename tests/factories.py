@@ -83,7 +83,12 @@ def make_user(username: str = "operator", *, registry: bool = True, staff: bool 
     return User.objects.get(pk=user.pk)
 
 
-REGISTRY_VIEW_PERMISSIONS = ("view_modelversion", "view_trainingrun", "view_activationevent")
+REGISTRY_VIEW_PERMISSIONS = (
+    "view_modelversion",
+    "view_trainingrun",
+    "view_activationevent",
+    "view_registeredmodel",
+)
 
 
 def staff_user(username: str, *, registry: bool) -> User:

@@ -554,13 +554,16 @@ def test_roll_back_page_shows_what_changes_and_rolls_back_with_a_reason(
     assert event is not None
     assert (event.action, event.reason, event.actor) == ("rollback", "latency regression", operator)
     shown = shown_messages(operator_client.get(CHANGELIST))
-    assert ("success", "Rolled back: v1 is active again (was v2).") in shown
+    assert ("success", "Rolled back default: v1 is active again (was v2).") in shown
 
 
 def test_roll_back_page_with_nothing_active_says_so(operator_client: Client) -> None:
     make_version()
     page = operator_client.get(ROLLBACK)
-    assert "No version is active, so there is nothing to roll back." in page.content.decode()
+    assert (
+        "No version of default is active, so there is nothing to roll back."
+        in page.content.decode()
+    )
 
 
 # --- staff without the registry permission --------------------------------------------------
@@ -611,6 +614,7 @@ def snapshots() -> dict[str, object]:
     now = timezone.now()
     ok = DriftSnapshot.objects.create(
         check_id=check,
+        model=version.model,
         model_version=version,
         kind="feature",
         feature="simple_return",
@@ -622,6 +626,7 @@ def snapshots() -> dict[str, object]:
     )
     drift = DriftSnapshot.objects.create(
         check_id=check,
+        model=version.model,
         model_version=version,
         kind="feature",
         feature="momentum",
@@ -632,6 +637,7 @@ def snapshots() -> dict[str, object]:
         event_time=now,
     )
     DriftSnapshot.objects.create(
+        model=version.model,
         model_version=version,
         kind="model",
         feature="verdict",
@@ -640,6 +646,7 @@ def snapshots() -> dict[str, object]:
         event_time=now - datetime.timedelta(days=40),
     )
     fresh = FreshnessSnapshot.objects.create(
+        model=version.model,
         component="upstream",
         subject="SP500",
         age_seconds=3 * 3600 + 5 * 60,
@@ -648,7 +655,12 @@ def snapshots() -> dict[str, object]:
         event_time=now,
     )
     FreshnessSnapshot.objects.create(
-        component="inference", subject="", age_seconds=None, status="unknown", event_time=now
+        model=version.model,
+        component="inference",
+        subject="",
+        age_seconds=None,
+        status="unknown",
+        event_time=now,
     )
     record = PredictionRecord.objects.create(
         symbol="SP500",

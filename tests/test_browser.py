@@ -13,12 +13,15 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from models_registry.models import ActivationEvent, ModelVersion
+from models_registry.services.activation import model_version_activate
 from models_registry.services.training import model_train, training_config_resolve
 from monitoring.services.replay import replay_run
 from predictions.inference import model_cache
-from tests.factories import SMALL_CONFIG, make_user
+from predictions.models import PredictionRecord
+from tests.factories import SMALL_CONFIG, make_model, make_user, make_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -136,3 +139,40 @@ def test_staff_without_the_registry_permission_cannot_activate(
     assert not browser.find_elements(By.CSS_SELECTOR, "a.registry-activate")
     browser.get(f"{live_server.url}/admin/models_registry/modelversion/{second.pk}/activate/")
     assert ModelVersion.objects.get(is_active=True) != second
+
+
+def test_operator_picks_a_model_on_the_dashboard(browser, live_server, operator) -> None:
+    """The selector lists the models; choosing one reloads every panel for it; an unknown name
+    in the address is a message beside the selector, not an error page."""
+    for name, symbol in (("spx", "SP500"), ("ndx", "NASDAQ")):
+        version = make_version(model=make_model(name, symbols=[symbol]))
+        model_version_activate(version=version.version, model=name, actor_name=f"setup {name}")
+        PredictionRecord.objects.create(
+            symbol=symbol,
+            model_version=version,
+            features={},
+            prediction=0.6,
+            confidence=0.2,
+            as_of=datetime.datetime(2018, 12, 31, tzinfo=datetime.UTC),
+            latency_ms=3.0,
+        )
+    base = live_server.url
+    log_in(browser, base)
+    browser.get(f"{base}/dashboard/")
+    choice = Select(browser.find_element(By.ID, "model-choice"))
+    assert [o.text for o in choice.options] == ["default", "ndx", "spx"]
+    assert choice.first_selected_option.text == "default"
+
+    choice.select_by_visible_text("ndx")
+    browser.find_element(By.ID, "model-show").click()  # a plain GET form: no JavaScript
+    WebDriverWait(browser, 10).until(lambda d: "model=ndx" in d.current_url)
+    assert "Champion of ndx" in browser.find_element(By.ID, "active-version").text
+    predictions = browser.find_element(By.ID, "predictions").text
+    assert "NASDAQ" in predictions and "SP500" not in predictions
+    assert Select(browser.find_element(By.ID, "model-choice")).first_selected_option.text == "ndx"
+    assert "setup ndx" in browser.find_element(By.ID, "activations").text
+    screenshot(browser, "dashboard-model-ndx")
+
+    browser.get(f"{base}/dashboard/?model=nope")
+    assert "Unknown model 'nope'." in browser.find_element(By.ID, "model-error").text
+    assert browser.find_elements(By.ID, "model-choice")

@@ -162,7 +162,7 @@ def test_rollback_action_then_reason_restores_the_previous_version(
     assert event.reason == "v2 misbehaves"
     assert (
         "success",
-        "Rolled back: v1 is active again (was v2).",
+        "Rolled back default: v1 is active again (was v2).",
     ) in shown_messages(response)
 
 

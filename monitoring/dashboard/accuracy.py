@@ -6,6 +6,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
+from models_registry.models import RegisteredModel
 from monitoring.dashboard.charts import (
     PALETTE,
     ReferenceLine,
@@ -49,10 +50,10 @@ def rolling_accuracy(
     return result
 
 
-def accuracy_panel() -> Panel:
-    """Live accuracy per version (rolling, and per day as faint points) against each version's
-    validation accuracy (dashed), from ``live_performance()``."""
-    rows = live_performance()
+def accuracy_panel(*, model: RegisteredModel) -> Panel:
+    """Live accuracy per version of ``model`` (rolling, and per day as faint points) against
+    each version's validation accuracy (dashed), from ``live_performance(model=)``."""
+    rows = live_performance(model=model)
     title, anchor = "Live accuracy vs validation", "accuracy"
     if not rows:
         return Panel(

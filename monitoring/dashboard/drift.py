@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 
 from features.engineering import FEATURE_NAMES, PRICE_LEVEL_FEATURES
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, RegisteredModel
 from monitoring.dashboard.charts import (
     THRESHOLD_COLOR,
     ReferenceLine,
@@ -76,13 +76,13 @@ def _drift_chart(
     )
 
 
-def drift_panels(*, active: ModelVersion | None) -> list[Panel]:
-    """PSI per feature per drift check of the active version (all versions when none is
+def drift_panels(*, model: RegisteredModel, active: ModelVersion | None) -> list[Panel]:
+    """PSI per feature per drift check of ``model``'s champion (all its versions when none is
     active), thresholds drawn: input features, then price levels (which never decide).
 
     Live checks are shown when there are any; otherwise replayed ones, and the card says so.
     """
-    checks = drift_history(limit=DRIFT_CHECKS, version=active)
+    checks = drift_history(limit=DRIFT_CHECKS, model=model, version=active)
     live = [c for c in checks if not c["replay"]]
     shown = live or checks
     title = "Feature drift (PSI per check)"

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from models_registry.models import RegisteredModel
 from monitoring.dashboard.common import duration_text
 from monitoring.models import FreshnessSnapshot
 from monitoring.services.freshness import freshness_overall, freshness_report
 
 
-def freshness_card(*, now: datetime) -> dict[str, Any]:
-    """``freshness_report()`` as badges, with the overall status the API reports."""
-    items = freshness_report(now=now)
+def freshness_card(*, model: RegisteredModel, now: datetime) -> dict[str, Any]:
+    """``freshness_report(model=)`` as badges, with the overall status the API reports."""
+    items = freshness_report(model=model, now=now)
     overall = freshness_overall(items)
     labels = dict(FreshnessSnapshot.Component.choices)
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from models_registry.models import RegisteredModel
 from monitoring.dashboard.charts import (
     Series,
     line_chart,
@@ -16,10 +17,11 @@ from monitoring.selectors import (
 from monitoring.timeseries import latency_timeseries
 
 
-def latency_panel(*, now: datetime) -> Panel:
-    """p50 and p99 of live ``/predict`` latency per time bucket over the last days, beside the
-    summary ``/monitoring/latency`` reports for the last 1000 live predictions."""
-    series = latency_timeseries(since=now - timedelta(days=LATENCY_DAYS), until=now)
+def latency_panel(*, model: RegisteredModel, now: datetime) -> Panel:
+    """p50 and p99 of ``model``'s live ``/predict`` latency per time bucket over the last days,
+    beside the summary ``/monitoring/latency?model=`` reports for its last 1000 live
+    predictions."""
+    series = latency_timeseries(since=now - timedelta(days=LATENCY_DAYS), until=now, model=model)
     title, anchor = "/predict latency", "latency"
     if not series["points"]:
         return Panel(
@@ -29,7 +31,7 @@ def latency_panel(*, now: datetime) -> Panel:
             hint="Replayed predictions never count. Ask for a live one:",
             command=PREDICT_HINT,
         )
-    summary = latency_summary(window=LatencyWindow(last_n=1000))
+    summary = latency_summary(window=LatencyWindow(last_n=1000), model=model)
     points = [(datetime.fromisoformat(p["start"]), p) for p in series["points"]]
     svg = line_chart(
         [

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from models_registry.models import RegisteredModel
 from models_registry.selectors import activation_event_list
 from monitoring.dashboard.common import TABLE_ROWS, parse_time
-from predictions.selectors import prediction_recent_list
+from predictions.models import PredictionRecord
+from predictions.selectors import RECORD_FIELDS
+from predictions.serializers import PredictionRecordSerializer
 
 
-def prediction_rows() -> list[dict[str, Any]]:
-    """The newest predictions, as ``/predictions/recent`` returns them, ready to print."""
+def _recent_of(model: RegisteredModel) -> list[dict[str, Any]]:
+    """``model``'s newest predictions in ``/predictions/recent``'s record shape."""
+    rows = (
+        PredictionRecord.objects.filter(model_version__model=model)
+        .order_by("-created_at", "-id")
+        .values(*RECORD_FIELDS)[:TABLE_ROWS]
+    )
+    return PredictionRecordSerializer(rows, many=True).data
+
+
+def prediction_rows(*, model: RegisteredModel) -> list[dict[str, Any]]:
+    """``model``'s newest predictions, as ``/predictions/recent`` returns them, ready to
+    print."""
     rows = []
-    for item in prediction_recent_list(limit=TABLE_ROWS):
+    for item in _recent_of(model):
         outcome = item["outcome"]
         direction = 1 if item["prediction"] >= 0.5 else 0
         rows.append(
@@ -33,8 +47,9 @@ def prediction_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def activation_rows() -> list[dict[str, Any]]:
-    """The newest activations and rollbacks, newest first."""
+def activation_rows(*, model: RegisteredModel) -> list[dict[str, Any]]:
+    """``model``'s newest lifecycle events (activations, rollbacks, challengers), newest
+    first."""
     return [
         {
             "created_at": event.created_at,
@@ -46,5 +61,5 @@ def activation_rows() -> list[dict[str, Any]]:
             "forced": event.forced,
             "warning": event.warning,
         }
-        for event in activation_event_list()[:TABLE_ROWS]
+        for event in activation_event_list(model=model)[:TABLE_ROWS]
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, RegisteredModel
 from models_registry.verdict import verdict_text, walk_forward_summary
 from monitoring.dashboard.charts import (
     Bar,
@@ -17,10 +17,12 @@ from monitoring.selectors import (
 )
 
 
-def active_version_card(*, now: datetime, active: ModelVersion | None) -> dict[str, Any]:
-    """The active version: label, age, validation accuracy against always-up, and every ready
+def active_version_card(
+    *, model: RegisteredModel, now: datetime, active: ModelVersion | None
+) -> dict[str, Any]:
+    """``model``'s champion: label, age, validation accuracy against always-up, and every ready
     version's validation accuracy as bars with its always-up baseline as a tick."""
-    versions = training_history()
+    versions = training_history(model=model)
     entry = next((v for v in versions if v["is_active"]), None)
     ready = [v for v in versions if v["status"] == ModelVersion.Status.READY][-8:]
     bars = [

@@ -19,7 +19,7 @@ from features.engineering import FEATURE_NAMES, PRICE_LEVEL_FEATURES
 from mlcore.drift_stats import feature_drift, model_drift_verdict
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion
-from models_registry.selectors import active_model_version
+from models_registry.selectors import ModelRef, champion_of, registered_model_of
 from monitoring.models import CheckStatus, DriftSnapshot
 from predictions.models import PredictionRecord
 
@@ -107,6 +107,7 @@ def _snapshot(
         check_id=check_id,
         event_time=now,
         is_replay=is_replay,
+        model_id=version.model_id,
         model_version=version,
         kind=kind,
         feature=feature,
@@ -139,15 +140,25 @@ _COLUMNS = {
 
 @transaction.atomic
 def drift_check_run(
-    *, version: ModelVersion | None = None, now: datetime | None = None, is_replay: bool = False
+    *,
+    model: ModelRef = None,
+    version: ModelVersion | None = None,
+    now: datetime | None = None,
+    is_replay: bool = False,
 ) -> list[DriftSnapshot]:
-    """Compare the live window with the version's baseline (default: the active version) and
-    store one ``DriftSnapshot`` per feature, one for the predicted probability and one for the
-    model verdict. Raises ``NoActiveModel`` when there is no version to check."""
+    """Compare the live window with the version's baseline (default: the champion of ``model``,
+    ``default``'s when None) and store one ``DriftSnapshot`` per feature, one for the predicted
+    probability and one for the model verdict, each carrying the version's model. Raises
+    ``NoActiveModel`` when there is no version to check."""
     now = now or timezone.now()
-    version = version or active_model_version(with_baseline=True)
     if version is None:
-        raise NoActiveModel("No model version is active, so there is nothing to check for drift.")
+        row = registered_model_of(model)
+        version = champion_of(model=row, with_baseline=True)
+        if version is None:
+            raise NoActiveModel(
+                f"No version of {row.name} is active, so there is nothing to check for drift.",
+                details={"model": row.name},
+            )
     window = drift_live_window(version=version, now=now)
     baselines = (version.baseline or {}).get("features", {})
     model_features = set(version.feature_spec.get("features", []))
@@ -198,7 +209,12 @@ def drift_check_run(
     record(DriftSnapshot.Kind.MODEL, VERDICT, {**verdict, "count": window.size}, decides=False)
     DriftSnapshot.objects.bulk_create(snapshots)
     if verdict["status"] == CheckStatus.DRIFT and not is_replay:
-        logger.warning("drift on %s: %s", version.label, ", ".join(verdict["drifted_features"]))
+        logger.warning(
+            "drift on %s %s: %s",
+            version.model.name,
+            version.label,
+            ", ".join(verdict["drifted_features"]),
+        )
     return snapshots
 
 
@@ -221,6 +237,7 @@ def drift_report(snapshots: list[DriftSnapshot]) -> dict[str, Any]:
 
     prediction = next((s for s in snapshots if s.kind == DriftSnapshot.Kind.PREDICTION), None)
     return {
+        "model": verdict.model_version.model.name,
         "model_version": verdict.model_version.label,
         "check_id": str(verdict.check_id),
         "checked_at": verdict.created_at.isoformat(),

@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from features.sources import get_candle_source
 from mlengine.errors import DomainError
-from models_registry.models import ModelVersion
+from models_registry.models import RegisteredModel
 from models_registry.naming import DEFAULT_MODEL_NAME
-from models_registry.selectors import active_model_version
+from models_registry.selectors import ModelRef, champion_of, registered_model_of
 from monitoring.models import CheckStatus, FreshnessSnapshot
 from predictions.models import PredictionRecord
 from predictions.selectors import audit_export_lag
@@ -31,16 +31,17 @@ def _status(age: float | None, threshold: float | None) -> str:
     return CheckStatus.OK if age <= threshold else CheckStatus.STALE
 
 
-def monitored_symbols() -> list[str]:
-    """The symbols of ``default``'s champion, else every symbol the source can list."""
-    active = (
-        ModelVersion.objects.filter(is_active=True, model__name=DEFAULT_MODEL_NAME)
-        .values_list("config", flat=True)
-        .first()
-    )
-    if active and active.get("symbols"):
-        return list(active["symbols"])
-    return get_candle_source().symbols() or []
+def monitored_symbols(*, model: RegisteredModel) -> list[str]:
+    """The symbols of ``model``'s champion, else those the model lists; for ``default`` with
+    neither, every symbol the source can list (as before named models)."""
+    champion = champion_of(model=model)
+    if champion is not None and (champion.config or {}).get("symbols"):
+        return list(champion.config["symbols"])
+    if model.symbols:
+        return list(model.symbols)
+    if model.name == DEFAULT_MODEL_NAME:
+        return get_candle_source().symbols() or []
+    return []
 
 
 def upstream_freshness(*, symbol: str, now: datetime) -> dict[str, Any]:
@@ -83,9 +84,9 @@ def upstream_freshness(*, symbol: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def training_freshness(*, now: datetime) -> dict[str, Any]:
-    """Age of the active version against ``MAX_MODEL_AGE``."""
-    active = active_model_version()
+def training_freshness(*, model: RegisteredModel, now: datetime) -> dict[str, Any]:
+    """Age of ``model``'s champion against ``MAX_MODEL_AGE``."""
+    active = champion_of(model=model)
     if active is None:
         return {
             "component": FreshnessSnapshot.Component.TRAINING,
@@ -106,10 +107,14 @@ def training_freshness(*, now: datetime) -> dict[str, Any]:
     }
 
 
-def inference_freshness(*, now: datetime, is_replay: bool = False) -> dict[str, Any]:
-    """Time since the last prediction (live ones, or replayed ones during a replay)."""
+def inference_freshness(
+    *, model: RegisteredModel, now: datetime, is_replay: bool = False
+) -> dict[str, Any]:
+    """Time since ``model``'s last prediction (live ones, or replayed ones during a replay)."""
     last = (
-        PredictionRecord.objects.filter(is_replay=is_replay, event_time__lte=now)
+        PredictionRecord.objects.filter(
+            is_replay=is_replay, event_time__lte=now, model_version__model=model
+        )
         .order_by("-event_time")
         .values_list("event_time", flat=True)
         .first()
@@ -153,13 +158,18 @@ def freshness_overall(items: list[dict[str, Any]]) -> str:
 
 
 def freshness_report(
-    *, now: datetime | None = None, is_replay: bool = False
+    *, model: ModelRef = None, now: datetime | None = None, is_replay: bool = False
 ) -> list[dict[str, Any]]:
-    """Every freshness item, computed now (nothing written)."""
+    """Every freshness item of ``model`` (``default`` when None), computed now (nothing
+    written): its symbols' candles, its champion's age, its last prediction, and the audit
+    export's lag (one for the whole platform, reported with every model)."""
     now = now or timezone.now()
-    items = [upstream_freshness(symbol=symbol, now=now) for symbol in monitored_symbols()]
-    items.append(training_freshness(now=now))
-    items.append(inference_freshness(now=now, is_replay=is_replay))
+    model = registered_model_of(model)
+    items = [
+        upstream_freshness(symbol=symbol, now=now) for symbol in monitored_symbols(model=model)
+    ]
+    items.append(training_freshness(model=model, now=now))
+    items.append(inference_freshness(model=model, now=now, is_replay=is_replay))
     if not is_replay and settings.AUDIT_LOG_FILE:
         items.append(audit_export_freshness(now=now))
     return items
@@ -167,17 +177,21 @@ def freshness_report(
 
 @transaction.atomic
 def freshness_check_run(
-    *, now: datetime | None = None, is_replay: bool = False
+    *, model: ModelRef = None, now: datetime | None = None, is_replay: bool = False
 ) -> list[FreshnessSnapshot]:
-    """Compute freshness and store one ``FreshnessSnapshot`` row per item, in one check."""
+    """Compute ``model``'s freshness (``default``'s when None) and store one
+    ``FreshnessSnapshot`` row per item, in one check."""
     now = now or timezone.now()
+    model = registered_model_of(model)
     check_id = uuid.uuid4()
     rows = [
-        FreshnessSnapshot(check_id=check_id, event_time=now, is_replay=is_replay, **item)
-        for item in freshness_report(now=now, is_replay=is_replay)
+        FreshnessSnapshot(
+            check_id=check_id, event_time=now, is_replay=is_replay, model=model, **item
+        )
+        for item in freshness_report(model=model, now=now, is_replay=is_replay)
     ]
     FreshnessSnapshot.objects.bulk_create(rows)
     stale = [f"{r.component}:{r.subject}" for r in rows if r.status == CheckStatus.STALE]
     if stale and not is_replay:
-        logger.warning("stale: %s", ", ".join(stale))
+        logger.warning("stale (%s): %s", model.name, ", ".join(stale))
     return rows

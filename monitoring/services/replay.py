@@ -122,7 +122,7 @@ def replay_run(
                 summary.drift_statuses.get(verdict.status, 0) + 1
             )
         if due("monitoring.freshness_check", now):
-            freshness_check_run(now=now, is_replay=True)
+            freshness_check_run(model=version.model, now=now, is_replay=True)
             summary.freshness_checks += 1
         summary.steps = number
         if progress and (number % 50 == 0 or number == len(steps)):
