@@ -30,7 +30,8 @@ MAX_DURATION_UNITS = 9999
 LATENCY_WINDOW_PATTERN = r"^(?:[1-9][0-9]{0,5}|1000000|[1-9][0-9]{0,3}[smhdSMHD])$"
 
 # Rows of the model ``default``'s versions: what a monitoring route reports without a version.
-OF_DEFAULT = Q(model_version__model__name=DEFAULT_MODEL_NAME)
+# Its champion's answers only: shadow rows of its challengers are compared, not monitored.
+OF_DEFAULT = Q(model_version__model__name=DEFAULT_MODEL_NAME, role="champion")
 
 
 @dataclass(frozen=True)

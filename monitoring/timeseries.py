@@ -68,8 +68,10 @@ def latency_timeseries(
     if max_buckets < 1:
         raise ValueError("max_buckets must be at least 1")
     rows = PredictionRecord.objects.filter(is_replay=False)
-    if version is not None:
-        rows = rows.filter(model_version=version)
+    # A version's own rows; without one, the answers clients got (not the shadow rows).
+    rows = (
+        rows.filter(model_version=version) if version is not None else rows.filter(role="champion")
+    )
     if since is not None:
         rows = rows.filter(created_at__gte=since)
     if until is not None:

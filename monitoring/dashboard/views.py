@@ -14,6 +14,7 @@ from django.views.decorators.http import require_safe
 
 from models_registry.selectors import active_model_version
 from monitoring.dashboard.accuracy import accuracy_panel
+from monitoring.dashboard.challengers import challengers_panel
 from monitoring.dashboard.common import PREDICT_HINT, REPLAY_HINT, TRAIN_HINT
 from monitoring.dashboard.drift import drift_panels
 from monitoring.dashboard.freshness import freshness_card
@@ -29,6 +30,7 @@ def dashboard_context(*, now: datetime | None = None) -> dict[str, Any]:
     active = active_model_version()
     latency = latency_panel(now=now)
     accuracy = accuracy_panel()
+    challengers = challengers_panel()
     return {
         "generated_at": now,
         "active": active_version_card(now=now, active=active),
@@ -37,7 +39,8 @@ def dashboard_context(*, now: datetime | None = None) -> dict[str, Any]:
         "drift_panels": drift_panels(active=active),
         "latency": latency,
         "accuracy": accuracy,
-        "chart_panels": [latency, accuracy],
+        "challengers": challengers,
+        "chart_panels": [latency, accuracy, challengers],
         "predictions": prediction_rows(),
         "predictions_empty": "No data yet — no prediction has been served.",
         "predictions_hint": f"Call {PREDICT_HINT}, or fill history with a replay:",
