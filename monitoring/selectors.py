@@ -30,8 +30,10 @@ MAX_DURATION_UNITS = 9999
 LATENCY_WINDOW_PATTERN = r"^(?:[1-9][0-9]{0,5}|1000000|[1-9][0-9]{0,3}[smhdSMHD])$"
 
 # Rows of the model ``default``'s versions: what a monitoring route reports without a version.
-# Its champion's answers only: shadow rows of its challengers are compared, not monitored.
-OF_DEFAULT = Q(model_version__model__name=DEFAULT_MODEL_NAME, role="champion")
+OF_DEFAULT = Q(model_version__model__name=DEFAULT_MODEL_NAME)
+# Its predictions without a version: its champion's answers only (the shadow rows of its
+# challengers are compared, not monitored).
+ANSWERS_OF_DEFAULT = OF_DEFAULT & Q(role="champion")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,11 @@ def latency_summary(
     now = now or timezone.now()
     rows = PredictionRecord.objects.filter(is_replay=False)
     # Without a version: the model ``default``'s predictions (what the seed routes report).
-    rows = rows.filter(model_version=version) if version is not None else rows.filter(OF_DEFAULT)
+    rows = (
+        rows.filter(model_version=version)
+        if version is not None
+        else rows.filter(ANSWERS_OF_DEFAULT)
+    )
     if window.seconds is not None:
         rows = rows.filter(created_at__gte=now - timedelta(seconds=window.seconds))
     rows = rows.order_by("-created_at", "-id")
@@ -112,7 +118,11 @@ def live_performance(*, version: ModelVersion | None = None) -> list[dict[str, A
     day (of event time), computed by the database, beside the version's validation figures."""
     eps = 1e-15
     rows = PredictionRecord.objects.filter(outcome__isnull=False)
-    rows = rows.filter(model_version=version) if version is not None else rows.filter(OF_DEFAULT)
+    rows = (
+        rows.filter(model_version=version)
+        if version is not None
+        else rows.filter(ANSWERS_OF_DEFAULT)
+    )
     outcome = Cast("outcome", FloatField())
     probability = Least(Greatest(F("prediction"), Value(eps)), Value(1 - eps))
     hit = Case(

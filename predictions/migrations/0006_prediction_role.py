@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("models_registry", "0004_per_model_constraints"),
         ("predictions", "0005_audit_export_schedules"),
     ]
 
