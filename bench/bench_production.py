@@ -27,9 +27,16 @@ One run, side by side, each row under the same load generator as ``bench/bench_p
 5. **batch**: ``POST /predict/batch`` with 500 synthetic symbols (``SYN0001``...), warmed by one
    call, then ``BENCH_BATCH_REPEATS`` (30) calls one at a time; "n/a" while the endpoint is
    missing (404).
+6. **challengers in shadow**: the production path again, in the same gunicorn, with 0, then 1,
+   then 3 challengers of ``default`` (copies of the champion's row and artifact, same window:
+   each is loaded and scored on every request, its row committed in the champion's INSERT),
+   ``BENCH_SECONDS`` each after a warm-up; side by side with the p50 delta per challenger, the
+   p50 of the ``challengers`` stage (Server-Timing), and a check that every answer has exactly
+   that many shadow rows.
 
 Goals: production path p50 <= 3 ms, p99 <= 10 ms, >= 900 requests/s, 0 errors, 0 answers
-without a committed row; a batch of 500 warm symbols <= 60 ms p50.
+without a committed row; a batch of 500 warm symbols <= 60 ms p50; each challenger adds at most
+0.3 ms to the p50.
 """
 
 from __future__ import annotations
@@ -88,6 +95,8 @@ GOAL_P50_MS = 3.0
 GOAL_P99_MS = 10.0
 GOAL_RPS = 900.0
 GOAL_BATCH_P50_MS = 60.0
+GOAL_SHADOW_DELTA_MS = 0.3
+SHADOW_COUNTS = (0, 1, 3)
 
 
 class NotAvailable(Exception):
@@ -272,6 +281,100 @@ def unaudited(database_url: str, request_ids: list[str]) -> int:
         rows = connection.execute("SELECT request_id::text FROM predictions_predictionrecord")
         committed = {row[0] for row in rows}
     return sum(1 for value in request_ids if not value or value.lower() not in committed)
+
+
+ADD_CHALLENGERS_SCRIPT = """
+from models_registry.models import ModelVersion
+from models_registry.selectors import champion_of
+from models_registry.services.activation import challenger_add
+
+champion = champion_of()
+for _ in range({count}):
+    latest = ModelVersion.objects.filter(model=champion.model).order_by("-version").first()
+    copy = ModelVersion.objects.create(
+        model=champion.model, version=latest.version + 1, status="ready",
+        config=champion.config, feature_spec=champion.feature_spec, metrics=champion.metrics,
+        dataset=champion.dataset, beats_baseline=champion.beats_baseline,
+        artifact_name=champion.artifact_name, artifact_sha256=champion.artifact_sha256,
+        artifact_size=champion.artifact_size, library_versions=champion.library_versions,
+    )
+    challenger_add(version=copy.version, actor_name="bench", reason="bench: shadow cost")
+"""
+
+
+REMOVE_CHALLENGERS_SCRIPT = """
+from models_registry.selectors import challengers_of
+from models_registry.services.activation import challenger_remove
+
+for version in challengers_of():
+    challenger_remove(version=version.version, actor_name="bench", reason="bench: done")
+"""
+
+
+def add_challengers(env: dict[str, str], count: int) -> None:
+    """``count`` more challengers of ``default``: copies of its champion (row and artifact)."""
+    if count:
+        manage(env, "shell", "-c", ADD_CHALLENGERS_SCRIPT.format(count=count))
+
+
+def shadow_rows_per_answer(database_url: str, request_ids: list[str]) -> set[int]:
+    """The distinct counts of shadow rows of the answers ``request_ids`` (all alike: one)."""
+    import psycopg
+
+    with psycopg.connect(database_url, connect_timeout=10) as connection:
+        rows = connection.execute(
+            "SELECT champion_request_id::text, count(*) FROM predictions_predictionrecord "
+            "WHERE role = 'challenger' GROUP BY champion_request_id"
+        )
+        counts = dict(rows.fetchall())
+    return {counts.get(value.lower(), 0) for value in request_ids if value}
+
+
+def run_shadow(
+    server: tuple[int, int], env: dict[str, str], database_url: str, seconds: float
+) -> dict[str, Row]:
+    """``/predict`` with 0, 1 and 3 challengers, in this order, in the running gunicorn."""
+    rows: dict[str, Row] = {}
+    present = 0
+    for count in SHADOW_COUNTS:
+        add_challengers(env, count - present)
+        present = count
+        load(server, PREDICT_PATH, requests=WARMUP_REQUESTS)  # each worker loads them
+        result = load(server, PREDICT_PATH, seconds=seconds)
+        per_answer = shadow_rows_per_answer(database_url, result.ok_request_ids)
+        note = "" if per_answer == {count} else f"shadow rows per answer: {sorted(per_answer)}"
+        rows[f"shadow-{count}"] = Row(f"/predict, {count} challenger(s) in shadow", result, note)
+    manage(env, "shell", "-c", REMOVE_CHALLENGERS_SCRIPT)  # the rows after this have none
+    return rows
+
+
+def print_shadow(rows: dict[str, Row]) -> None:
+    base = rows.get("shadow-0")
+    if base is None or base.result is None:
+        return
+    print(
+        f"{'challengers in shadow':<46} {'p50':>8} {'p99':>8} {'req/s':>7} {'errors':>6} "
+        f"{'p50 +/chal':>10} {'stage p50':>9}"
+    )
+    worst = 0.0
+    for count in SHADOW_COUNTS:
+        row = rows[f"shadow-{count}"]
+        result = row.result
+        assert result is not None
+        delta = (result.p(50) - base.result.p(50)) / count if count else 0.0
+        worst = max(worst, delta)
+        stage = [t["challengers"] for t in result.timings if "challengers" in t]
+        stage_text = f"{percentile(stage, 50):7.3f}ms" if stage else "      —"
+        print(
+            f"{row.name:<46} {result.p(50):6.2f}ms {result.p(99):6.2f}ms {result.rps:7.0f} "
+            f"{result.errors:6d} {delta:+8.3f}ms {stage_text}"
+        )
+        if row.note:
+            print(f"  {row.note}")
+    print(
+        f"goal each challenger adds <= {GOAL_SHADOW_DELTA_MS:g} ms to the p50: "
+        f"{verdict(worst, GOAL_SHADOW_DELTA_MS)}"
+    )
 
 
 def row_count(database_url: str) -> int:
@@ -560,6 +663,7 @@ def run_benchmark(seconds: float) -> None:
                             ttl,
                         )
                     )
+                rows.update(run_shadow(server, offline, database_url, seconds))
             missing = unaudited(database_url, production.ok_request_ids)
 
             stats_bundled = upstream_stats(upstream)
@@ -656,6 +760,7 @@ def print_report(
         else verdict(percentile(batch.latencies_ms, 50), GOAL_BATCH_P50_MS)
     )
     print(f"goal batch of {SYNTHETIC_SYMBOLS} p50 <= {GOAL_BATCH_P50_MS:g} ms: {batch_verdict}")
+    print_shadow(rows)
 
 
 def main() -> None:
