@@ -81,7 +81,8 @@ from bench.common import (
     verdict,
 )
 
-BENCH_DATABASE = "mlengine_bench_prod"
+# BENCH_DATABASE_NAME: another name, for two runs on one PostgreSQL server at once.
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE_NAME") or "mlengine_bench_prod"
 DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 # Without a redis-server binary: this db of the shared Redis, this bench's alone.
 SHARED_REDIS_DB = 13
