@@ -27,12 +27,13 @@ One run, side by side, each row under the same load generator as ``bench/bench_p
 5. **batch**: ``POST /predict/batch`` with 500 synthetic symbols (``SYN0001``...), warmed by one
    call, then ``BENCH_BATCH_REPEATS`` (30) calls one at a time; "n/a" while the endpoint is
    missing (404).
-6. **challengers in shadow**: the production path again, in the same gunicorn, with 0, then 1,
-   then 3 challengers of ``default`` (copies of the champion's row and artifact, same window:
-   each is loaded and scored on every request, its row committed in the champion's INSERT),
-   ``BENCH_SECONDS`` each after a warm-up; side by side with the p50 delta per challenger, the
-   p50 of the ``challengers`` stage (Server-Timing), and a check that every answer has exactly
-   that many shadow rows.
+6. **challengers in shadow**: the production path again, in the same gunicorn, for three named
+   models serving SP500 with the same champion and 0, 1 and 3 challengers (copies of the
+   champion's row and artifact, same window: each is loaded and scored on every request, its row
+   committed in the champion's INSERT), ``BENCH_SECONDS`` each in 4 interleaved rounds after a
+   warm-up; side by side with the p50 delta per challenger, the p50 of the ``challengers`` and
+   ``audit`` stages (Server-Timing), and a check that every answer has exactly that many shadow
+   rows.
 
 Goals: production path p50 <= 3 ms, p99 <= 10 ms, >= 900 requests/s, 0 errors, 0 answers
 without a committed row; a batch of 500 warm symbols <= 60 ms p50; each challenger adds at most
@@ -55,6 +56,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +100,7 @@ GOAL_RPS = 900.0
 GOAL_BATCH_P50_MS = 60.0
 GOAL_SHADOW_DELTA_MS = 0.3
 SHADOW_COUNTS = (0, 1, 3)
+SHADOW_ROUNDS = 4
 
 
 class NotAvailable(Exception):
@@ -284,38 +287,30 @@ def unaudited(database_url: str, request_ids: list[str]) -> int:
     return sum(1 for value in request_ids if not value or value.lower() not in committed)
 
 
-ADD_CHALLENGERS_SCRIPT = """
-from models_registry.models import ModelVersion
+SHADOW_SETUP_SCRIPT = """
+from models_registry.models import ModelVersion, RegisteredModel
 from models_registry.selectors import champion_of
-from models_registry.services.activation import challenger_add
+from models_registry.services.activation import challenger_add, model_version_activate
 
-champion = champion_of()
-for _ in range({count}):
-    latest = ModelVersion.objects.filter(model=champion.model).order_by("-version").first()
-    copy = ModelVersion.objects.create(
-        model=champion.model, version=latest.version + 1, status="ready",
-        config=champion.config, feature_spec=champion.feature_spec, metrics=champion.metrics,
-        dataset=champion.dataset, beats_baseline=champion.beats_baseline,
-        artifact_name=champion.artifact_name, artifact_sha256=champion.artifact_sha256,
-        artifact_size=champion.artifact_size, library_versions=champion.library_versions,
-    )
-    challenger_add(version=copy.version, actor_name="bench", reason="bench: shadow cost")
+source = champion_of()
+for count in {counts!r}:
+    model = RegisteredModel.objects.create(name=f"bench-{{count}}", config=source.config)
+    for number in range(1, count + 2):
+        ModelVersion.objects.create(
+            model=model, version=number, status="ready", config=source.config,
+            feature_spec=source.feature_spec, metrics=source.metrics, dataset=source.dataset,
+            beats_baseline=source.beats_baseline, artifact_name=source.artifact_name,
+            artifact_sha256=source.artifact_sha256, artifact_size=source.artifact_size,
+            library_versions=source.library_versions,
+        )
+    model_version_activate(version=1, model=model.name, actor_name="bench")
+    for number in range(2, count + 2):
+        challenger_add(version=number, model=model.name, actor_name="bench")
 """
 
 
-REMOVE_CHALLENGERS_SCRIPT = """
-from models_registry.selectors import challengers_of
-from models_registry.services.activation import challenger_remove
-
-for version in challengers_of():
-    challenger_remove(version=version.version, actor_name="bench", reason="bench: done")
-"""
-
-
-def add_challengers(env: dict[str, str], count: int) -> None:
-    """``count`` more challengers of ``default``: copies of its champion (row and artifact)."""
-    if count:
-        manage(env, "shell", "-c", ADD_CHALLENGERS_SCRIPT.format(count=count))
+def shadow_path(count: int) -> str:
+    return f"{PREDICT_PATH}&model=bench-{count}"
 
 
 def shadow_rows_per_answer(database_url: str, request_ids: list[str]) -> set[int]:
@@ -331,22 +326,47 @@ def shadow_rows_per_answer(database_url: str, request_ids: list[str]) -> set[int
     return {counts.get(value.lower(), 0) for value in request_ids if value}
 
 
+def _merged(parts: list[LoadResult]) -> LoadResult:
+    merged = LoadResult(
+        path=parts[0].path,
+        elapsed=sum(part.elapsed for part in parts),
+        latencies_ms=[value for part in parts for value in part.latencies_ms],
+        statuses=sum((part.statuses for part in parts), Counter()),
+        ok_request_ids=[value for part in parts for value in part.ok_request_ids],
+    )
+    merged.timings = [value for part in parts for value in part.timings]
+    return merged
+
+
 def run_shadow(
     server: tuple[int, int], env: dict[str, str], database_url: str, seconds: float
 ) -> dict[str, Row]:
-    """``/predict`` with 0, 1 and 3 challengers, in this order, in the running gunicorn."""
-    rows: dict[str, Row] = {}
-    present = 0
+    """``/predict`` with 0, 1 and 3 challengers: three named models serving SP500 with the same
+    champion (``bench-0``, ``bench-1``, ``bench-3``, asked for with ``model=``), measured in
+    ``SHADOW_ROUNDS`` interleaved rounds so that the machine's drift (other load, the table
+    growing) falls on all three alike."""
+    manage(env, "shell", "-c", SHADOW_SETUP_SCRIPT.format(counts=SHADOW_COUNTS))
+    parts: dict[int, list[LoadResult]] = {count: [] for count in SHADOW_COUNTS}
     for count in SHADOW_COUNTS:
-        add_challengers(env, count - present)
-        present = count
-        load(server, PREDICT_PATH, requests=WARMUP_REQUESTS)  # each worker loads them
-        result = load(server, PREDICT_PATH, seconds=seconds)
+        load(server, shadow_path(count), requests=WARMUP_REQUESTS)  # each worker loads them
+    for _ in range(SHADOW_ROUNDS):
+        for count in SHADOW_COUNTS:
+            parts[count].append(load(server, shadow_path(count), seconds=seconds / SHADOW_ROUNDS))
+    rows: dict[str, Row] = {}
+    for count in SHADOW_COUNTS:
+        result = _merged(parts[count])
         per_answer = shadow_rows_per_answer(database_url, result.ok_request_ids)
         note = "" if per_answer == {count} else f"shadow rows per answer: {sorted(per_answer)}"
         rows[f"shadow-{count}"] = Row(f"/predict, {count} challenger(s) in shadow", result, note)
-    manage(env, "shell", "-c", REMOVE_CHALLENGERS_SCRIPT)  # the rows after this have none
     return rows
+
+
+def _stage_p50(result: LoadResult, *stages: str) -> float:
+    return percentile([sum(t.get(stage, 0.0) for stage in stages) for t in result.timings], 50)
+
+
+def _service_p50(result: LoadResult) -> float:
+    return percentile([sum(t.values()) for t in result.timings], 50)
 
 
 def print_shadow(rows: dict[str, Row]) -> None:
@@ -354,24 +374,31 @@ def print_shadow(rows: dict[str, Row]) -> None:
     if base is None or base.result is None:
         return
     print(
-        f"{'challengers in shadow':<46} {'p50':>8} {'p99':>8} {'req/s':>7} {'errors':>6} "
-        f"{'p50 +/chal':>10} {'stage p50':>9}"
+        f"{'challengers in shadow (interleaved rounds)':<46} {'p50':>8} {'p99':>8} {'req/s':>7} "
+        f"{'errors':>6} {'p50 +/chal':>10} {'shadow':>8} {'audit':>8} {'service':>8}"
     )
     worst = 0.0
+    base_service = _service_p50(base.result)
     for count in SHADOW_COUNTS:
         row = rows[f"shadow-{count}"]
         result = row.result
         assert result is not None
         delta = (result.p(50) - base.result.p(50)) / count if count else 0.0
         worst = max(worst, delta)
-        stage = [t["challengers"] for t in result.timings if "challengers" in t]
-        stage_text = f"{percentile(stage, 50):7.3f}ms" if stage else "      —"
+        service = _service_p50(result)
         print(
             f"{row.name:<46} {result.p(50):6.2f}ms {result.p(99):6.2f}ms {result.rps:7.0f} "
-            f"{result.errors:6d} {delta:+8.3f}ms {stage_text}"
+            f"{result.errors:6d} {delta:+8.3f}ms {_stage_p50(result, 'challengers'):6.3f}ms "
+            f"{_stage_p50(result, 'audit'):6.3f}ms {service:6.3f}ms"
         )
+        if count:
+            print(f"  service p50 per challenger: {(service - base_service) / count:+.3f} ms")
         if row.note:
             print(f"  {row.note}")
+    print(
+        "  (shadow, audit, service: p50 of the Server-Timing stages 'challengers', 'audit' and "
+        "their sum, in the worker)"
+    )
     print(
         f"goal each challenger adds <= {GOAL_SHADOW_DELTA_MS:g} ms to the p50: "
         f"{verdict(worst, GOAL_SHADOW_DELTA_MS)}"

@@ -134,10 +134,11 @@ def prediction_create(
     if challengers:
         if route is None:
             route = model_route(symbol=symbol, model=model.model_name)
-        records += _shadow_records(
-            route, champion=model, record=record, features=features, candles=candles
-        )
-        timings["challengers"] = (time.perf_counter() - predicted) * 1000
+        if route.challengers:
+            records += _shadow_records(
+                route, champion=model, record=record, features=features, candles=candles
+            )
+            timings["challengers"] = (time.perf_counter() - predicted) * 1000
     scored = time.perf_counter()
     _audit_commit(records, answer=record)
     timings["audit"] = (time.perf_counter() - scored) * 1000
