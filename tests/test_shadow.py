@@ -129,6 +129,7 @@ def test_the_replay_path_scores_no_shadow_unless_asked(champion) -> None:
         symbol="SP500", candles=candles, model=loaded, is_replay=True, challengers=True
     )
     shadow = PredictionRecord.objects.get(role="challenger")
+    assert result.record.pk == PredictionRecord.objects.get(request_id=result.record.request_id).pk
     assert shadow.model_version_id == challenger.pk and shadow.is_replay
     assert shadow.champion_request_id == result.record.request_id
     expected = feature_row_of("SP500", candles, 30)
