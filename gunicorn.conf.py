@@ -11,6 +11,13 @@ os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", str(Path(__file__).resolve().parent / "var" / "prometheus")
 )
 
+# The workers' heartbeat file is touched on every request; in memory that costs no file system
+# metadata write (the Docker image and docker compose pass the same --worker-tmp-dir).
+# gunicorn creates and unlinks its own file there (mkstemp), so a shared folder is safe.
+SHARED_MEMORY = Path("/dev/shm")  # noqa: S108
+if SHARED_MEMORY.is_dir():
+    worker_tmp_dir = str(SHARED_MEMORY)
+
 
 def on_starting(server) -> None:  # noqa: ANN001 - gunicorn hook signature
     # Counters of a previous run must not be added to this one's.

@@ -9,15 +9,22 @@
    sees numpy buffers but not scikit-learn's native mallocs) and the process's peak RSS.
 2. The service path once: ``manage.py train_model`` in a subprocess under the test settings on a
    throwaway SQLite database (fetch, features, fit, evaluate, save the artifact, register).
+3. A search: the default config with ``search:`` over 2 model types x 3 values (6 candidates x
+   K=5 folds = 30 Celery tasks), ``manage.py train_model`` run eagerly (no broker), then with 1
+   and with 2 real Celery workers (``--pool=solo``, one process each) on a private
+   ``redis-server`` and a scratch PostgreSQL database (``h_search_bench``), side by side, and
+   whether the three registered versions are the same (metrics and artifact sha256).
 
 No goals are set for training yet; the numbers are for comparison between changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -27,7 +34,16 @@ import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import ROOT, header, median
+import yaml
+
+from bench.common import (
+    ROOT,
+    create_scratch_database,
+    drop_scratch_database,
+    free_port,
+    header,
+    median,
+)
 
 REPEAT = 3
 MODEL_TYPES = ("logistic_regression", "random_forest", "hist_gradient_boosting")
@@ -275,14 +291,194 @@ def bench_service_training() -> None:
             fail("artifact cleanup", cleanup)
 
 
+SEARCH_DATABASE = "h_search_bench"
+SEARCH_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+SEARCH = {
+    "candidates": [
+        {"type": "logistic_regression", "grid": {"C": [0.1, 1.0, 10.0]}},
+        {"type": "hist_gradient_boosting", "grid": {"learning_rate": [0.02, 0.05, 0.1]}},
+    ]
+}
+
+
+def _search_config_file(folder: Path) -> Path:
+    data = yaml.safe_load((ROOT / "configs" / "train.yaml").read_text())
+    data.pop("model")
+    data["search"] = SEARCH
+    path = folder / "search.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _start_workers(count: int, env: dict[str, str], folder: Path) -> list[subprocess.Popen]:
+    workers = []
+    for number in range(count):
+        log = folder / f"worker-{count}-{number}.log"
+        command = [sys.executable, "-m", "celery", "-A", "mlengine", "worker", "--pool=solo",
+                   "--loglevel=INFO", "-n", f"bench{number}@%h",
+                   "--without-gossip", "--without-mingle"]  # fmt: skip
+        with log.open("wb") as out:
+            workers.append(
+                subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            )
+    deadline = time.monotonic() + 60
+    for number in range(count):
+        log = folder / f"worker-{count}-{number}.log"
+        while "ready." not in log.read_text(errors="replace"):
+            if time.monotonic() > deadline or workers[number].poll() is not None:
+                raise RuntimeError(f"celery worker did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+    return workers
+
+
+def _stop_workers(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def _task_seconds(folder: Path, workers: int) -> list[float]:
+    """Each fold task's run time, from the workers' "succeeded in" log lines."""
+    samples = []
+    for number in range(workers):
+        for line in (folder / f"worker-{workers}-{number}.log").read_text().splitlines():
+            if "search_fold[" in line and " succeeded in " in line:
+                samples.append(float(line.split(" succeeded in ")[1].split("s:")[0]))
+    return samples
+
+
+def _latest_version(database_url: str) -> dict[str, object]:
+    import psycopg
+
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute(
+            "SELECT v.version, v.metrics, v.artifact_sha256, v.artifact_name, "
+            "EXTRACT(EPOCH FROM r.finished_at - r.started_at) "
+            "FROM models_registry_modelversion v JOIN models_registry_trainingrun r "
+            "ON r.model_version_id = v.id ORDER BY v.version DESC LIMIT 1"
+        ).fetchone()
+    version, metrics, sha256, name, run_seconds = row
+    return {
+        "version": version,
+        "metrics": metrics,
+        "sha256": sha256,
+        "artifact": name,
+        "run_seconds": float(run_seconds),
+    }
+
+
+def bench_search_training() -> None:
+    points = sum(len(next(iter(c["grid"].values()))) for c in SEARCH["candidates"])
+    header(
+        f"search over Celery: default config, {points} candidates x 5 folds = {points * 5} "
+        "tasks; eager vs 1 vs 2 real workers (Redis broker, PostgreSQL)"
+    )
+    redis_binary = shutil.which("redis-server")
+    if redis_binary is None:
+        print("skipped: no redis-server binary")
+        return
+    try:
+        database_url = create_scratch_database(SEARCH_ADMIN_URL, SEARCH_DATABASE)
+    except Exception as exc:  # a row that cannot be measured here says why
+        print(f"skipped: cannot create {SEARCH_DATABASE}: {exc}")
+        return
+    folder = Path(tempfile.mkdtemp(prefix="mlengine-bench-search-"))
+    port = free_port()
+    redis = subprocess.Popen(
+        [redis_binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--logfile", str(folder / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    broker = f"redis://127.0.0.1:{port}/0"
+    run_name = f"bench-search-{os.getpid()}"
+    base_env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL"}
+    }
+    base_env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "mlengine.settings.test",
+            "DATABASE_URL": database_url,
+            "MARKET_DATA_URL": "",
+            "MLENGINE_TEST_RUN": run_name,
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    rows: list[tuple[str, float, dict[str, object]]] = []
+    task_seconds: dict[int, list[float]] = {}
+    try:
+        time.sleep(0.5)
+        migrate = run_child([*manage, "migrate", "--noinput", "-v", "0"], base_env)
+        if migrate.returncode != 0:
+            fail("migrate", migrate)
+        config = _search_config_file(folder)
+        for workers in (0, 1, 2):
+            env = dict(base_env) if workers == 0 else {**base_env, "CELERY_BROKER_URL": broker}
+            started = _start_workers(workers, env, folder) if workers else []
+            try:
+                train = run_child([*manage, "train_model", "--config", str(config)], env)
+            finally:
+                _stop_workers(started)
+            task_seconds[workers] = _task_seconds(folder, workers)
+            if train.returncode != 0:
+                fail(f"search with {workers} workers", train)
+            label = "eager (no broker)" if workers == 0 else f"{workers} worker(s)"
+            rows.append((label, train.seconds, _latest_version(database_url)))
+    finally:
+        redis.terminate()
+        redis.wait(timeout=10)
+        with contextlib.suppress(Exception):
+            drop_scratch_database(SEARCH_ADMIN_URL, SEARCH_DATABASE)
+        shutil.rmtree(ROOT / "var" / "test-runs" / run_name, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    eager_seconds = rows[0][1]
+    for label, seconds, version in rows:
+        print(
+            f"{label:<18} train_model {seconds:7.2f} s wall "
+            f"(run {version['run_seconds']:7.2f} s)   x{eager_seconds / seconds:4.2f} vs eager   "
+            f"v{version['version']} sha256 {str(version['sha256'])[:12]}"
+        )
+    for workers, samples in task_seconds.items():
+        if samples:
+            print(
+                f"  {workers} worker(s): {len(samples)} fold tasks, median "
+                f"{median(samples):.2f} s, sum {sum(samples):.1f} s (worker logs)"
+            )
+    table = rows[0][2]["metrics"]["search"]
+    for row in table["candidates"]:
+        values = " ".join(f"{k}={v}" for k, v in row["grid_values"].items())
+        mark = "  <- winner" if row["candidate"] == table["winner"] else ""
+        print(
+            f"  candidate {row['candidate']} {row['type']:<23} {values:<20} pooled log loss "
+            f"{row['pooled']['log_loss']:.5f} (always-up {row['always_up']['log_loss']:.5f}), "
+            f"accuracy {row['pooled']['accuracy']:.4f}{mark}"
+        )
+    print(f"  winner's {verdict_line(rows[0][2]['metrics'])}")
+    same = all(
+        version["metrics"] == rows[0][2]["metrics"] and version["sha256"] == rows[0][2]["sha256"]
+        for _, _, version in rows
+    )
+    print(f"  same version (metrics and artifact sha256) eager, 1 and 2 workers: {same}")
+
+
 def main() -> None:
     bench_pure_training()
     bench_service_training()
+    bench_search_training()
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         result = measure_model_type(sys.argv[2], sys.argv[3])
         print(RESULT_MARKER + json.dumps(result), flush=True)
+    elif sys.argv[1:] == ["--search"]:
+        bench_search_training()
     else:
         main()

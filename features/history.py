@@ -57,11 +57,6 @@ class FetchProgress:
             text += " (stopped at the bound on candles per symbol; older candles not read)"
         return text
 
-    def short(self) -> str:
-        """A compact form for narrow places (the training run's ``stage``)."""
-        back = f" {self.oldest:%Y-%m-%d}" if self.oldest is not None else ""
-        return f"fetch {self.symbol} p{self.page}{back}"
-
 
 ProgressCallback = Callable[[FetchProgress], None]
 

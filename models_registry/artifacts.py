@@ -50,10 +50,15 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def artifact_write(*, data: bytes) -> StoredArtifact:
-    """Store ``data`` under a new unique name, atomically; return its name, sha256 and size."""
+def artifact_write(
+    *, data: bytes, prefix: str = MODELS_PREFIX, suffix: str = ".joblib"
+) -> StoredArtifact:
+    """Store ``data`` under a new unique name, atomically; return its name, sha256 and size.
+
+    ``prefix`` / ``suffix``: the folder and extension (a search's candles use ``searches``).
+    """
     storage = artifact_storage()
-    name = f"{MODELS_PREFIX}/{uuid.uuid4().hex}.joblib"
+    name = f"{prefix}/{uuid.uuid4().hex}{suffix}"
     try:
         final_path = storage.path(name)
     except NotImplementedError:

@@ -166,7 +166,13 @@ class TrainingRun(models.Model):
         default=False, help_text="Add the version as a challenger when it is ready."
     )
     task_id = models.CharField(max_length=255, blank=True)
-    stage = models.CharField(max_length=32, blank=True)
+    # The step under way; while candles are paged in, the page's full progress line.
+    stage = models.CharField(max_length=255, blank=True)
+    # A search's tasks (models_registry.services.search): {"total", "done", "failed",
+    # "candidates", "dataset", "tasks": [{"candidate", "fold", "state", "worker", "log_loss",
+    # "error"}]}.
+    # Each task updates it under a row lock; {} for a run that is not a search.
+    progress = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -154,9 +154,58 @@ class NamedActivationEventSerializer(ActivationEventSerializer):
         fields = ["id", "model", *ActivationEventSerializer.Meta.fields[1:], "comparison"]
 
 
+# A search's tasks while it runs (TrainingRun.progress); null for a run that is not a search.
+SearchProgress = inline_serializer(
+    "SearchProgress",
+    {
+        "total": serializers.IntegerField(),
+        "done": serializers.IntegerField(),
+        "failed": serializers.IntegerField(),
+        "candidates": serializers.ListField(
+            child=inline_serializer(
+                "SearchCandidate",
+                {
+                    "candidate": serializers.IntegerField(),
+                    "type": serializers.CharField(help_text="A model type of the config."),
+                    "params": serializers.DictField(),
+                },
+            )
+        ),
+        "tasks": serializers.ListField(
+            child=inline_serializer(
+                "SearchTask",
+                {
+                    "candidate": serializers.IntegerField(),
+                    "fold": serializers.IntegerField(),
+                    "state": serializers.ChoiceField(
+                        choices=["queued", "running", "succeeded", "failed"]
+                    ),
+                    "worker": serializers.CharField(
+                        allow_blank=True, help_text="The Celery worker that ran it, or eager."
+                    ),
+                    "log_loss": serializers.FloatField(allow_null=True),
+                    "error": serializers.CharField(allow_blank=True),
+                },
+            )
+        ),
+        "dataset": inline_serializer(
+            "SearchDataset",
+            {
+                "artifact": serializers.CharField(),
+                "sha256": serializers.CharField(),
+                "fingerprint": serializers.CharField(),
+                "rows": serializers.IntegerField(),
+            },
+        ),
+    },
+    allow_null=True,
+)
+
+
 class TrainingRunSerializer(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
     requested_by = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainingRun
@@ -176,7 +225,13 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "duration_seconds",
             "error",
             "model_version",
+            "progress",
         ]
+
+    @extend_schema_field(SearchProgress)
+    def get_progress(self, obj: TrainingRun) -> dict[str, Any] | None:
+        """A search's tasks: done / total and each (candidate, fold) task's state."""
+        return obj.progress or None
 
     def get_model_version(self, obj: TrainingRun) -> str | None:
         return obj.model_version.label if obj.model_version else None

@@ -6,7 +6,12 @@ from typing import Any
 
 from mlengine.celery import app
 from mlengine.errors import DomainError, UpstreamTimeout, UpstreamUnavailable
-from models_registry.services.training import training_run_execute
+from models_registry.services.search import search_fold_execute, search_run_finish
+from models_registry.services.training import (
+    SEARCH_FINISH_TASK,
+    SEARCH_FOLD_TASK,
+    training_run_execute,
+)
 
 # Upstream outages are worth another try; a bad config or a failed fit is not.
 TRANSIENT_ERRORS = (UpstreamUnavailable, UpstreamTimeout)
@@ -37,4 +42,33 @@ def train_model_task(self: Any, run_id: int) -> int | None:
     except DomainError:
         # The run row holds the failure and its reason; retrying would fail the same way.
         return None
-    return version.version
+    # None: a search, left running on the workers (its chord registers the version).
+    return version.version if version is not None else None
+
+
+@app.task(
+    bind=True,
+    name=SEARCH_FOLD_TASK,
+    # The chord collects this task's return value from the result backend.
+    ignore_result=False,
+    acks_late=True,
+    # A lost worker gives the fold back to the queue: it is a pure function of the run.
+    reject_on_worker_lost=True,
+)
+def search_fold_task(self: Any, run_id: int, candidate: int, fold: int) -> dict[str, Any] | None:
+    """One (candidate, fold) of a search: its out-of-fold result (``FoldResult.to_json``).
+
+    A failure has marked the run failed and is raised: the chord's callback then never runs.
+    """
+    worker = "eager" if self.request.is_eager else str(self.request.hostname or "")
+    return search_fold_execute(run_id=run_id, candidate=candidate, fold=fold, worker=worker)
+
+
+@app.task(name=SEARCH_FINISH_TASK, acks_late=True)
+def search_finish_task(results: list[dict[str, Any] | None], run_id: int) -> int | None:
+    """The search's chord callback: registers the winner; returns its version number."""
+    try:
+        version = search_run_finish(run_id=run_id, results=results)
+    except DomainError:
+        return None  # the run row holds the failure and its reason
+    return version.version if version is not None else None

@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -92,10 +92,12 @@ def prediction_create(
     started = time.perf_counter()
     route: ModelRoute | None = None
     if model is None:
-        # One query per request (the model, its champion and challengers): an activation by
-        # any process is served from the next request on (predictions.inference).
-        route = model_route(symbol=symbol, model=model_name)
-        model = model_cache.get_champion(route)
+        # One query per request (the model, its champion and challengers), prepared once per
+        # connection: an activation by any process is served from the next request on
+        # (predictions.inference).
+        with _server_binding():
+            route = model_route(symbol=symbol, model=model_name)
+            model = model_cache.get_champion(route)
     if challengers is None:
         challengers = route is not None
     looked_up = time.perf_counter()
@@ -395,6 +397,13 @@ def prediction_batch_create(
     return BatchResult(records=records, errors=errors, timings=timings)
 
 
+def _server_binding() -> AbstractContextManager[None]:
+    """The connection's ``server_binding()`` on PostgreSQL (``mlengine.db.postgresql``): the
+    statements every request runs are sent with their values as parameters and prepared once
+    per connection. Elsewhere (SQLite) nothing changes."""
+    return getattr(connection, "server_binding", nullcontext)()
+
+
 def _batch_models(
     symbols: list[str], model_name: str | None
 ) -> tuple[dict[int, tuple[LoadedModel, list[str]]], dict[int, ModelRoute], list[dict[str, Any]]]:
@@ -402,7 +411,8 @@ def _batch_models(
     route (for its challengers), and the error entries of the symbols no champion serves; all
     routed in one query. When no symbol has a champion for want of one (503), that error is
     raised instead."""
-    routed = model_routes(symbols=symbols, model=model_name)
+    with _server_binding():
+        routed = model_routes(symbols=symbols, model=model_name)
     errors: list[dict[str, Any]] = []
     groups: dict[int, tuple[LoadedModel, list[str]]] = {}
     routes: dict[int, ModelRoute] = {}
@@ -485,9 +495,8 @@ def _audit_commit(
     # On PostgreSQL the INSERT sends its values as parameters, and is prepared once per
     # connection (mlengine.db.postgresql): a tenth of /predict's time less than quoting them
     # into the SQL text, and far less for a batch's thousands of values.
-    server_binding = getattr(connection, "server_binding", nullcontext)
     try:
-        with server_binding():
+        with _server_binding():
             if len(records) == 1 and transaction.get_autocommit():
                 # One INSERT in autocommit mode is committed when it returns; bulk_create's
                 # BEGIN and COMMIT around it would add two round trips to every /predict.

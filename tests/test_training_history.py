@@ -175,14 +175,14 @@ def test_the_run_stage_shows_the_page_being_read(standin: CandleStandin) -> None
     config = training_config_resolve(symbols=["BTCUSD"])
     model_train(config=config, source="command", progress=progress)
 
-    # The first "fetch" announcement, then one stage text per page, each fitting the column.
+    # The first "fetch" announcement, then the full progress line per page, fitting the column.
     assert stages[0] == "fetch"
-    assert [stage.split(" ")[:3] for stage in stages[1:]] == [
-        ["fetch", "BTCUSD", "p1"],
-        ["fetch", "BTCUSD", "p2"],
-        ["fetch", "BTCUSD", "p3"],
+    assert [stage.split(",")[0] for stage in stages[1:]] == [
+        "fetching BTCUSD: page 1",
+        "fetching BTCUSD: page 2",
+        "fetching BTCUSD: page 3",
     ]
-    assert stages[-1] == "fetch BTCUSD p3 2020-01-01"
+    assert stages[-1].endswith("candles back to 2020-01-01")
     assert all(len(stage) <= TrainingRun._meta.get_field("stage").max_length for stage in stages)
     assert TrainingRun.objects.get().stage == "done"
 

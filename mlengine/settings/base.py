@@ -227,7 +227,12 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 # With no broker the platform runs embedded: tasks execute eagerly, in the calling process.
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_RESULT_BACKEND = None
+# A search's chord collects its fold tasks' results here (only those tasks keep a result);
+# by default the broker's Redis (another broker has no default: set it). Eager needs none.
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (
+    CELERY_BROKER_URL if (CELERY_BROKER_URL or "").startswith(("redis://", "rediss://")) else None
+)
+CELERY_RESULT_EXPIRES = 24 * 60 * 60
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"

@@ -6,6 +6,7 @@ register the version, recording every step on a ``TrainingRun``.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from celery import chord
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -21,6 +23,7 @@ from django.utils import timezone
 from features.candles import normalise_symbol
 from features.history import FetchProgress
 from features.sources import get_candle_source
+from mlengine.celery import app
 from mlengine.errors import DomainError, InvalidParameter, UnknownSymbol
 from models_registry.artifacts import artifact_delete, artifact_write, serialize_model
 from models_registry.errors import TrainingFailed
@@ -34,6 +37,7 @@ from models_registry.training.config import (
     load_training_config,
 )
 from models_registry.training.dataset import Dataset, DatasetError, build_dataset
+from models_registry.training.search import candles_to_bytes, search_points
 from models_registry.training.trainer import TrainingResult, train_model
 
 logger = logging.getLogger(__name__)
@@ -41,7 +45,11 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, str], None]
 STAGES: tuple[str, ...] = ("fetch", "features", "fit", "evaluate", "save")
 DEFAULT_CONFIG_PATH = Path(settings.BASE_DIR) / "configs" / "train.yaml"
-STAGE_LENGTH: int = TrainingRun._meta.get_field("stage").max_length or 32
+STAGE_LENGTH: int = TrainingRun._meta.get_field("stage").max_length or 255
+# A search's Celery tasks, sent by name: their module (tasks.py) imports this one.
+SEARCH_FOLD_TASK = "models_registry.search_fold"
+SEARCH_FINISH_TASK = "models_registry.search_finish"
+SEARCH_ARTIFACT_PREFIX = "searches"
 
 
 def _noop(stage: str, message: str) -> None:
@@ -268,8 +276,13 @@ def training_run_execute(
     run_id: int,
     progress: ProgressCallback | None = None,
     retryable: tuple[type[Exception], ...] = (),
-) -> ModelVersion:
+) -> ModelVersion | None:
     """Run a queued ``TrainingRun`` to completion and return the new ready version.
+
+    A config with a ``search:`` fetches the candles and builds the dataset here, then fans the
+    (candidate, fold) pairs out as a Celery chord (``_search_dispatch``). Eager (no broker),
+    the chord runs in this call and the version is returned; with a broker the run is left
+    running on the workers and None is returned (``training_run_wait`` waits for it).
 
     Any failure marks the run ``failed`` with a one-line reason and leaves no version and no
     artifact behind, then raises ``TrainingFailed`` (or the domain error itself). An exception of
@@ -299,9 +312,9 @@ def training_run_execute(
         step("fetch", f"fetching candles for {', '.join(config.symbols)} ({_range_text(config)})")
 
         def fetched(page: FetchProgress) -> None:
-            # The page count is the stage text while it reads: who polls the run sees it move.
+            # The page line is the stage text while it reads: who polls the run sees it move.
             if not page.done:
-                _mark(run_id, stage=page.short()[:STAGE_LENGTH])
+                _mark(run_id, stage=page.message()[:STAGE_LENGTH])
             if not page.done or page.truncated:
                 progress("fetch", page.message())
 
@@ -315,6 +328,8 @@ def training_run_execute(
             else f"{info['train_rows']} train, {info['validation_rows']} validation"
         )
         progress("features", f"{info['rows']} rows: {rows}")
+        if config.search is not None:
+            return _search_dispatch(run_id=run_id, candles=candles, dataset=dataset, step=step)
         result = train_model(
             dataset,
             progress=step,
@@ -327,6 +342,7 @@ def training_run_execute(
     except Exception as exc:
         if artifact is not None:
             artifact_delete(name=artifact.name)
+        search_candles_delete(run_id=run_id)
         reason = error_line(exc)
         if retryable and isinstance(exc, retryable):
             _mark(run_id, status=TrainingRun.Status.QUEUED, error=f"will retry: {reason}")
@@ -343,6 +359,92 @@ def training_run_execute(
             run_id=run_id, version=version, actor=run.requested_by, challenger=run.challenger
         )
     return version
+
+
+def _search_dispatch(
+    *, run_id: int, candles: dict[str, pd.DataFrame], dataset: Dataset, step: ProgressCallback
+) -> ModelVersion | None:
+    """Record the search's tasks on the run and send them: one per (candidate, fold), a chord
+    whose callback (``services.search.search_run_finish``) registers the winner.
+
+    Every task builds the dataset from the same candle file, written here to the artifact
+    storage (shared by every worker and host), and checks its fingerprint against the one
+    recorded here, so no task trains on other candles than the run fetched.
+    """
+    config = dataset.config
+    points = search_points(config)
+    folds = config.validation_folds
+    candles_file = artifact_write(
+        data=candles_to_bytes(candles), prefix=SEARCH_ARTIFACT_PREFIX, suffix=".npz"
+    )
+    total = len(points) * folds
+    step("evaluate", f"search: {len(points)} candidates x {folds} folds = {total} Celery tasks")
+    _mark(
+        run_id,
+        stage=f"search: 0 of {total} tasks done",
+        progress={
+            "total": total,
+            "done": 0,
+            "failed": 0,
+            "candidates": [
+                {"candidate": p.index, "type": p.model_type, "params": p.params} for p in points
+            ],
+            "tasks": [
+                {
+                    "candidate": p.index,
+                    "fold": k,
+                    "state": "queued",
+                    "worker": "",
+                    "log_loss": None,
+                    "error": "",
+                }
+                for p in points
+                for k in range(folds)
+            ],
+            "dataset": {
+                "artifact": candles_file.name,
+                "sha256": candles_file.sha256,
+                "fingerprint": dataset.fingerprint,
+                "rows": len(dataset.frame),
+            },
+        },
+    )
+    # Sent from a worker, the search's tasks go to the queue its run came from.
+    parent = app.current_worker_task
+    delivery = (parent.request.delivery_info or {}) if parent is not None else {}
+    queue = None if parent is None or parent.request.is_eager else delivery.get("routing_key")
+    options = {"queue": queue} if queue else {}
+    # Outside a worker (the command) nothing may have imported the task modules yet: Celery's
+    # autodiscovery runs on this signal, so the tasks named below are registered.
+    app.loader.import_default_modules()
+    header = [
+        app.signature(SEARCH_FOLD_TASK, args=(run_id, point.index, fold), **options)
+        for point in points
+        for fold in range(folds)
+    ]
+    chord(header, app.signature(SEARCH_FINISH_TASK, args=(run_id,), **options)).apply_async()
+    run = TrainingRun.objects.select_related("model_version").get(pk=run_id)
+    return run.model_version if run.status == TrainingRun.Status.SUCCEEDED else None
+
+
+def search_candles_delete(*, run_id: int) -> None:
+    """Remove a search's candle file, once the run has succeeded or failed."""
+    run = TrainingRun.objects.filter(pk=run_id).values("progress").first()
+    name = ((run or {}).get("progress") or {}).get("dataset", {}).get("artifact")
+    if name:
+        artifact_delete(name=name)
+
+
+def training_run_wait(*, run_id: int, poll_seconds: float = 1.0) -> ModelVersion:
+    """Wait for a run left to the workers (a search with a broker); its version, or
+    ``TrainingFailed`` with the run's error."""
+    while True:
+        run = TrainingRun.objects.select_related("model_version").get(pk=run_id)
+        if run.status == TrainingRun.Status.SUCCEEDED and run.model_version is not None:
+            return run.model_version
+        if run.status == TrainingRun.Status.FAILED:
+            raise TrainingFailed(f"Training failed: {run.error}", details={"run": run_id})
+        time.sleep(poll_seconds)
 
 
 def _promote_after_training(
@@ -389,5 +491,8 @@ def model_train(
         challenger=challenger,
     )
     version = training_run_execute(run_id=run.pk, progress=progress)
+    if version is None:
+        version = training_run_wait(run_id=run.pk)
     run.refresh_from_db()
+    version.refresh_from_db()
     return run, version

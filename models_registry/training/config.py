@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -91,10 +92,15 @@ TOP_LEVEL_KEYS: frozenset[str] = frozenset(
         "model",
         "validation",
         "calibration",
+        "search",
         "seed",
     }
 )
-REQUIRED_KEYS: tuple[str, ...] = ("symbols", "features", "model")
+REQUIRED_KEYS: tuple[str, ...] = ("symbols", "features")
+SEARCH_KEYS: frozenset[str] = frozenset({"candidates"})
+SEARCH_CANDIDATE_KEYS: frozenset[str] = frozenset({"type", "params", "grid"})
+# Expanded grid points of a whole search: each is (folds) Celery tasks and one pooled verdict.
+MAX_SEARCH_CANDIDATES = 32
 MODEL_KEYS: frozenset[str] = frozenset({"type", "params"})
 VALIDATION_KEYS: frozenset[str] = frozenset({"method", "folds", "fraction"})
 CALIBRATION_KEYS: frozenset[str] = frozenset({"method", "fraction"})
@@ -330,34 +336,156 @@ def _validate_estimator(key: str, cls: type[BaseEstimator], params: dict[str, An
         raise ConfigError(key, f"invalid value for {cls.__name__}: {exc}") from None
 
 
-def validate_model_params(model_type: str, params: object) -> dict[str, Any]:
-    """Check ``params`` against the estimator of ``model_type``; return a plain copy."""
+def _plain_json(key: str, value: object) -> None:
+    # The config is stored as JSON with its model version: it must come back unchanged.
+    try:
+        round_tripped = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        round_tripped = _NOT_JSON
+    if round_tripped != value or type(round_tripped) is not type(value):
+        raise ConfigError(
+            key, f"must be a plain JSON value (number, string, bool, null, list), got {value!r}"
+        )
+
+
+def validate_model_params(
+    model_type: str, params: object, *, key: str = "model.params"
+) -> dict[str, Any]:
+    """Check ``params`` against the estimator of ``model_type``; return a plain copy.
+
+    ``key`` is the dotted path errors name (``model.params``, or a search candidate's).
+    """
     cls = estimator_class(model_type)
+    prefix = key
     if not isinstance(params, Mapping):
-        raise ConfigError("model.params", f"must be a mapping of parameters, got {params!r}")
+        raise ConfigError(prefix, f"must be a mapping of parameters, got {params!r}")
     valid = cls().get_params(deep=False)
     checked: dict[str, Any] = {}
     for name, value in params.items():
-        key = f"model.params.{name}"
+        key = f"{prefix}.{name}"
         if name in RESERVED_PARAMS:
             raise ConfigError(key, f"cannot be set here: {RESERVED_PARAMS[name]}")
         if name not in valid:
             allowed = ", ".join(sorted(set(valid) - set(RESERVED_PARAMS)))
             raise ConfigError(key, f"not a parameter of {cls.__name__}; valid: {allowed}")
-        # The config is stored as JSON with its model version: it must come back unchanged.
-        try:
-            round_tripped = json.loads(json.dumps(value, allow_nan=False))
-        except (TypeError, ValueError):
-            round_tripped = _NOT_JSON
-        if round_tripped != value or type(round_tripped) is not type(value):
-            raise ConfigError(
-                key, f"must be a plain JSON value (number, string, bool, null, list), got {value!r}"
-            )
+        _plain_json(key, value)
         _validate_estimator(key, cls, {name: value})
         checked[name] = value
     # Each value is valid alone; some combinations are only checked together.
-    _validate_estimator("model.params", cls, checked)
+    _validate_estimator(prefix, cls, checked)
     return checked
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchCandidate:
+    """One ``search.candidates`` entry: a model type, its fixed params and a parameter grid.
+
+    ``grid`` maps parameter names to the values tried (in the listed order); a grid value
+    replaces the same parameter in ``params``. An empty grid is one point: ``params`` alone.
+    """
+
+    model_type: str
+    params: dict[str, Any] = dataclasses.field(hash=False)
+    grid: dict[str, list[Any]] = dataclasses.field(hash=False)
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every grid point's full params. Grid names are taken in sorted order (a config stored
+        in PostgreSQL's jsonb loses its key order), values in listed order."""
+        names = sorted(self.grid)
+        return [
+            {**self.params, **dict(zip(names, values, strict=True))}
+            for values in itertools.product(*(self.grid[name] for name in names))
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.model_type,
+            "params": json.loads(json.dumps(self.params)),
+            "grid": json.loads(json.dumps(self.grid)),
+        }
+
+
+def _parse_candidate(index: int, value: object) -> SearchCandidate:
+    key = f"search.candidates[{index}]"
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            key, f"must be a mapping like {{type: ..., grid: {{...}}}}, got {value!r}"
+        )
+    _reject_unknown(key, value, SEARCH_CANDIDATE_KEYS)
+    model_type = value.get("type")
+    if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
+        raise ConfigError(
+            f"{key}.type",
+            f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}",
+        )
+    raw_params = value.get("params")
+    if raw_params is None:
+        raw_params = DEFAULT_MODEL_PARAMS[model_type]
+    params = validate_model_params(model_type, raw_params, key=f"{key}.params")
+    grid = value.get("grid", {})
+    if not isinstance(grid, Mapping):
+        raise ConfigError(
+            f"{key}.grid", f"must map parameter names to lists of values, got {grid!r}"
+        )
+    checked: dict[str, list[Any]] = {}
+    for name, values in grid.items():
+        name_key = f"{key}.grid.{name}"
+        if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+            raise ConfigError(name_key, f"must be a non-empty list of values, got {values!r}")
+        listed: list[Any] = []
+        for item in values:
+            # Each value alone, then (below) every combination with the fixed params.
+            validate_model_params(model_type, {name: item}, key=f"{key}.grid")
+            if any(item == seen and type(item) is type(seen) for seen in listed):
+                raise ConfigError(name_key, f"{item!r} is listed twice")
+            listed.append(item)
+        checked[str(name)] = listed
+    candidate = SearchCandidate(model_type=model_type, params=params, grid=checked)
+    for point in candidate.points():
+        validate_model_params(model_type, point, key=f"{key}.grid")
+    return candidate
+
+
+def _parse_search(value: object) -> tuple[SearchCandidate, ...] | None:
+    """The candidates of the optional ``search:`` section (None: no search)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            "search",
+            f"must be a mapping like {{candidates: [{{type: ..., grid: {{...}}}}]}}, got {value!r}",
+        )
+    _reject_unknown("search", value, SEARCH_KEYS)
+    raw = value.get("candidates")
+    if isinstance(raw, str) or not isinstance(raw, Sequence) or not raw:
+        raise ConfigError("search.candidates", f"must be a non-empty list, got {raw!r}")
+    candidates = tuple(_parse_candidate(index, item) for index, item in enumerate(raw))
+    points = sum(len(candidate.points()) for candidate in candidates)
+    if points > MAX_SEARCH_CANDIDATES:
+        raise ConfigError(
+            "search.candidates",
+            f"the grids expand to {points} candidates; at most {MAX_SEARCH_CANDIDATES}",
+        )
+    return candidates
+
+
+def _parse_model(model: object) -> tuple[str, dict[str, Any]]:
+    """(type, params) of the ``model:`` section."""
+    if not isinstance(model, Mapping):
+        raise ConfigError("model", f"must be a mapping with 'type' and 'params', got {model!r}")
+    _reject_unknown("model", model, MODEL_KEYS)
+    if "type" not in model:
+        raise ConfigError("model.type", f"is required; choose one of {', '.join(MODEL_TYPES)}")
+    model_type = model["type"]
+    if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
+        raise ConfigError(
+            "model.type",
+            f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}",
+        )
+    raw_params = model.get("params")
+    if raw_params is None:
+        raw_params = DEFAULT_MODEL_PARAMS[model_type]
+    return model_type, validate_model_params(model_type, raw_params)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -390,6 +518,9 @@ class TrainingConfig:
     calibration_fraction: float = DEFAULT_CALIBRATION_FRACTION
     # The registered model the version belongs to (created on first use).
     name: str = DEFAULT_MODEL_NAME
+    # None: train model_type / model_params. Else the candidates a search compares
+    # (models_registry.training.search); model_type / model_params are then the first point.
+    search: tuple[SearchCandidate, ...] | None = dataclasses.field(default=None, hash=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingConfig:
@@ -428,24 +559,27 @@ class TrainingConfig:
             "horizon", data.get("horizon", DEFAULT_HORIZON), MIN_HORIZON, MAX_HORIZON
         )
 
-        model = data["model"]
-        if not isinstance(model, Mapping):
-            raise ConfigError("model", f"must be a mapping with 'type' and 'params', got {model!r}")
-        _reject_unknown("model", model, MODEL_KEYS)
-        if "type" not in model:
-            raise ConfigError("model.type", f"is required; choose one of {', '.join(MODEL_TYPES)}")
-        model_type = model["type"]
-        if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
+        search = _parse_search(data.get("search"))
+        if search is not None and "model" in data:
             raise ConfigError(
-                "model.type",
-                f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}",
+                "search",
+                "replaces model: give one of them (the search's winner becomes the model)",
             )
-        raw_params = model.get("params")
-        if raw_params is None:
-            raw_params = DEFAULT_MODEL_PARAMS[model_type]
-        model_params = validate_model_params(model_type, raw_params)
+        if search is not None:
+            # Until the search picks, the config's model is the first candidate's first point.
+            model_type = search[0].model_type
+            model_params = search[0].points()[0]
+        elif "model" not in data:
+            raise ConfigError("model", "is required (or a search: section)")
+        else:
+            model_type, model_params = _parse_model(data["model"])
 
         method, folds, fraction = _parse_validation(data.get("validation", {}))
+        if search is not None and method != "walk_forward":
+            raise ConfigError(
+                "search",
+                "needs validation.method walk_forward: candidates are compared out of fold",
+            )
         calibration_method, calibration_fraction = _parse_calibration(data.get("calibration"))
         seed = _int_in_range("seed", data.get("seed", DEFAULT_SEED), 0, MAX_SEED)
         name = data.get("name", DEFAULT_MODEL_NAME)
@@ -469,6 +603,7 @@ class TrainingConfig:
             validation_folds=folds,
             calibration_method=calibration_method,
             calibration_fraction=calibration_fraction,
+            search=search,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -484,7 +619,16 @@ class TrainingConfig:
             "window": self.window,
             "features": list(self.features),
             "horizon": self.horizon,
-            "model": {"type": self.model_type, "params": json.loads(json.dumps(self.model_params))},
+            **(
+                {"search": {"candidates": [candidate.to_dict() for candidate in self.search]}}
+                if self.search is not None
+                else {
+                    "model": {
+                        "type": self.model_type,
+                        "params": json.loads(json.dumps(self.model_params)),
+                    }
+                }
+            ),
             "validation": (
                 {"method": "walk_forward", "folds": self.validation_folds}
                 if self.validation_method == "walk_forward"
@@ -526,12 +670,14 @@ class TrainingConfig:
 
         Switching to another model type replaces the params with that type's
         ``DEFAULT_MODEL_PARAMS``, since the current params belong to the current type; naming
-        the current type keeps the params as they are.
+        the current type keeps the params as they are. Naming a model type on a search config
+        trains that one model (its default params) instead of searching.
         """
         data = self.to_dict()
         if symbols is not None:
             data["symbols"] = list(symbols) if not isinstance(symbols, str) else symbols
-        if model_type is not None and model_type != self.model_type:
+        if model_type is not None and (model_type != self.model_type or self.search is not None):
+            data.pop("search", None)
             data["model"] = {"type": model_type}
         if seed is not None:
             data["seed"] = seed

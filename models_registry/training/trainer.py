@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import joblib
@@ -31,6 +31,7 @@ from models_registry.training.pipeline import (
     classification_metrics,
 )
 from models_registry.training.walk_forward import (
+    FoldResult,
     calibration_table,
     compare_with_always_up,
     evaluate_fold,
@@ -118,6 +119,7 @@ def train_model(
     drift_window: int = DEFAULT_DRIFT_WINDOW,
     psi_floor: float = DEFAULT_PSI_FLOOR,
     resamples: int = DEFAULT_RESAMPLES,
+    fold_results: Sequence[FoldResult] | None = None,
 ) -> TrainingResult:
     """Evaluate ``dataset.config``'s model as the config's ``validation`` says, then fit it.
 
@@ -138,14 +140,17 @@ def train_model(
     final fit. The baseline's drift thresholds are calibrated for live windows of
     ``drift_window`` rows (``DRIFT_WINDOW``) with ``psi_floor`` (``DRIFT_THRESHOLD``) as the PSI
     floor; the trainer reads no settings, so its caller passes them.
+
+    ``fold_results`` (walk-forward only): the folds already evaluated elsewhere for this very
+    dataset and config (a search's tasks); they are pooled as they are instead of refitted.
     """
     config = dataset.config
     report = progress or (lambda _stage, _message: None)
     started = time.perf_counter()
     if config.validation_method == "walk_forward":
         folds = config.validation_folds
-        results = []
-        for index in range(folds):
+        results = list(fold_results or ())
+        for index in range(folds if fold_results is None else 0):
             report("evaluate", f"walk-forward fold {index + 1} of {folds}")
             results.append(evaluate_fold(dataset, config, index))
         walk = pool_folds(dataset, results, seed=config.seed, resamples=resamples)

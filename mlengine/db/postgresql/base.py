@@ -19,6 +19,11 @@ With ``PREPARED_STATEMENTS`` (``DATABASE_PREPARED_STATEMENTS``, on by default) p
 prepares such a statement once it has run a few times on a connection. Django
 switches preparing off unless OPTIONS give a ``prepare_threshold``, for transaction-pooling
 proxies that cannot keep prepared statements; Django's own cursors never prepare either way.
+
+A server-bound list parameter (the ``UNNEST`` arrays of ``bulk_create``, one per column) is sent
+in PostgreSQL's binary array format: psycopg's default for a list is the text format, whose
+element quoting and escaping in Python cost a third of a 500-row batch's time. Cursors that bind
+on the client quote values as text either way.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from contextlib import contextmanager
 from django.db.backends.postgresql import base
 from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
+from psycopg.types.array import ListBinaryDumper
 
 # psycopg's default: a statement is prepared on its sixth run on a connection.
 PREPARE_THRESHOLD = 5
@@ -45,6 +51,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         connection = super().get_new_connection(conn_params)
         if self.settings_dict.get("PREPARED_STATEMENTS") and connection.prepare_threshold is None:
             connection.prepare_threshold = PREPARE_THRESHOLD
+        # Registered last, the binary dumper becomes the one ``%s`` picks for a list (module
+        # docstring); the text one stays for client-side quoting.
+        connection.adapters.register_dumper(list, ListBinaryDumper)
         return connection
 
     @contextmanager
