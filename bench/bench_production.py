@@ -27,9 +27,17 @@ One run, side by side, each row under the same load generator as ``bench/bench_p
 5. **batch**: ``POST /predict/batch`` with 500 synthetic symbols (``SYN0001``...), warmed by one
    call, then ``BENCH_BATCH_REPEATS`` (30) calls one at a time; "n/a" while the endpoint is
    missing (404).
+6. **challengers in shadow**: the production path again, in the same gunicorn, for three named
+   models serving SP500 with the same champion and 0, 1 and 3 challengers (copies of the
+   champion's row and artifact, same window: each is loaded and scored on every request, its row
+   committed in the champion's INSERT), ``BENCH_SECONDS`` each in 4 interleaved rounds after a
+   warm-up; side by side with the p50 delta per challenger, the p50 of the ``challengers`` and
+   ``audit`` stages (Server-Timing), and a check that every answer has exactly that many shadow
+   rows.
 
 Goals: production path p50 <= 3 ms, p99 <= 10 ms, >= 900 requests/s, 0 errors, 0 answers
-without a committed row; a batch of 500 warm symbols <= 60 ms p50.
+without a committed row; a batch of 500 warm symbols <= 60 ms p50; each challenger adds at most
+0.3 ms to the p50.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +83,8 @@ from bench.common import (
     verdict,
 )
 
-BENCH_DATABASE = "mlengine_bench_prod"
+# BENCH_DATABASE_NAME: another name, for two runs on one PostgreSQL server at once.
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE_NAME") or "mlengine_bench_prod"
 DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 # Without a redis-server binary: this db of the shared Redis, this bench's alone.
 SHARED_REDIS_DB = 13
@@ -88,6 +98,9 @@ GOAL_P50_MS = 3.0
 GOAL_P99_MS = 10.0
 GOAL_RPS = 900.0
 GOAL_BATCH_P50_MS = 60.0
+GOAL_SHADOW_DELTA_MS = 0.3
+SHADOW_COUNTS = (0, 1, 3)
+SHADOW_ROUNDS = 10
 
 
 class NotAvailable(Exception):
@@ -99,6 +112,8 @@ class Row:
     name: str
     result: LoadResult | None = None
     note: str = ""
+    # Shadow rows: the median over rounds of the p50 difference per challenger.
+    paired_delta_ms: float | None = None
 
 
 # --- services ----------------------------------------------------------------------------------
@@ -272,6 +287,142 @@ def unaudited(database_url: str, request_ids: list[str]) -> int:
         rows = connection.execute("SELECT request_id::text FROM predictions_predictionrecord")
         committed = {row[0] for row in rows}
     return sum(1 for value in request_ids if not value or value.lower() not in committed)
+
+
+SHADOW_SETUP_SCRIPT = """
+from models_registry.models import ModelVersion, RegisteredModel
+from models_registry.selectors import champion_of
+from models_registry.services.activation import challenger_add, model_version_activate
+
+source = champion_of()
+for count in {counts!r}:
+    model = RegisteredModel.objects.create(name=f"bench-{{count}}", config=source.config)
+    for number in range(1, count + 2):
+        ModelVersion.objects.create(
+            model=model, version=number, status="ready", config=source.config,
+            feature_spec=source.feature_spec, metrics=source.metrics, dataset=source.dataset,
+            beats_baseline=source.beats_baseline, artifact_name=source.artifact_name,
+            artifact_sha256=source.artifact_sha256, artifact_size=source.artifact_size,
+            library_versions=source.library_versions,
+        )
+    model_version_activate(version=1, model=model.name, actor_name="bench")
+    for number in range(2, count + 2):
+        challenger_add(version=number, model=model.name, actor_name="bench")
+"""
+
+
+def shadow_path(count: int) -> str:
+    return f"{PREDICT_PATH}&model=bench-{count}"
+
+
+def shadow_rows_per_answer(database_url: str, request_ids: list[str]) -> set[int]:
+    """The distinct counts of shadow rows of the answers ``request_ids`` (all alike: one)."""
+    import psycopg
+
+    with psycopg.connect(database_url, connect_timeout=10) as connection:
+        rows = connection.execute(
+            "SELECT champion_request_id::text, count(*) FROM predictions_predictionrecord "
+            "WHERE role = 'challenger' GROUP BY champion_request_id"
+        )
+        counts = dict(rows.fetchall())
+    return {counts.get(value.lower(), 0) for value in request_ids if value}
+
+
+def _merged(parts: list[LoadResult]) -> LoadResult:
+    merged = LoadResult(
+        path=parts[0].path,
+        elapsed=sum(part.elapsed for part in parts),
+        latencies_ms=[value for part in parts for value in part.latencies_ms],
+        statuses=sum((part.statuses for part in parts), Counter()),
+        ok_request_ids=[value for part in parts for value in part.ok_request_ids],
+    )
+    merged.timings = [value for part in parts for value in part.timings]
+    return merged
+
+
+def run_shadow(
+    server: tuple[int, int], env: dict[str, str], database_url: str, seconds: float
+) -> dict[str, Row]:
+    """``/predict`` with 0, 1 and 3 challengers: three named models serving SP500 with the same
+    champion (``bench-0``, ``bench-1``, ``bench-3``, asked for with ``model=``), measured in
+    ``SHADOW_ROUNDS`` interleaved rounds so that the machine's drift (other load, the table
+    growing) falls on all three alike."""
+    manage(env, "shell", "-c", SHADOW_SETUP_SCRIPT.format(counts=SHADOW_COUNTS))
+    parts: dict[int, list[LoadResult]] = {count: [] for count in SHADOW_COUNTS}
+    for count in SHADOW_COUNTS:
+        load(server, shadow_path(count), requests=WARMUP_REQUESTS)  # each worker loads them
+    for round_number in range(SHADOW_ROUNDS):
+        # Each round in another order, so that no count always runs first (or last).
+        shift = round_number % len(SHADOW_COUNTS)
+        for count in SHADOW_COUNTS[shift:] + SHADOW_COUNTS[:shift]:
+            parts[count].append(load(server, shadow_path(count), seconds=seconds / SHADOW_ROUNDS))
+    rows: dict[str, Row] = {}
+    for count in SHADOW_COUNTS:
+        result = _merged(parts[count])
+        per_answer = shadow_rows_per_answer(database_url, result.ok_request_ids)
+        note = "" if per_answer == {count} else f"shadow rows per answer: {sorted(per_answer)}"
+        if count:
+            # Paired by round (the runs of one round are seconds apart): the median over rounds
+            # of the p50 difference per challenger, robust to the machine's load drifting.
+            deltas = sorted(
+                (mine.p(50) - base.p(50)) / count
+                for mine, base in zip(parts[count], parts[0], strict=True)
+            )
+            note = f"paired p50 delta per challenger, median of {SHADOW_ROUNDS} rounds: " + (
+                f"{percentile(deltas, 50):+.3f} ms (rounds {deltas[0]:+.2f} .. {deltas[-1]:+.2f})"
+                + (f"; {note}" if note else "")
+            )
+        rows[f"shadow-{count}"] = Row(
+            f"/predict, {count} challenger(s) in shadow",
+            result,
+            note,
+            paired_delta_ms=percentile(deltas, 50) if count else None,
+        )
+    return rows
+
+
+def _stage_p50(result: LoadResult, *stages: str) -> float:
+    return percentile([sum(t.get(stage, 0.0) for stage in stages) for t in result.timings], 50)
+
+
+def _service_p50(result: LoadResult) -> float:
+    return percentile([sum(t.values()) for t in result.timings], 50)
+
+
+def print_shadow(rows: dict[str, Row]) -> None:
+    base = rows.get("shadow-0")
+    if base is None or base.result is None:
+        return
+    print(
+        f"{'challengers in shadow (interleaved rounds)':<46} {'p50':>8} {'p99':>8} {'req/s':>7} "
+        f"{'errors':>6} {'p50 +/chal':>10} {'shadow':>8} {'audit':>8} {'service':>8}"
+    )
+    worst = 0.0
+    base_service = _service_p50(base.result)
+    for count in SHADOW_COUNTS:
+        row = rows[f"shadow-{count}"]
+        result = row.result
+        assert result is not None
+        delta = (result.p(50) - base.result.p(50)) / count if count else 0.0
+        worst = max(worst, row.paired_delta_ms or 0.0)
+        service = _service_p50(result)
+        print(
+            f"{row.name:<46} {result.p(50):6.2f}ms {result.p(99):6.2f}ms {result.rps:7.0f} "
+            f"{result.errors:6d} {delta:+8.3f}ms {_stage_p50(result, 'challengers'):6.3f}ms "
+            f"{_stage_p50(result, 'audit'):6.3f}ms {service:6.3f}ms"
+        )
+        if count:
+            print(f"  service p50 per challenger: {(service - base_service) / count:+.3f} ms")
+        if row.note:
+            print(f"  {row.note}")
+    print(
+        "  (shadow, audit, service: p50 of the Server-Timing stages 'challengers', 'audit' and "
+        "their sum, in the worker)"
+    )
+    print(
+        f"goal each challenger adds <= {GOAL_SHADOW_DELTA_MS:g} ms to the p50 (paired): "
+        f"{verdict(worst, GOAL_SHADOW_DELTA_MS)}"
+    )
 
 
 def row_count(database_url: str) -> int:
@@ -560,6 +711,7 @@ def run_benchmark(seconds: float) -> None:
                             ttl,
                         )
                     )
+                rows.update(run_shadow(server, offline, database_url, seconds))
             missing = unaudited(database_url, production.ok_request_ids)
 
             stats_bundled = upstream_stats(upstream)
@@ -656,6 +808,7 @@ def print_report(
         else verdict(percentile(batch.latencies_ms, 50), GOAL_BATCH_P50_MS)
     )
     print(f"goal batch of {SYNTHETIC_SYMBOLS} p50 <= {GOAL_BATCH_P50_MS:g} ms: {batch_verdict}")
+    print_shadow(rows)
 
 
 def main() -> None:

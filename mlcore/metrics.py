@@ -58,6 +58,12 @@ AUDIT_EXPORT_FAILURES = Counter(
 MODEL_LOAD_FAILURES = Counter(
     "mlengine_model_load_failures_total", "Model artifacts that failed verification or loading."
 )
+CHALLENGER_FAILURES = Counter(
+    "mlengine_challenger_failures_total",
+    "Challengers that could not be loaded or could not score a request in shadow (the "
+    "champion's answer stood), by model and version.",
+    ["model", "version"],
+)
 CACHE_ERRORS = Counter(
     "mlengine_cache_errors_total",
     "Cache operations that failed and were treated as a miss (mlengine.cache).",

@@ -53,6 +53,7 @@ from models_registry.models import (
     TrainingRun,
 )
 from models_registry.naming import DEFAULT_MODEL_NAME
+from models_registry.promotion import promotion_evidence
 from models_registry.selectors import (
     activation_event_list,
     champion_of,
@@ -378,6 +379,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             "fold_columns": FOLD_COLUMNS,
             "fold_rows": fold_rows(obj.metrics),
             "calibration_rows": calibration_rows(obj.metrics),
+            # A challenger against its champion in shadow (the slot monitoring fills).
+            "challenger_comparison": promotion_evidence(obj) if obj.is_challenger else None,
         }
 
     def activate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

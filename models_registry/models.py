@@ -225,6 +225,11 @@ class ActivationEvent(models.Model):
     reason = models.TextField(blank=True)
     forced = models.BooleanField(default=False)
     warning = models.TextField(blank=True)
+    comparison = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="A promoted challenger's comparison with the champion it replaced, as it was.",
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
 
     class Meta:

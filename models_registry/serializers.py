@@ -144,8 +144,14 @@ class NamedActivationEventSerializer(ActivationEventSerializer):
 
     model = serializers.CharField(source="model.name")
 
+    comparison = serializers.JSONField(
+        allow_null=True,
+        help_text="A promoted challenger: its comparison with the champion it replaced, as it "
+        "was at the promotion (GET /registry/models/{name}/comparison's entry); else null.",
+    )
+
     class Meta(ActivationEventSerializer.Meta):
-        fields = ["id", "model", *ActivationEventSerializer.Meta.fields[1:]]
+        fields = ["id", "model", *ActivationEventSerializer.Meta.fields[1:], "comparison"]
 
 
 # A search's tasks while it runs (TrainingRun.progress); null for a run that is not a search.

@@ -17,7 +17,12 @@ from mlengine.throttling import ANON_READ
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion, RegisteredModel
 from models_registry.naming import DEFAULT_MODEL_NAME
-from models_registry.schema import MALFORMED_MODEL, UNKNOWN_MODEL, UNKNOWN_MODEL_OR_VERSION
+from models_registry.schema import (
+    MALFORMED_MODEL,
+    MODEL_NAME_PARAMETER,
+    UNKNOWN_MODEL,
+    UNKNOWN_MODEL_OR_VERSION,
+)
 from models_registry.selectors import (
     activation_event_list,
     champion_of,
@@ -27,6 +32,7 @@ from models_registry.selectors import (
 from models_registry.serializers import ActivationEventSerializer
 from monitoring.models import DriftSnapshot
 from monitoring.schema import (
+    COMPARISON_RESPONSE,
     DRIFT_NEEDS_AUTHENTICATION,
     DRIFT_RESPONSE,
     FRESHNESS_RESPONSE,
@@ -48,6 +54,7 @@ from monitoring.selectors import (
     parse_latency_window,
     training_history,
 )
+from monitoring.services.comparison import model_comparison
 from monitoring.services.drift import drift_check_run, drift_report
 from monitoring.services.freshness import freshness_overall, freshness_report
 
@@ -210,3 +217,24 @@ class HistoryApi(APIView):
                 "drift": drift_history(limit=limit, model=model),
             }
         )
+
+
+class ModelComparisonApi(APIView):
+    throttle_scope = ANON_READ
+
+    @extend_schema(
+        operation_id="registry_models_comparison",
+        parameters=[MODEL_NAME_PARAMETER],
+        summary="Each challenger of a model against its champion, on the requests both scored",
+        description="Per challenger, on the live requests it scored in shadow beside the "
+        "champion whose outcomes are realised (both): the paired count, accuracy, log loss and "
+        "Brier score of each, the differences (challenger minus champion) with a 95% interval "
+        "from a stationary block bootstrap over the rows' candle times (every request on one "
+        "candle is one unit; blocks of consecutive candles keep their autocorrelation), and a "
+        "verdict `better` / `worse` / `undecided` on log loss, the primary figure, with the "
+        "paired count still needed to decide. With fewer than two candles paired the "
+        "differences are null and the verdict `undecided`.",
+        responses={200: COMPARISON_RESPONSE, 400: MALFORMED_MODEL, 404: UNKNOWN_MODEL},
+    )
+    def get(self, request: Request, name: str) -> Response:
+        return Response(model_comparison(model=registered_model_get(name=name)))

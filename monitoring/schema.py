@@ -10,6 +10,7 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
 
 from mlengine.schema import error_response, int_parameter
 from models_registry.naming import MODEL_NAME_PATTERN
@@ -221,4 +222,122 @@ HISTORY_LIMIT_PARAMETER = int_parameter(
 )
 HISTORY_RESPONSE = OpenApiResponse(
     OpenApiTypes.OBJECT, examples=_example("history", HISTORY_EXAMPLE)
+)
+
+
+class DifferenceSerializer(serializers.Serializer):
+    """A paired difference (challenger minus champion) with its block-bootstrap interval."""
+
+    estimate = serializers.FloatField()
+    interval = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    confidence = serializers.FloatField()
+    verdict = serializers.ChoiceField(choices=["better", "worse", "undecided"])
+    rows_needed = serializers.IntegerField(
+        allow_null=True, help_text="Paired rows still needed to decide; null: none would."
+    )
+    block_length = serializers.IntegerField()
+    resamples = serializers.IntegerField()
+    rows = serializers.IntegerField()
+    units = serializers.IntegerField(help_text="Distinct candles: the bootstrap's units.")
+    seed = serializers.IntegerField()
+    method = serializers.CharField()
+
+
+class FigureSerializer(serializers.Serializer):
+    challenger = serializers.FloatField(allow_null=True)
+    champion = serializers.FloatField(allow_null=True)
+    difference = DifferenceSerializer(
+        allow_null=True, help_text="null with fewer than two candles paired."
+    )
+
+
+class ChallengerComparisonSerializer(serializers.Serializer):
+    challenger = serializers.CharField()
+    champion = serializers.CharField(allow_null=True)
+    champion_versions_paired = serializers.ListField(child=serializers.CharField())
+    paired_count = serializers.IntegerField(
+        help_text="Requests both scored whose outcomes are both realised."
+    )
+    candles = serializers.IntegerField()
+    primary = serializers.CharField()
+    sign = serializers.CharField()
+    accuracy = FigureSerializer()
+    log_loss = FigureSerializer()
+    brier = FigureSerializer()
+    verdict = serializers.ChoiceField(
+        choices=["better", "worse", "undecided"], help_text="On log loss, the primary figure."
+    )
+    rows_needed = serializers.IntegerField(allow_null=True)
+
+
+class ModelComparisonSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    champion = serializers.CharField(allow_null=True)
+    primary = serializers.CharField()
+    challengers = ChallengerComparisonSerializer(many=True)
+
+
+_DIFFERENCE_EXAMPLE = {
+    "confidence": 0.95,
+    "block_length": 5,
+    "resamples": 2000,
+    "rows": 412,
+    "units": 103,
+    "seed": 0,
+    "method": "stationary block bootstrap",
+}
+COMPARISON_EXAMPLE = {
+    "model": "default",
+    "champion": "v2",
+    "primary": "log_loss",
+    "challengers": [
+        {
+            "challenger": "v3",
+            "champion": "v2",
+            "champion_versions_paired": ["v2"],
+            "paired_count": 412,
+            "candles": 103,
+            "primary": "log_loss",
+            "sign": "difference = challenger minus champion; lower log loss and Brier are "
+            "better, higher accuracy is better",
+            "accuracy": {
+                "challenger": 0.541,
+                "champion": 0.522,
+                "difference": {
+                    **_DIFFERENCE_EXAMPLE,
+                    "estimate": 0.019,
+                    "interval": [-0.012, 0.051],
+                    "verdict": "undecided",
+                    "rows_needed": 700,
+                },
+            },
+            "log_loss": {
+                "challenger": 0.6871,
+                "champion": 0.6914,
+                "difference": {
+                    **_DIFFERENCE_EXAMPLE,
+                    "estimate": -0.0043,
+                    "interval": [-0.0081, -0.0006],
+                    "verdict": "better",
+                    "rows_needed": 0,
+                },
+            },
+            "brier": {
+                "challenger": 0.2469,
+                "champion": 0.2490,
+                "difference": {
+                    **_DIFFERENCE_EXAMPLE,
+                    "estimate": -0.0021,
+                    "interval": [-0.0040, -0.0002],
+                    "verdict": "better",
+                    "rows_needed": 0,
+                },
+            },
+            "verdict": "better",
+            "rows_needed": 0,
+        }
+    ],
+}
+COMPARISON_RESPONSE = OpenApiResponse(
+    ModelComparisonSerializer, examples=_example("one challenger", COMPARISON_EXAMPLE)
 )

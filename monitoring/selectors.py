@@ -81,12 +81,12 @@ def _model_name(model: ModelRef, version: ModelVersion | None) -> str:
 
 
 def champion_rows(model: ModelRef) -> Q:
-    """The filter of a model's own predictions (``default``'s when None): those its versions
-    answered with. A name filters through the join, sparing a query for the model's row."""
-    # When shadow rows exist (PredictionRecord.role), this is also where they are left out.
+    """The filter of a model's own predictions (``default``'s when None): those its champions
+    answered clients with. A name filters through the join, sparing a query for the model's row."""
+    # Its champions' answers only: the shadow rows of its challengers are compared, not monitored.
     if isinstance(model, RegisteredModel):
-        return Q(model_version__model=model)
-    return Q(model_version__model__name=model or DEFAULT_MODEL_NAME)
+        return Q(model_version__model=model, role="champion")
+    return Q(model_version__model__name=model or DEFAULT_MODEL_NAME, role="champion")
 
 
 def latency_summary(
@@ -103,8 +103,12 @@ def latency_summary(
     now = now or timezone.now()
     name = _model_name(model, version)
     rows = PredictionRecord.objects.filter(is_replay=False)
-    rows = rows.filter(model_version=version) if version is not None else rows
-    rows = rows.filter(champion_rows(model if model is not None else name))
+    # A version's own rows (shadow rows too); without one, the model's champion answers.
+    rows = (
+        rows.filter(model_version=version)
+        if version is not None
+        else rows.filter(champion_rows(model if model is not None else name))
+    )
     if window.seconds is not None:
         rows = rows.filter(created_at__gte=now - timedelta(seconds=window.seconds))
     rows = rows.order_by("-created_at", "-id")
@@ -148,8 +152,12 @@ def live_performance(
     beside the version's validation figures."""
     eps = 1e-15
     model = _model_of(model, version)
-    rows = PredictionRecord.objects.filter(outcome__isnull=False).filter(champion_rows(model))
-    rows = rows.filter(model_version=version) if version is not None else rows
+    rows = PredictionRecord.objects.filter(outcome__isnull=False)
+    rows = (
+        rows.filter(model_version=version)
+        if version is not None
+        else rows.filter(champion_rows(model))
+    )
     outcome = Cast("outcome", FloatField())
     probability = Least(Greatest(F("prediction"), Value(eps)), Value(1 - eps))
     hit = Case(

@@ -70,8 +70,11 @@ def latency_timeseries(
     if max_buckets < 1:
         raise ValueError("max_buckets must be at least 1")
     rows = PredictionRecord.objects.filter(is_replay=False)
+    # A version's own rows; without one, the answers clients got (not the shadow rows).
     if version is not None:
         rows = rows.filter(model_version=version)
+    else:
+        rows = rows.filter(role="champion")
     if model is not None:
         rows = rows.filter(model_version__model=model)
     if since is not None:

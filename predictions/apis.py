@@ -33,7 +33,7 @@ from mlengine.schema import (
 from mlengine.throttling import ANON_READ, PREDICT
 from models_registry.schema import MODEL_QUERY_PARAMETER
 from models_registry.selectors import parse_model_name
-from predictions.selectors import prediction_get, prediction_recent_list
+from predictions.selectors import ROLE_CHOICES, parse_role, prediction_get, prediction_recent_list
 from predictions.serializers import (
     BATCH_REQUEST_EXAMPLES,
     BATCH_RESPONSE,
@@ -171,6 +171,16 @@ class PredictBatchApi(APIView):
         return response
 
 
+ROLE_PARAMETER = OpenApiParameter(
+    "role",
+    str,
+    OpenApiParameter.QUERY,
+    enum=list(ROLE_CHOICES),
+    description="Whose rows: `champion` (the answers clients got; the default), `challenger` "
+    "(versions scored in shadow on the same requests) or `all`.",
+)
+
+
 class PredictionRecentApi(APIView):
     throttle_scope = ANON_READ
 
@@ -183,7 +193,8 @@ class PredictionRecentApi(APIView):
                 minimum=1,
                 maximum=settings.AUDIT_LOG_LIMIT,
                 description="1 to AUDIT_LOG_LIMIT (default 100); default 20.",
-            )
+            ),
+            ROLE_PARAMETER,
         ],
         responses={
             200: inline_serializer(
@@ -197,7 +208,8 @@ class PredictionRecentApi(APIView):
         limit = parse_int_param(
             request.query_params, "limit", default=min(20, maximum), minimum=1, maximum=maximum
         )
-        return Response({"results": prediction_recent_list(limit=limit)})
+        role = parse_role(request.query_params.get("role"))
+        return Response({"results": prediction_recent_list(limit=limit, role=role)})
 
 
 class PredictionDetailApi(APIView):
@@ -213,7 +225,8 @@ class PredictionDetailApi(APIView):
                 examples=[
                     OpenApiExample("a request id", value="5a801341-6492-4cf5-a4d9-030052454008")
                 ],
-            )
+            ),
+            ROLE_PARAMETER,
         ],
         summary="One prediction of the audit trail by its request id",
         responses={
@@ -225,4 +238,5 @@ class PredictionDetailApi(APIView):
         },
     )
     def get(self, request: Request, request_id: str) -> Response:
-        return Response(prediction_get(request_id=request_id))
+        role = parse_role(request.query_params.get("role"))
+        return Response(prediction_get(request_id=request_id, role=role))

@@ -18,7 +18,17 @@ class PredictionRecord(models.Model):
 
     ``created_at`` is when the row was written; ``event_time`` is the time the prediction counts
     for in monitoring (the same for live requests; the candle's time for a replay of history).
+
+    ``role`` says who answered: the model's ``champion`` (what the client got) or one of its
+    ``challenger`` versions scored in shadow on the same request, never returned. A shadow row has
+    its own ``request_id`` (the column is unique) and names the champion's row it was scored
+    beside in ``champion_request_id``: the comparison joins the two on the champion's unique
+    ``request_id`` index.
     """
+
+    class Role(models.TextChoices):
+        CHAMPION = "champion", "champion"
+        CHALLENGER = "challenger", "challenger"
 
     request_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     # Indexed by prediction_recent_idx below (created_at, id), which also serves plain ranges.
@@ -42,12 +52,20 @@ class PredictionRecord(models.Model):
         null=True, blank=True, help_text="Realised label: 1 if the close went up, else 0."
     )
     outcome_at = models.DateTimeField(null=True, blank=True)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CHAMPION)
+    # No index of its own: the comparison reads a challenger's rows by version
+    # (prediction_version_idx) and joins each to its champion row by that row's request_id.
+    champion_request_id = models.UUIDField(
+        null=True, blank=True, help_text="A shadow row's champion row (its request_id)."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            # /predictions/recent: newest first, straight off the index.
+            # /predictions/recent?role=all: newest first, straight off the index.
             models.Index(fields=["-created_at", "-id"], name="prediction_recent_idx"),
+            # /predictions/recent (champion rows) and ?role=challenger, newest first.
+            models.Index(fields=["role", "-created_at", "-id"], name="prediction_role_recent_idx"),
             # Drift and latency windows per version, live or replayed, in event time.
             models.Index(
                 fields=["model_version", "is_replay", "-event_time"], name="prediction_version_idx"
@@ -58,7 +76,8 @@ class PredictionRecord(models.Model):
                 fields=["-created_at", "-id"],
                 name="prediction_live_latency_idx",
                 condition=Q(is_replay=False),
-                include=["latency_ms", "model_version"],
+                # role: the champion's answers only, shadow rows left out, still index-only.
+                include=["latency_ms", "model_version", "role"],
             ),
             # Outcome back-fill: predictions still waiting for their realised label.
             models.Index(
@@ -79,6 +98,12 @@ class PredictionRecord(models.Model):
             models.CheckConstraint(
                 condition=Q(outcome__isnull=True) | Q(outcome__in=[0, 1]),
                 name="prediction_outcome_binary",
+            ),
+            # A shadow row always names its champion's row; a champion row never does.
+            models.CheckConstraint(
+                condition=(Q(role="champion") & Q(champion_request_id__isnull=True))
+                | (Q(role="challenger") & Q(champion_request_id__isnull=False)),
+                name="prediction_role_pairing",
             ),
         ]
 

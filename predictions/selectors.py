@@ -31,21 +31,43 @@ RECORD_FIELDS = (
     "horizon",
     "latency_ms",
     "outcome",
+    "role",
+    "champion_request_id",
 )
 
+# ``?role=``: champion rows (the default), shadow rows, or both.
+ROLE_CHOICES = ("champion", "challenger", "all")
 
-def prediction_recent_list(*, limit: int) -> list[dict[str, Any]]:
-    """The newest ``limit`` predictions as records, newest first, read off the (created_at, id)
-    index."""
-    rows = PredictionRecord.objects.order_by("-created_at", "-id").values(*RECORD_FIELDS)[:limit]
+
+def parse_role(value: str | None) -> str:
+    """The ``role`` query parameter: ``champion`` when absent; ``InvalidParameter`` otherwise."""
+    if value is None:
+        return "champion"
+    if value not in ROLE_CHOICES:
+        raise InvalidParameter(
+            f"role must be one of {', '.join(ROLE_CHOICES)}", details={"role": str(value)[:50]}
+        )
+    return value
+
+
+def _of_role(rows: QuerySet[PredictionRecord], role: str) -> QuerySet[PredictionRecord]:
+    return rows if role == "all" else rows.filter(role=role)
+
+
+def prediction_recent_list(*, limit: int, role: str = "champion") -> list[dict[str, Any]]:
+    """The newest ``limit`` predictions of ``role`` (``champion``, ``challenger`` or ``all``) as
+    records, newest first, read off the (role, created_at, id) index (``all``: (created_at, id))."""
+    rows = _of_role(PredictionRecord.objects.all(), role)
+    rows = rows.order_by("-created_at", "-id").values(*RECORD_FIELDS)[:limit]
     return PredictionRecordSerializer(rows, many=True).data
 
 
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
-def prediction_get(*, request_id: str) -> dict[str, Any]:
-    """One prediction by its request id; ``InvalidParameter`` for a malformed id, 404 if unknown."""
+def prediction_get(*, request_id: str, role: str = "champion") -> dict[str, Any]:
+    """One prediction by its request id; ``InvalidParameter`` for a malformed id, 404 if unknown
+    or not of ``role`` (a shadow row's id answers only with ``role=challenger`` or ``all``)."""
     # The canonical ASCII form only: uuid.UUID also takes braces, "urn:uuid:", no hyphens and
     # other scripts' digits (it ends in int(hex, 16)), none of which the schema's format allows.
     if not _CANONICAL_UUID.fullmatch(str(request_id)):
@@ -53,7 +75,8 @@ def prediction_get(*, request_id: str) -> dict[str, Any]:
             "request_id must be a UUID", details={"request_id": str(request_id)[:64]}
         )
     key = uuid.UUID(str(request_id))
-    row = PredictionRecord.objects.filter(request_id=key).values(*RECORD_FIELDS).first()
+    row = _of_role(PredictionRecord.objects.filter(request_id=key), role)
+    row = row.values(*RECORD_FIELDS).first()
     if row is None:
         raise NotFoundError(
             f"No prediction with request_id {key}.", details={"request_id": str(key)}

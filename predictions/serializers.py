@@ -118,6 +118,11 @@ class PredictionSerializer(_FastSerializer):
     timestamp = UtcDateTimeField(source="created_at", help_text="When the row was committed.")
     request_id = serializers.UUIDField()
     latency_ms = serializers.FloatField()
+    role = serializers.ChoiceField(
+        choices=["champion", "challenger"],
+        help_text="`champion`: the answer the client got; `challenger`: a version scored in "
+        "shadow on the same request (never returned by /predict).",
+    )
 
 
 class PredictionRecordSerializer(PredictionSerializer):
@@ -130,6 +135,10 @@ class PredictionRecordSerializer(PredictionSerializer):
     horizon = serializers.IntegerField()
     outcome = serializers.IntegerField(
         allow_null=True, help_text="Realised label (1 up, 0 not), filled in later; null until then."
+    )
+    champion_request_id = serializers.UUIDField(
+        allow_null=True,
+        help_text="A challenger's row: the request_id of the champion's row it was scored beside.",
     )
 
 
@@ -210,13 +219,18 @@ def audit_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     """The record of a ``.values(*RECORD_FIELDS)`` row as the JSONL export writes and hashes it:
     every field fixed at commit time (the record without ``MUTABLE_FIELDS``).
 
-    A row of the model ``default`` is written without ``model``, exactly as before named models
+    A row of the model ``default`` is written without ``model``, and a champion's row without
+    ``role`` and ``champion_request_id``, exactly as before named models and shadow scoring
     existed: lines exported then still verify against their rows now."""
     record = _RECORD.to_representation(row)
     for name in MUTABLE_FIELDS:
         del record[name]
     if record.get("model") == DEFAULT_MODEL_NAME:
         del record["model"]
+    if record.get("role") == "champion":
+        del record["role"]
+    if record.get("champion_request_id") is None:
+        del record["champion_request_id"]
     return record
 
 
@@ -242,6 +256,7 @@ PREDICTION_EXAMPLE = {
     "timestamp": "2026-11-26T10:00:00.123456+00:00",
     "request_id": "5a801341-6492-4cf5-a4d9-030052454008",
     "latency_ms": 3.1,
+    "role": "champion",
 }
 RECORD_EXAMPLE = {
     **PREDICTION_EXAMPLE,
@@ -250,6 +265,7 @@ RECORD_EXAMPLE = {
     "replay": False,
     "horizon": 1,
     "outcome": None,
+    "champion_request_id": None,
 }
 BATCH_REQUEST_EXAMPLE = {"symbols": ["SP500", "NASDAQ", "XYZ"]}
 BATCH_EXAMPLE = {

@@ -48,6 +48,7 @@ def test_predict_answers_with_the_active_model_and_audits_it(trained, audit_file
         "timestamp",
         "request_id",
         "latency_ms",
+        "role",
     }
     assert body["symbol"] == "SP500"
     assert body["model"] == "default"

@@ -22,6 +22,7 @@ from models_registry.errors import (
 )
 from models_registry.models import ActivationEvent, ModelVersion, RegisteredModel
 from models_registry.naming import DEFAULT_MODEL_NAME
+from models_registry.promotion import evidence_verdict, promotion_evidence
 from models_registry.selectors import (
     ModelRef,
     champion_of,
@@ -110,6 +111,7 @@ def _switch(
     reason: str,
     force: bool,
     warning: str,
+    comparison: dict[str, Any] | None = None,
 ) -> ActivationResult:
     # The artifact is checked before anything changes: a tampered or missing file aborts the
     # transaction and the active version stays as it was.
@@ -133,6 +135,7 @@ def _switch(
         reason=reason,
         forced=force,
         warning=warning,
+        comparison=comparison,
         created_at=now,
     )
     logger.info(
@@ -161,6 +164,11 @@ def model_version_activate(
     ``PromotionRefused`` (409) for a version that does not beat the always-up baseline unless
     ``force`` is given with a ``reason``. Under ``warn`` such an activation goes through and the
     warning is returned and kept on the event.
+
+    Promoting a challenger records its comparison with the champion on the event
+    (``models_registry.promotion``: the slot monitoring fills), computed under the model's lock;
+    under ``enforce`` a challenger whose verdict (on log loss) is ``worse`` is refused the same
+    way, unless ``force`` is given with a ``reason``.
     """
     number = parse_version(version)  # a malformed version is refused before taking locks
     reason = (reason or "").strip()
@@ -174,10 +182,23 @@ def model_version_activate(
             details={"version": target.label, "status": target.status},
         )
     warning = _promotion_warning(target)
-    if warning and settings.PROMOTION_POLICY == "enforce" and not (force and reason):
+    comparison = promotion_evidence(target) if target.is_challenger else None
+    if evidence_verdict(comparison) == "worse":
+        worse = (
+            f"{target.label} scored worse than the champion in shadow: log loss difference "
+            f"{comparison['log_loss']['difference']['estimate']:+.4f} over "
+            f"{comparison['paired_count']} paired predictions."
+        )
+        warning = f"{warning} {worse}" if warning else worse
+    enforce = settings.PROMOTION_POLICY == "enforce"
+    if warning and enforce and not (force and reason):
         raise PromotionRefused(
             warning + " PROMOTION_POLICY=enforce: pass force=true with a reason to override.",
-            details={"version": target.label, "policy": "enforce"},
+            details={
+                "version": target.label,
+                "policy": "enforce",
+                **({"verdict": comparison["verdict"]} if comparison else {}),
+            },
         )
     return _switch(
         target=target,
@@ -187,8 +208,9 @@ def model_version_activate(
         actor_name=actor_name,
         reason=reason,
         # "forced" means a refusal was overridden, which only the enforce policy can do.
-        force=force and bool(warning) and settings.PROMOTION_POLICY == "enforce",
+        force=force and bool(warning) and enforce,
         warning=warning,
+        comparison=comparison,
     )
 
 

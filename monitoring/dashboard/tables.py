@@ -13,9 +13,9 @@ from predictions.serializers import PredictionRecordSerializer
 
 
 def _recent_of(model: RegisteredModel) -> list[dict[str, Any]]:
-    """``model``'s newest predictions in ``/predictions/recent``'s record shape."""
+    """``model``'s newest champion answers in ``/predictions/recent``'s record shape."""
     rows = (
-        PredictionRecord.objects.filter(model_version__model=model)
+        PredictionRecord.objects.filter(model_version__model=model, role="champion")
         .order_by("-created_at", "-id")
         .values(*RECORD_FIELDS)[:TABLE_ROWS]
     )

@@ -18,6 +18,7 @@ from models_registry.models import RegisteredModel
 from models_registry.naming import DEFAULT_MODEL_NAME
 from models_registry.selectors import champion_of, registered_model_default, registered_model_get
 from monitoring.dashboard.accuracy import accuracy_panel
+from monitoring.dashboard.challengers import challengers_panel
 from monitoring.dashboard.common import PREDICT_HINT, REPLAY_HINT, TRAIN_HINT
 from monitoring.dashboard.drift import drift_panels
 from monitoring.dashboard.freshness import freshness_card
@@ -46,6 +47,7 @@ def dashboard_context(
     active = champion_of(model=model)
     latency = latency_panel(model=model, now=now)
     accuracy = accuracy_panel(model=model)
+    challengers = challengers_panel(model=model)
     return {
         "generated_at": now,
         "model": model,
@@ -57,7 +59,8 @@ def dashboard_context(
         "drift_panels": drift_panels(model=model, active=active),
         "latency": latency,
         "accuracy": accuracy,
-        "chart_panels": [latency, accuracy],
+        "challengers": challengers,
+        "chart_panels": [latency, accuracy, challengers],
         "predictions": prediction_rows(model=model),
         "predictions_empty": "No data yet — no prediction has been served.",
         "predictions_hint": f"Call {PREDICT_HINT}, or fill history with a replay:",

@@ -32,6 +32,9 @@ ROW = {
     "horizon": 1,
     "latency_ms": 3.1,
     "outcome": 1,
+    # As the row reads since shadow scoring: a champion's row (the default of the rows before it).
+    "role": "champion",
+    "champion_request_id": None,
 }
 # Written by the exporter of issue 10 (predictions.selectors.prediction_record_as_dict) for ROW.
 LINE_BEFORE_THE_SERIALIZER = (
@@ -58,3 +61,13 @@ def test_the_predict_fields_are_a_subset_of_the_record_and_agree_with_it() -> No
     assert {name: record[name] for name in prediction} == prediction
     assert list(prediction["features"])[:2] == ["close", "simple_return"]  # canonical order
     assert record["outcome"] == 1 and "outcome" not in audit_fields(ROW)
+
+
+def test_a_shadow_row_adds_its_role_and_champion_to_the_line() -> None:
+    champion = str(ROW["request_id"])
+    shadow = {**ROW, "role": "challenger", "champion_request_id": ROW["request_id"]}
+    fields = audit_fields(shadow)
+    assert fields["role"] == "challenger" and fields["champion_request_id"] == champion
+    assert {k: v for k, v in fields.items() if k not in ("role", "champion_request_id")} == (
+        audit_fields(ROW)
+    )
