@@ -8,10 +8,16 @@ from typing import Any
 from mlengine.celery import app
 from mlengine.errors import DomainError, UpstreamTimeout, UpstreamUnavailable
 from models_registry.services.retraining import model_retrain
-from models_registry.services.search import search_fold_execute, search_run_finish
+from models_registry.services.search import (
+    search_fold_execute,
+    search_run_abort,
+    search_run_finish,
+)
 from models_registry.services.training import (
+    SEARCH_FAILED_TASK,
     SEARCH_FINISH_TASK,
     SEARCH_FOLD_TASK,
+    error_line,
     training_run_execute,
 )
 
@@ -76,6 +82,13 @@ def search_finish_task(results: list[dict[str, Any] | None], run_id: int) -> int
     except DomainError:
         return None  # the run row holds the failure and its reason
     return version.version if version is not None else None
+
+
+@app.task(name=SEARCH_FAILED_TASK, ignore_result=True)
+def search_failed_task(request: Any, exc: BaseException, traceback: Any, run_id: int) -> bool:
+    """The search chord's error callback (a new-style errback: Celery calls it where the failure
+    is recorded, with the failed task's request and error): fails the run unless it is over."""
+    return search_run_abort(run_id=run_id, reason=error_line(exc))
 
 
 @app.task(

@@ -15,12 +15,16 @@ from django.contrib.auth.models import Permission
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from features.sources import get_candle_source
 from models_registry.models import ActivationEvent, ModelVersion
 from models_registry.services.activation import model_version_activate
 from models_registry.services.training import model_train, training_config_resolve
+from monitoring.services.comparison import challenger_comparison
+from monitoring.services.outcomes import outcome_backfill
 from monitoring.services.replay import replay_run
-from predictions.inference import model_cache
+from predictions.inference import load_model_version, model_cache
 from predictions.models import PredictionRecord
+from predictions.services import prediction_create
 from tests.factories import SMALL_CONFIG, make_model, make_user, make_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -176,3 +180,75 @@ def test_operator_picks_a_model_on_the_dashboard(browser, live_server, operator)
     browser.get(f"{base}/dashboard/?model=nope")
     assert "Unknown model 'nope'." in browser.find_element(By.ID, "model-error").text
     assert browser.find_elements(By.ID, "model-choice")
+
+
+# Requests scored by the champion and, in shadow, by the challenger: one per candle of early 2016,
+# after the training window of SMALL_CONFIG.
+SHADOWED_REQUESTS = 60
+
+
+@pytest.fixture
+def shadowed():
+    """A champion and a challenger trained for real, SHADOWED_REQUESTS predictions through the
+    serving path with the challenger scored in shadow, and their outcomes back-filled."""
+    model_cache.clear()
+    config = training_config_resolve(config_data=SMALL_CONFIG)
+    _, champion = model_train(config=config, source="command", activate=True)
+    other = training_config_resolve(config_data={**SMALL_CONFIG, "window": 20, "seed": 11})
+    _, challenger = model_train(config=other, source="command", challenger=True)
+    candles = get_candle_source().get_candles("SP500")
+    first = int((candles["timestamp"] < datetime.datetime(2016, 1, 1, tzinfo=datetime.UTC)).sum())
+    loaded = load_model_version(champion)
+    for end in range(first + 1, first + 1 + SHADOWED_REQUESTS):
+        prediction_create(
+            symbol="SP500", candles=candles.iloc[:end], model=loaded, challengers=True
+        )
+    outcome_backfill(candles={"SP500": candles})
+    yield champion, challenger
+    model_cache.clear()
+
+
+def test_operator_reads_the_champion_against_its_challenger(
+    browser, live_server, operator, shadowed
+) -> None:
+    """The dashboard's champion-vs-challenger panel draws both charts and the verdict; the
+    challenger's admin page shows the comparison beside its action buttons."""
+    champion, challenger = shadowed
+    challenger.refresh_from_db()
+    assert challenger.is_challenger and not challenger.is_active
+    shadows = PredictionRecord.objects.filter(role="challenger", model_version=challenger)
+    assert shadows.filter(outcome__isnull=False).count() == SHADOWED_REQUESTS
+    expected = challenger_comparison(challenger=challenger)
+    assert expected["paired_count"] == SHADOWED_REQUESTS
+    verdict = expected["verdict"]
+    assert verdict in ("better", "worse", "undecided")
+
+    base = live_server.url
+    log_in(browser, base)
+    browser.get(f"{base}/dashboard/?model=default")
+    panel = browser.find_element(By.ID, "challengers")
+    text = panel.text
+    assert "No data yet" not in text and "No challenger" not in text
+    assert "rolling accuracy" in text and "rolling log loss" in text
+    assert f"champion (vs {challenger.label})" in text
+    assert f"{verdict} on log loss, {SHADOWED_REQUESTS} pairs" in text
+    # Two charts side by side, each a challenger line and the champion's dashed line drawn
+    # through the paired candles.
+    lines = panel.find_elements(By.CSS_SELECTOR, "svg g.mark-line path")
+    assert len(lines) >= 4, "fewer than two lines in each chart"
+    assert sum(line.get_attribute("d").count("L") > 10 for line in lines) >= 4
+    screenshot(browser, "dashboard-challengers")
+
+    browser.get(f"{base}/admin/models_registry/modelversion/{challenger.pk}/change/")
+    assert browser.find_elements(By.CSS_SELECTOR, "a.registry-activate")
+    assert browser.find_elements(By.CSS_SELECTOR, "a.registry-challenger-remove")
+    section = browser.find_element(By.ID, "section-challenger-comparison").text
+    assert champion.label in section
+    assert f"{verdict} over {SHADOWED_REQUESTS} paired predictions" in section
+    for figure in ("log loss", "accuracy", "Brier"):
+        assert figure in section, figure
+    screenshot(browser, "version-page-challenger")
+
+    # The champion's page has no comparison: it is nobody's challenger.
+    browser.get(f"{base}/admin/models_registry/modelversion/{champion.pk}/change/")
+    assert not browser.find_elements(By.ID, "section-challenger-comparison")

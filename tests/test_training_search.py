@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from celery.exceptions import ChordError
 from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
@@ -19,10 +20,17 @@ from mlengine.celery import app
 from models_registry.artifacts import artifact_load
 from models_registry.models import ModelVersion, TrainingRun
 from models_registry.services import search as search_service
-from models_registry.services.training import model_train, training_config_resolve
+from models_registry.services import training as training_service
+from models_registry.services.training import (
+    SEARCH_FAILED_TASK,
+    model_train,
+    training_config_resolve,
+    training_run_create,
+    training_run_execute,
+)
 from models_registry.training.config import MAX_SEARCH_CANDIDATES, ConfigError, TrainingConfig
 from models_registry.training.search import point_config, search_points
-from tests.factories import SMALL_CONFIG, staff_user, token_client
+from tests.factories import SMALL_CONFIG, make_version, staff_user, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -320,6 +328,93 @@ def test_the_command_runs_a_search(tmp_path) -> None:
     assert "search: 3 candidates x 3 folds = 9 Celery tasks" in out.getvalue()
     assert "Registered default v1" in out.getvalue()
     assert ModelVersion.objects.get().metrics["search"]["tasks"] == 9
+
+
+# --- a chord that fails where no task could say so -----------------------------------------------
+
+
+@pytest.fixture
+def dispatched(monkeypatch) -> tuple[TrainingRun, Any]:
+    """A search run prepared and left running as ``_search_dispatch`` leaves it on a broker,
+    and the chord's callback signature it sent (the sending itself is captured)."""
+    sent: list[tuple[list[Any], Any]] = []
+
+    class Captured:
+        def __init__(self, header: list[Any], body: Any) -> None:
+            sent.append((header, body))
+
+        def apply_async(self) -> None:
+            return None
+
+    monkeypatch.setattr(training_service, "chord", Captured)
+    config = training_config_resolve(config_data=SEARCH_CONFIG)
+    run = training_run_create(config=config, source="command")
+    assert training_run_execute(run_id=run.pk) is None
+    ((header, body),) = sent
+    assert len(header) == 9
+    run.refresh_from_db()
+    assert run.status == "running"
+    return run, body
+
+
+def chord_failed(body: Any, message: str) -> None:
+    """What the result backend does when a header task failed without reporting it (a task
+    killed by the hard time limit): Celery's own path to the callback's error callbacks, called
+    as the backend calls it, while handling the chord's error."""
+    try:
+        raise ChordError(message)
+    except ChordError as exc:
+        app.backend.chord_error_from_stack(body, exc)
+
+
+def test_the_search_chord_carries_an_error_callback_for_its_run(dispatched) -> None:
+    run, body = dispatched
+    (errback,) = body.options["link_error"]
+    assert errback["task"] == SEARCH_FAILED_TASK
+    assert errback["kwargs"] == {"run_id": run.pk} and not errback["args"]
+    assert SEARCH_FAILED_TASK in app.tasks
+
+
+def test_a_task_killed_by_the_time_limit_fails_the_run_with_the_error(dispatched) -> None:
+    run, body = dispatched
+    # The killed task had started: its entry says running, and nothing else will change it.
+    search_service._task_update(run.pk, 1, 0, state="running", worker="celery@w1")
+    candles = settings_artifacts() / run.progress["dataset"]["artifact"]
+    assert candles.exists()
+    message = "Dependency 6c1f raised TimeLimitExceeded(1800,)"
+    chord_failed(body, message)
+    run.refresh_from_db()
+    assert run.status == "failed" and run.finished_at is not None
+    assert run.error == f"search: {message}"
+    task = run.progress["tasks"][1 * 3 + 0]
+    assert task["state"] == "failed" and task["error"] == f"search: {message}"
+    assert run.progress["failed"] == 1
+    assert [t["state"] for t in run.progress["tasks"]].count("queued") == 8
+    assert not candles.exists()
+    assert not ModelVersion.objects.exists()
+    # Called again (a second failure of the same chord): the first error stays.
+    finished = run.finished_at
+    chord_failed(body, "Dependency 9a2e raised WorkerLostError()")
+    run.refresh_from_db()
+    assert run.error == f"search: {message}" and run.finished_at == finished
+
+
+def test_the_error_callback_never_touches_a_finished_run(dispatched) -> None:
+    run, body = dispatched
+    # A task that failed by itself already marked the run with its own reason.
+    search_service.search_run_fail(run_id=run.pk, candidate=0, fold=2, reason="fold 2: boom")
+    chord_failed(body, "Dependency 1 raised TrainingFailed('fold 2: boom')")
+    run.refresh_from_db()
+    assert run.status == "failed" and run.error == "fold 2: boom"
+    # A run that succeeded (the chord's failure reported late) keeps its version.
+    version = make_version()
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="succeeded", error="", model_version=version
+    )
+    assert search_service.search_run_abort(run_id=run.pk, reason="late") is False
+    chord_failed(body, "Dependency 2 raised TimeLimitExceeded(1800,)")
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.error == "" and run.model_version == version
 
 
 # --- a real worker --------------------------------------------------------------------------

@@ -11,7 +11,9 @@ skip the rebuild.
 
 A task that fails marks the run failed with the candidate and fold in the error and raises;
 the chord then never calls its callback, and every task still queued finds the run failed and
-does nothing. The callback registers one version, or none.
+does nothing. The callback registers one version, or none. A task that never reaches that code
+(killed by the hard time limit, its worker lost) still fails the chord: the callback's error
+callback (``search_run_abort``) then marks the run failed with Celery's error.
 
 Every fit runs on one thread (``SEARCH_THREADS``): the search scales by worker processes.
 """
@@ -149,6 +151,36 @@ def search_run_fail(*, run_id: int, candidate: int, fold: int, reason: str) -> N
     )
     if updated:
         search_candles_delete(run_id=run_id)
+
+
+def search_run_abort(*, run_id: int, reason: str) -> bool:
+    """The search chord's error callback: mark run ``run_id`` failed with ``reason`` (the error
+    Celery reports: a task killed by the hard time limit, a lost worker, a failed callback),
+    and its tasks still ``running`` failed too; True when it did.
+
+    Idempotent: a run that is not running any more (it succeeded, or a task already failed it
+    with its own reason) is left as it is.
+    """
+    reason = f"search: {reason}"[:500]
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != TrainingRun.Status.RUNNING:
+            return False
+        progress = run.progress or {}
+        tasks = progress.get("tasks", [])
+        for task in tasks:
+            if task.get("state") == "running":
+                task.update(state="failed", error=reason)
+        if tasks:
+            progress["failed"] = [task.get("state") for task in tasks].count("failed")
+        run.progress = progress
+        run.status = TrainingRun.Status.FAILED
+        run.error = reason
+        run.finished_at = timezone.now()
+        run.save(update_fields=["progress", "status", "error", "finished_at"])
+    logger.warning("training run %s failed: %s", run_id, reason)
+    search_candles_delete(run_id=run_id)
+    return True
 
 
 def search_run_finish(*, run_id: int, results: list[dict[str, Any] | None]) -> ModelVersion | None:

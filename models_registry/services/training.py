@@ -49,6 +49,7 @@ STAGE_LENGTH: int = TrainingRun._meta.get_field("stage").max_length or 255
 # A search's Celery tasks, sent by name: their module (tasks.py) imports this one.
 SEARCH_FOLD_TASK = "models_registry.search_fold"
 SEARCH_FINISH_TASK = "models_registry.search_finish"
+SEARCH_FAILED_TASK = "models_registry.search_failed"
 SEARCH_ARTIFACT_PREFIX = "searches"
 
 
@@ -365,7 +366,8 @@ def _search_dispatch(
     *, run_id: int, candles: dict[str, pd.DataFrame], dataset: Dataset, step: ProgressCallback
 ) -> ModelVersion | None:
     """Record the search's tasks on the run and send them: one per (candidate, fold), a chord
-    whose callback (``services.search.search_run_finish``) registers the winner.
+    whose callback (``services.search.search_run_finish``) registers the winner, and whose
+    error callback (``services.search.search_run_abort``) fails the run when the chord fails.
 
     Every task builds the dataset from the same candle file, written here to the artifact
     storage (shared by every worker and host), and checks its fingerprint against the one
@@ -422,7 +424,11 @@ def _search_dispatch(
         for point in points
         for fold in range(folds)
     ]
-    chord(header, app.signature(SEARCH_FINISH_TASK, args=(run_id,), **options)).apply_async()
+    finish = app.signature(SEARCH_FINISH_TASK, args=(run_id,), **options)
+    # A task killed by the hard time limit or lost with its worker never marks the run failed
+    # itself: the chord's failure calls this (``services.search.search_run_abort``).
+    finish.link_error(app.signature(SEARCH_FAILED_TASK, kwargs={"run_id": run_id}, **options))
+    chord(header, finish).apply_async()
     run = TrainingRun.objects.select_related("model_version").get(pk=run_id)
     return run.model_version if run.status == TrainingRun.Status.SUCCEEDED else None
 
