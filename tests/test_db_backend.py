@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 
 from conftest import test_database_url
 
@@ -97,3 +99,16 @@ def test_bound_cursor_sends_values_as_parameters_and_leaves_djangos_cursors_alon
         assert not isinstance(bound.cursor, psycopg.ClientCursor)
     with connection.cursor() as ordinary:
         assert isinstance(ordinary.cursor, psycopg.ClientCursor)
+
+
+@pytest.mark.parametrize(("rows", "form"), [(2, "VALUES"), (31, "VALUES"), (32, "UNNEST")])
+def test_a_few_rows_insert_as_values_and_a_batch_as_unnest_arrays(rows: int, form: str) -> None:
+    """``mlengine.db.postgresql.compiler``: below ``UNNEST_MIN_ROWS`` a multi-row INSERT lists
+    its rows (cheaper for a /predict and its shadow rows); a batch keeps Django's arrays."""
+    with CaptureQueriesContext(connection) as queries:
+        Group.objects.bulk_create([Group(name=f"insert-form-{rows}-{i}") for i in range(rows)])
+
+    inserts = [query["sql"] for query in queries if query["sql"].startswith("INSERT")]
+    assert len(inserts) == 1
+    assert ("UNNEST(" in inserts[0]) == (form == "UNNEST")
+    assert Group.objects.filter(name__startswith=f"insert-form-{rows}-").count() == rows

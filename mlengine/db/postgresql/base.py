@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db.backends.postgresql import base
+from django.db.backends.postgresql.operations import DatabaseOperations as BaseOperations
 from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
 from psycopg.types.array import ListBinaryDumper
@@ -41,10 +42,18 @@ from psycopg.types.array import ListBinaryDumper
 PREPARE_THRESHOLD = 5
 
 
+class DatabaseOperations(BaseOperations):
+    """Django's, with this backend's compilers: a multi-row INSERT of a few rows as VALUES
+    (``mlengine.db.postgresql.compiler``)."""
+
+    compiler_module = "mlengine.db.postgresql.compiler"
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     """PostgreSQL; ``settings_dict["HEALTH_CHECK_IDLE"]`` (seconds) sets the idle window and
     ``settings_dict["PREPARED_STATEMENTS"]`` lets server-bound statements be prepared."""
 
+    ops_class = DatabaseOperations
     _used_at = float("-inf")
 
     def get_new_connection(self, conn_params):  # noqa: ANN001, ANN201 - Django's signature
