@@ -285,20 +285,29 @@ class ChallengerResult:
         }
 
 
-def _challenger_event(
-    *, version: ModelVersion, action: str, actor: Any, actor_name: str | None, reason: str
-) -> ActivationEvent:
+def _challenger_set(
+    target: ModelVersion, *, challenger: bool, actor: Any, actor_name: str | None, reason: str
+) -> ChallengerResult:
+    """Mark ``target`` a challenger (or not) and record it: the one write of both challenger
+    services, with its ``challenger_add`` / ``challenger_remove`` event."""
+    target.is_challenger = challenger
+    target.save(update_fields=["is_challenger"])
+    action = (
+        ActivationEvent.Action.CHALLENGER_ADD
+        if challenger
+        else ActivationEvent.Action.CHALLENGER_REMOVE
+    )
     event = ActivationEvent.objects.create(
-        model_id=version.model_id,
+        model_id=target.model_id,
         action=action,
         from_version=None,
-        to_version=version,
+        to_version=target,
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         actor_name=_actor_name(actor, actor_name),
         reason=(reason or "").strip(),
     )
-    logger.info("%s %s: %s by %s", action, version.model.name, version, event.actor_name)
-    return event
+    logger.info("%s %s: %s by %s", action, target.model.name, target, event.actor_name)
+    return ChallengerResult(version=target, changed=True, event=event)
 
 
 @transaction.atomic
@@ -333,16 +342,9 @@ def challenger_add(
             details={"version": target.label, "model": locked.name},
         )
     artifact_read_verified(name=target.artifact_name, sha256=target.artifact_sha256)
-    target.is_challenger = True
-    target.save(update_fields=["is_challenger"])
-    event = _challenger_event(
-        version=target,
-        action=ActivationEvent.Action.CHALLENGER_ADD,
-        actor=actor,
-        actor_name=actor_name,
-        reason=reason,
+    return _challenger_set(
+        target, challenger=True, actor=actor, actor_name=actor_name, reason=reason
     )
-    return ChallengerResult(version=target, changed=True, event=event)
 
 
 @transaction.atomic
@@ -362,13 +364,6 @@ def challenger_remove(
     target = model_version_get(version=number, model=locked)
     if not target.is_challenger:
         return ChallengerResult(version=target, changed=False)
-    target.is_challenger = False
-    target.save(update_fields=["is_challenger"])
-    event = _challenger_event(
-        version=target,
-        action=ActivationEvent.Action.CHALLENGER_REMOVE,
-        actor=actor,
-        actor_name=actor_name,
-        reason=reason,
+    return _challenger_set(
+        target, challenger=False, actor=actor, actor_name=actor_name, reason=reason
     )
-    return ChallengerResult(version=target, changed=True, event=event)
