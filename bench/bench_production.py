@@ -638,6 +638,7 @@ def run_mlflow(
 
 
 def run_benchmark(seconds: float) -> None:
+    (ROOT / "var").mkdir(exist_ok=True)  # a fresh clone has none yet
     run_dir = Path(tempfile.mkdtemp(prefix="bench-production-", dir=ROOT / "var"))
     floor_seconds, mlflow_seconds = min(5.0, seconds), min(10.0, seconds)
     repeats = int(os.environ.get("BENCH_BATCH_REPEATS") or 30)
