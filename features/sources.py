@@ -195,10 +195,13 @@ class BundledCandleSource:
         out: dict[str, FeatureRow | DomainError] = {}
         for symbol in symbols:
             try:
-                candles = self.get_candles(symbol, min_candles(window))
-                key = (normalise_symbol(symbol), window, candles["timestamp"].iat[-1])
+                # The newest candle's time, read once per history: a column lookup on every
+                # request cost more than the rest of the source's answer.
+                known = self._known(symbol)
+                key = (known, window, _bundled_newest(known))
                 row = self._rows.get(key)
                 if row is None:
+                    candles = self.get_candles(symbol, min_candles(window))
                     row = self._rows[key] = feature_row_of(symbol, candles, window)
                     while len(self._rows) > self.ROWS_KEPT:
                         self._rows.popitem(last=False)
@@ -215,6 +218,13 @@ class BundledCandleSource:
                 details={"symbol": symbol, "known_symbols": self.symbols()},
             )
         return key
+
+
+@functools.cache
+def _bundled_newest(symbol: str) -> pd.Timestamp:
+    """The time of the newest bundled candle of ``symbol`` (the history is read once per
+    process, ``load_bundled_history``, and never changes)."""
+    return load_bundled_history(symbol)["timestamp"].iat[-1]
 
 
 @functools.lru_cache(maxsize=256)

@@ -246,3 +246,26 @@ class ActivationEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("ActivationEvent rows are append-only")
+
+
+class RoutingGeneration(models.Model):
+    """One row whose ``generation`` changes, by database trigger, in the same transaction as any
+    write to ``RegisteredModel`` or ``ModelVersion`` rows (migration 0009): the stamp that tells
+    a process its copy of the routes (``models_registry.selectors.RouteCache``) is still what
+    the database says, in one indexed read of one row.
+
+    Triggers, not signals: ``QuerySet.update()``, raw SQL, the admin and other hosts all change
+    rows, and each must be noticed. Each new value comes from a PostgreSQL sequence (SQLite:
+    ``random()``), never from ``generation + 1``: a rolled-back transaction must not let a
+    later, different set of routes reuse a number a process has seen. Unmanaged, so Django's
+    flush (tests) leaves the row and its triggers in place.
+    """
+
+    generation = models.BigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "models_registry_routing_generation"
+
+    def __str__(self) -> str:
+        return f"routing generation {self.generation}"

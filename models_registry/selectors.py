@@ -13,7 +13,13 @@ from django.db.models import Count, FilteredRelation, Prefetch, Q, QuerySet
 from features.candles import normalise_symbol
 from mlengine.errors import DomainError, InvalidParameter, NotFoundError
 from models_registry.errors import AmbiguousModel, UnknownModel, UnknownModelVersion
-from models_registry.models import ActivationEvent, ModelVersion, RegisteredModel, TrainingRun
+from models_registry.models import (
+    ActivationEvent,
+    ModelVersion,
+    RegisteredModel,
+    RoutingGeneration,
+    TrainingRun,
+)
 from models_registry.naming import DEFAULT_MODEL_NAME, model_name_problem
 
 # A model argument: the row, its name, or None for ``default`` (what every seed route acts on).
@@ -236,6 +242,106 @@ def serving_routes(*, model: str | None = None) -> dict[str, ModelRoute]:
     }
 
 
+@functools.cache
+def _generation_sql(alias: str) -> tuple[str, tuple]:
+    sql, params = (
+        RoutingGeneration.objects.filter(pk=1)
+        .values_list("generation")
+        .query.get_compiler(using=alias)
+        .as_sql()
+    )
+    return sql, tuple(params)
+
+
+def routing_generation() -> int | None:
+    """The routing generation (``RoutingGeneration``): one indexed read of one row, whose value
+    changes with every committed write to models and versions. None if the row is missing."""
+    sql, params = _generation_sql(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+@functools.cache
+def _guard_sql(alias: str) -> tuple[str, int, int]:
+    """``EXISTS (the generation row with a given value)``, compiled once per database, and the
+    positions of its two parameters (the row's key and the value)."""
+    marker = -(2**62)
+    sql, params = (
+        RoutingGeneration.objects.filter(pk=1, generation=marker)
+        .values("pk")
+        .query.get_compiler(using=alias)
+        .as_sql()
+    )
+    return f"EXISTS ({sql})", list(params).index(1), list(params).index(marker)
+
+
+@dataclass(frozen=True)
+class RoutesSnapshot:
+    """Every model's route, and the routing generation they were read under (None: unknown)."""
+
+    routes: dict[str, ModelRoute]
+    generation: int | None
+
+    def guard(self) -> tuple[str, tuple] | None:
+        """The condition (SQL, parameters) under which these routes are still the database's:
+        for an INSERT that must write only then (``mlengine.db.postgresql.compiler``)."""
+        if self.generation is None:
+            return None
+        sql, key_at, value_at = _guard_sql(connection.alias)
+        params = [None, None]
+        params[key_at], params[value_at] = 1, self.generation
+        return sql, tuple(params)
+
+
+class RouteCache:
+    """This process's copy of ``serving_routes()``, kept while the routing generation is the one
+    read just before it: each request costs one read of one row instead of the routes' join (or
+    none, when its write carries the snapshot's ``guard()``), and a change committed by any
+    process on any host is still seen by the next request.
+
+    Its owner is this module (``route_cache``); its bound is one copy per database alias.
+    ``hits`` and ``misses`` count its answers.
+    """
+
+    def __init__(self) -> None:
+        self._copies: dict[str, RoutesSnapshot] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def snapshot(self, *, check: bool = True) -> RoutesSnapshot:
+        """The routes as the database has them now (``check``), or, unchecked, this process's
+        copy without a query: only for a caller whose write carries the snapshot's ``guard()``
+        and starts again with a checked one when that write is refused."""
+        alias = connection.alias
+        copy = self._copies.get(alias)
+        if not check and copy is not None:
+            self.hits += 1
+            return copy
+        # The generation first: routes read after it are at least as new, so a copy is never
+        # kept under a generation older than what it shows (a later change is a miss).
+        generation = routing_generation()
+        if generation is not None and copy is not None and copy.generation == generation:
+            self.hits += 1
+            return copy
+        self.misses += 1
+        snapshot = RoutesSnapshot(routes=serving_routes(), generation=generation)
+        if generation is not None:
+            self._copies[alias] = snapshot
+        return snapshot
+
+    def routes(self) -> dict[str, ModelRoute]:
+        """Every model's route as the database has it now."""
+        return self.snapshot().routes
+
+    def clear(self) -> None:
+        self._copies.clear()
+
+
+route_cache = RouteCache()
+
+
 def route_symbol(routes: dict[str, ModelRoute], symbol: str, *, model: str | None) -> ModelRoute:
     """The routing rule, on ``serving_routes``'s answer. ``model`` given: that model (404
     ``unknown_model`` if none). Otherwise the model whose symbols list ``symbol``; when several
@@ -262,22 +368,26 @@ def route_symbol(routes: dict[str, ModelRoute], symbol: str, *, model: str | Non
     return route
 
 
-def model_route(*, symbol: str, model: str | None = None) -> ModelRoute:
-    """The route of one ``/predict``: one query, then ``route_symbol``."""
+def model_route(
+    *, symbol: str, model: str | None = None, snapshot: RoutesSnapshot | None = None
+) -> ModelRoute:
+    """The route of one ``/predict``: ``route_symbol`` on ``snapshot``, else on the routes as the
+    database has them now (``route_cache``)."""
     if model is not None:
         parse_model_name(model)
-    return route_symbol(serving_routes(model=model), symbol, model=model)
+    routes = (snapshot or route_cache.snapshot()).routes
+    return route_symbol(routes, symbol, model=model)
 
 
 def model_routes(
     *, symbols: Iterable[str], model: str | None = None
 ) -> dict[str, ModelRoute | DomainError]:
-    """The route of each symbol of a batch (or the error that symbol gets), in one query. A
-    named ``model`` that does not exist is the whole batch's ``UnknownModel`` (404)."""
+    """The route of each symbol of a batch (or the error that symbol gets), on ``route_cache``.
+    A named ``model`` that does not exist is the whole batch's ``UnknownModel`` (404)."""
     if model is not None:
         parse_model_name(model)
     symbols = list(symbols)
-    routes = serving_routes(model=model)
+    routes = route_cache.routes()
     if model is not None and model not in routes:
         raise _unknown_model(model)
     answer: dict[str, ModelRoute | DomainError] = {}

@@ -1,15 +1,16 @@
 """The per-process model cache: several loaded models (champions of several named models, and
 the challengers phase 2 scores beside them), each keyed by (version pk, artifact sha256).
 
-Every request resolves its model's route first (one query, ``models_registry.selectors.
-serving_routes``: the model, its champion and its challengers), so an activation made by any
-process on any host is noticed at the next request, with no restart and no reload unless the
-key changed. A new artifact is verified and loaded before it replaces the old one; if it
-fails, that model's previous champion keeps serving (and is what the audit rows record), and the
-load is retried after ``MODEL_RELOAD_RETRY_SECONDS`` instead of on every request: a broken
-artifact is then read and hashed once per pause, not by every request (a large artifact costs a
-full read and sha256 each time). ``/health/ready`` retries at once, so an artifact that comes
-back is picked up by the next probe, or the next request after the pause, whichever comes first.
+Every request resolves its model's route first (``models_registry.selectors.route_cache``: the
+model, its champion and its challengers, checked against the routing generation), so an
+activation made by any process on any host is noticed at the next request, with no restart and
+no reload unless the key changed. A new artifact is verified and loaded before it replaces the
+old one; if it fails, that model's previous champion keeps serving (and is what the audit rows
+record), and the load is retried after ``MODEL_RELOAD_RETRY_SECONDS`` instead of on every
+request: a broken artifact is then read and hashed once per pause, not by every request (a
+large artifact costs a full read and sha256 each time). ``/health/ready`` retries at once, so an
+artifact that comes back is picked up by the next probe, or the next request after the pause,
+whichever comes first.
 At most ``MODEL_CACHE_SIZE`` models stay loaded (the oldest loaded goes first), plus the model
 each named model last served, kept for that fallback.
 """
@@ -34,7 +35,7 @@ from models_registry.artifacts import artifact_load
 from models_registry.errors import NoActiveModel
 from models_registry.models import ModelVersion, RegisteredModel
 from models_registry.naming import DEFAULT_MODEL_NAME
-from models_registry.selectors import ModelRoute, VersionKey, serving_routes
+from models_registry.selectors import ModelRoute, VersionKey, route_cache
 from predictions.errors import ModelUnavailable
 from predictions.fast_predict import compile_predictor
 
@@ -124,8 +125,8 @@ class ModelCache:
         return model_id in self._stale
 
     def get_active(self, *, retry_now: bool = False) -> LoadedModel:
-        """``default``'s champion (``/health``, tools): one route query, then ``get_champion``."""
-        routes = serving_routes(model=DEFAULT_MODEL_NAME)
+        """``default``'s champion (``/health``, tools): its route, then ``get_champion``."""
+        routes = route_cache.routes()
         route = routes.get(DEFAULT_MODEL_NAME) or ModelRoute(
             model_id=0, name=DEFAULT_MODEL_NAME, symbols=(), champion=None
         )

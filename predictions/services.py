@@ -1,7 +1,7 @@
 """Predictions: serve the active model on fresh features and audit every answer.
 
 ``prediction_create`` (``/predict``) and ``prediction_batch_create`` (``/predict/batch``) take the
-same steps: the model that serves the symbol and its champion (one query,
+same steps: the model that serves the symbol and its champion (``route_cache``,
 ``models_registry.selectors.model_route``; loaded by ``predictions.inference``), the newest
 candles and their feature row with that model's window (``features.selectors``), the model's
 probability, and the audit rows committed by ``_audit_commit`` before anything is answered.
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from features.engineering import FEATURE_NAMES
@@ -37,7 +38,13 @@ from features.sources import feature_row_of, get_candle_source, normalise_symbol
 from mlcore.metrics import CHALLENGER_FAILURES
 from mlengine.errors import DomainError, InsufficientHistory
 from mlengine.logs import log_rate_limited
-from models_registry.selectors import ModelRoute, model_route, model_routes
+from models_registry.selectors import (
+    ModelRoute,
+    RoutesSnapshot,
+    model_route,
+    model_routes,
+    route_cache,
+)
 from predictions.errors import AuditUnavailable, DuplicateRequestId, DuplicateSymbol
 from predictions.inference import LoadedModel, model_cache
 from predictions.models import PredictionRecord
@@ -64,6 +71,10 @@ class BatchResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+# Tries of a /predict whose guarded audit INSERT found the routes changed (prediction_create).
+ROUTE_ATTEMPTS = 3
+
+
 def prediction_create(
     *,
     symbol: str,
@@ -88,16 +99,75 @@ def prediction_create(
     ``challengers`` scores the model's challengers in shadow (module docstring): by default
     when the champion is looked up here (a live request), not when ``model`` is given (the
     replay), unless asked with True.
+
+    The route: where the database can guard an INSERT (PostgreSQL), a live request is routed on
+    this process's copy of the routes without a query, and its audit INSERT writes only if the
+    routing generation is still that copy's, in the same statement: one round trip, and an
+    activation by any process is still served from the next request on. A refused INSERT (the
+    routes changed) scores again on the routes as the database has them now, guarded again;
+    the last of ``ROUTE_ATTEMPTS`` writes unguarded after that fresh read, which is what every
+    request does elsewhere (SQLite: one read of the generation, then the INSERT).
     """
+    guarded = (
+        model is None
+        and getattr(connection, "supports_guarded_insert", False)
+        and transaction.get_autocommit()
+    )
+    attempt = 0
+    while True:
+        attempt += 1
+        result = _predict_once(
+            symbol=symbol,
+            candles=candles,
+            event_time=event_time,
+            is_replay=is_replay,
+            request_id=request_id,
+            model=model,
+            model_name=model_name,
+            challengers=challengers,
+            fresh=not guarded or attempt > 1,
+            guard=guarded and attempt < ROUTE_ATTEMPTS,
+        )
+        if result is not None:
+            return result
+
+
+def _champion(
+    symbol: str, model_name: str | None, *, fresh: bool
+) -> tuple[RoutesSnapshot, ModelRoute, LoadedModel]:
+    """The routes (``fresh``: as the database has them now, else this process's copy), the
+    symbol's route and its loaded champion. An error decided on the copy (unknown model, no
+    champion...) is decided again on the database's routes before it is raised."""
+    with _server_binding():
+        snapshot = route_cache.snapshot(check=fresh)
+        try:
+            route = model_route(symbol=symbol, model=model_name, snapshot=snapshot)
+            return snapshot, route, model_cache.get_champion(route)
+        except DomainError:
+            if fresh:
+                raise
+    return _champion(symbol, model_name, fresh=True)
+
+
+def _predict_once(
+    *,
+    symbol: str,
+    candles: pd.DataFrame | None,
+    event_time: datetime | None,
+    is_replay: bool,
+    request_id: uuid.UUID | None,
+    model: LoadedModel | None,
+    model_name: str | None,
+    challengers: bool | None,
+    fresh: bool,
+    guard: bool,
+) -> PredictionResult | None:
+    """One attempt of ``prediction_create``: None when its guarded INSERT was refused."""
     started = time.perf_counter()
     route: ModelRoute | None = None
+    snapshot: RoutesSnapshot | None = None
     if model is None:
-        # One query per request (the model, its champion and challengers), prepared once per
-        # connection: an activation by any process is served from the next request on
-        # (predictions.inference).
-        with _server_binding():
-            route = model_route(symbol=symbol, model=model_name)
-            model = model_cache.get_champion(route)
+        snapshot, route, model = _champion(symbol, model_name, fresh=fresh)
     if challengers is None:
         challengers = route is not None
     looked_up = time.perf_counter()
@@ -142,7 +212,9 @@ def prediction_create(
             )
             timings["challengers"] = (time.perf_counter() - predicted) * 1000
     scored = time.perf_counter()
-    _audit_commit(records, answer=record)
+    condition = snapshot.guard() if guard and snapshot is not None else None
+    if not _audit_commit(records, answer=record, guard=condition):
+        return None
     timings["audit"] = (time.perf_counter() - scored) * 1000
     return PredictionResult(record=record, timings=timings)
 
@@ -309,7 +381,7 @@ def prediction_batch_create(
     *, symbols: Sequence[str], model_name: str | None = None
 ) -> BatchResult:
     """Predict for the newest candle of each symbol, each with the champion of the model that
-    serves it (routed as ``/predict`` routes, all in one query), in one pass per model: its
+    serves it (routed as ``/predict`` routes), in one pass per model: its
     candles fetched together with its window, one ``predict_proba`` call for its rows, and every
     audit row committed in one transaction before this returns (``AuditUnavailable`` and no row
     at all if that fails). A symbol that cannot be scored (unknown, too little history, its
@@ -409,7 +481,7 @@ def _batch_models(
 ) -> tuple[dict[int, tuple[LoadedModel, list[str]]], dict[int, ModelRoute], list[dict[str, Any]]]:
     """Each champion serving the batch (by version pk) with its symbols in request order, its
     route (for its challengers), and the error entries of the symbols no champion serves; all
-    routed in one query. When no symbol has a champion for want of one (503), that error is
+    routed together. When no symbol has a champion for want of one (503), that error is
     raised instead."""
     with _server_binding():
         routed = model_routes(symbols=symbols, model=model_name)
@@ -484,11 +556,16 @@ def _record(
 
 
 def _audit_commit(
-    records: list[PredictionRecord], *, answer: PredictionRecord | None = None
-) -> None:
-    """The one write of audit rows: all of ``records`` committed when this returns, or none and
-    ``AuditUnavailable`` / ``DuplicateRequestId``. ``answer`` is the one prediction the rows
-    answer (``/predict``: the champion's row beside its shadow rows), named in the error.
+    records: list[PredictionRecord],
+    *,
+    answer: PredictionRecord | None = None,
+    guard: tuple[str, tuple] | None = None,
+) -> bool:
+    """The one write of audit rows: all of ``records`` committed when this returns True, or
+    none and ``AuditUnavailable`` / ``DuplicateRequestId``. ``answer`` is the one prediction the
+    rows answer (``/predict``: the champion's row beside its shadow rows), named in the error.
+    ``guard`` (SQL, parameters) makes the INSERT write only if it holds when the statement runs
+    (``mlengine.db.postgresql.compiler``): False when it did not, and nothing was written.
 
     Inside a caller's transaction (the replay) a savepoint keeps a failed INSERT from breaking it.
     """
@@ -497,47 +574,50 @@ def _audit_commit(
     # into the SQL text, and far less for a batch's thousands of values.
     try:
         with _server_binding():
-            if len(records) == 1 and transaction.get_autocommit():
-                # One INSERT in autocommit mode is committed when it returns; bulk_create's
-                # BEGIN and COMMIT around it would add two round trips to every /predict.
-                records[0].save(force_insert=True)
-            elif answer is not None and transaction.get_autocommit():
-                _insert_one_statement(records)  # a /predict and its shadow rows
-            else:
-                with transaction.atomic():
-                    PredictionRecord.objects.bulk_create(records)
+            if transaction.get_autocommit() and (answer is not None or len(records) == 1):
+                return _insert_one_statement(records, guard=guard)
+            with transaction.atomic():
+                PredictionRecord.objects.bulk_create(records)
+            return True
     except DatabaseError as exc:
         raise _audit_failure(records, exc, answer=answer) from exc
 
 
-def _insert_one_statement(records: list[PredictionRecord]) -> None:
-    """``records`` in ONE multi-row INSERT in autocommit mode: committed when it returns, all or
-    none (a statement is atomic), with no BEGIN and COMMIT round trips around it.
+def _insert_one_statement(
+    records: list[PredictionRecord], *, guard: tuple[str, tuple] | None = None
+) -> bool:
+    """``records`` in ONE INSERT in autocommit mode: committed when it returns, all or none (a
+    statement is atomic), with no BEGIN and COMMIT round trips around it. False when its
+    ``guard`` did not hold (nothing written).
 
-    This is how ``Model.save()`` inserts its one row (``Model._do_insert`` calls the manager's
-    ``_insert``), given several rows: bulk_create's own transaction made a /predict with one
-    challenger 0.75 ms slower on PostgreSQL, this 0.13 ms (p50, one row more). The rows of one
-    /predict are few: they fit one statement on every backend (else bulk_create, in its
-    transaction).
+    This is the INSERT ``Model.save()`` sends for one row (``QuerySet._insert`` builds the same
+    ``InsertQuery``), given several rows and the guard: bulk_create's own transaction made a
+    /predict with one challenger 0.75 ms slower on PostgreSQL, this 0.13 ms (p50, one row more).
+    The rows of one /predict are few: they fit one statement on every backend (else
+    bulk_create, in its transaction, unguarded: only /predict guards, with a handful of rows).
     """
     opts = PredictionRecord._meta
     fields = [column for column in opts.local_concrete_fields if column is not opts.auto_field]
     if len(records) > connection.ops.bulk_batch_size(fields, records):
         with transaction.atomic():
             PredictionRecord.objects.bulk_create(records)
-        return
+        return True
     returning = (
         opts.db_returning_fields if connection.features.can_return_rows_from_bulk_insert else None
     )
-    returned = PredictionRecord._base_manager._insert(
-        records, fields=fields, returning_fields=returning, using=connection.alias
-    )
+    query = InsertQuery(PredictionRecord)
+    query.insert_values(fields, records)
+    query.guard = guard
+    returned = query.get_compiler(using=connection.alias).execute_sql(returning)
+    if guard is not None and (not returned or returned[0] is None):
+        return False
     for record, values in zip(records, returned or (), strict=False):
         for column, value in zip(returning or (), values, strict=True):
             setattr(record, column.attname, value)
     for record in records:
         record._state.adding = False
         record._state.db = connection.alias
+    return True
 
 
 def _audit_failure(

@@ -15,7 +15,14 @@ from features.sources import feature_row_of, get_candle_source
 from models_registry.errors import ChallengerRefused
 from models_registry.models import ActivationEvent, ModelVersion, RegisteredModel
 from models_registry.naming import model_name_problem
-from models_registry.selectors import challengers_of, champion_of, model_route, serving_routes
+from models_registry.selectors import (
+    challengers_of,
+    champion_of,
+    model_route,
+    route_cache,
+    routing_generation,
+    serving_routes,
+)
 from models_registry.services.activation import (
     challenger_add,
     challenger_remove,
@@ -219,18 +226,51 @@ def test_batch_routes_each_symbol_and_reports_per_symbol_errors(two_models) -> N
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_model"
 
 
-def test_routing_and_champion_resolution_is_one_query(two_models) -> None:
+def test_routes_are_read_once_per_change_and_checked_by_one_row_per_request(two_models) -> None:
     challenger = make_version(model="spx", feature_spec={**SPEC, "window": 10})
     challenger_add(version=challenger.version, model="spx", actor_name="test")
     with CaptureQueriesContext(connection) as queries:
         route = model_route(symbol="sp500")
-    assert len(queries) == 1
+    # A change since the last copy: the generation, then the routes' one join.
+    assert len(queries) == 2 and "routing_generation" in queries[0]["sql"]
     assert route.name == "spx" and route.symbols == ("SP500",)
     assert route.champion.pk == two_models["spx"].pk
     assert [key.pk for key in route.challengers] == [challenger.pk]
+    hits = route_cache.hits
+    with CaptureQueriesContext(connection) as queries:
+        assert model_route(symbol="sp500") == route
+    assert len(queries) == 1 and "routing_generation" in queries[0]["sql"]
+    assert route_cache.hits == hits + 1
     with CaptureQueriesContext(connection) as queries:
         routes = serving_routes(model="ndx")
     assert len(queries) == 1 and list(routes) == ["ndx"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "update",  # QuerySet.update(): no signal, no save()
+        "symbols",  # the model's row, as the admin saves it
+        "delete",
+    ],
+)
+def test_every_write_to_models_and_versions_is_seen_by_the_next_route(two_models, change) -> None:
+    """The routing generation changes by trigger with any write, however it is made, so the
+    cached routes are never served after the database changed."""
+    assert model_route(symbol="SP500").name == "spx"
+    before = routing_generation()
+    if change == "update":
+        ModelVersion.objects.filter(pk=two_models["spx"].pk).update(is_active=False)
+        assert model_route(symbol="SP500").champion is None
+    elif change == "symbols":
+        RegisteredModel.objects.filter(name="spx").update(symbols=["NASDAQ"])
+        assert model_route(symbol="SP500").name == "default"
+    else:
+        spare = make_version(model="spx", feature_spec=SPEC)
+        before = routing_generation()
+        ModelVersion.objects.filter(pk=spare.pk).delete()
+        assert model_route(symbol="SP500").name == "spx"
+    assert routing_generation() != before
 
 
 def test_a_champion_that_fails_to_load_falls_back_per_model(two_models, settings) -> None:

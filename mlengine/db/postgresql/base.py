@@ -38,15 +38,22 @@ from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
 from psycopg.types.array import ListBinaryDumper
 
+from mlengine.db.postgresql.compiler import GuardedRows
+
 # psycopg's default: a statement is prepared on its sixth run on a connection.
 PREPARE_THRESHOLD = 5
 
 
 class DatabaseOperations(BaseOperations):
-    """Django's, with this backend's compilers: a multi-row INSERT of a few rows as VALUES
-    (``mlengine.db.postgresql.compiler``)."""
+    """Django's, with this backend's compilers (``mlengine.db.postgresql.compiler``): a
+    multi-row INSERT of a few rows as VALUES, and the guarded INSERT."""
 
     compiler_module = "mlengine.db.postgresql.compiler"
+
+    def bulk_insert_sql(self, fields, placeholder_rows):  # noqa: ANN001, ANN201 - Django's
+        if isinstance(placeholder_rows, GuardedRows):
+            return str(placeholder_rows)
+        return super().bulk_insert_sql(fields, placeholder_rows)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -55,6 +62,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     ops_class = DatabaseOperations
     _used_at = float("-inf")
+    # An INSERT can carry a condition checked in the same statement (mlengine.db.guarded_insert).
+    supports_guarded_insert = True
 
     def get_new_connection(self, conn_params):  # noqa: ANN001, ANN201 - Django's signature
         connection = super().get_new_connection(conn_params)

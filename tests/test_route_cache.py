@@ -1,0 +1,117 @@
+"""The routes each process keeps (``models_registry.selectors.RouteCache``) and the guarded audit
+INSERT of ``/predict`` (``predictions.services.prediction_create``): the copy hits on every
+request, and a change committed anywhere is still served from the next request on.
+
+``transactional_db``: the guard applies in autocommit mode, as a request runs (a test
+transaction around everything would turn it off).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from models_registry.models import ModelVersion
+from models_registry.selectors import route_cache, routing_generation
+from models_registry.services.activation import model_version_activate
+from predictions.models import PredictionRecord
+from predictions.services import _insert_one_statement
+from tests.factories import make_model, make_version
+
+pytestmark = pytest.mark.usefixtures("transactional_db")
+
+
+def _predict(client: Client, **params: str) -> dict:
+    answer = client.get("/predict", {"symbol": "SP500", **params})
+    assert answer.status_code == 200, answer.content
+    return answer.json()
+
+
+def _inserts(queries: CaptureQueriesContext) -> list[str]:
+    return [query["sql"] for query in queries if query["sql"].startswith("INSERT")]
+
+
+def test_a_warm_predict_hits_the_copy_in_one_statement_on_postgresql(trained) -> None:
+    client = Client()
+    _predict(client)
+    hits = route_cache.hits
+    with CaptureQueriesContext(connection) as queries:
+        answer = _predict(client)
+    assert route_cache.hits == hits + 1
+    assert answer["model_version"] == "v1"
+    statements = [query["sql"] for query in queries]
+    if connection.vendor == "postgresql":
+        # No read before the INSERT: it carries the routing generation it was served under.
+        assert len(statements) == 1
+        assert "routing_generation" in statements[0] and "EXISTS" in statements[0]
+    else:
+        # Elsewhere one read of one row checks the copy, then the INSERT.
+        assert len(statements) == 2 and "routing_generation" in statements[0]
+    assert PredictionRecord.objects.filter(request_id=answer["request_id"]).count() == 1
+
+
+def test_an_activation_is_served_from_the_next_request_with_one_row(trained) -> None:
+    client = Client()
+    assert _predict(client)["model_version"] == "v1"
+    v2 = make_version(feature_spec=trained.feature_spec)
+    # Another process's activation: this one's copy of the routes still names v1.
+    model_version_activate(version=v2.version, actor_name="elsewhere")
+    with CaptureQueriesContext(connection) as queries:
+        answer = _predict(client)
+    assert answer["model_version"] == "v2"
+    rows = PredictionRecord.objects.filter(request_id=answer["request_id"])
+    assert [row.model_version_id for row in rows] == [v2.pk]
+    if connection.vendor == "postgresql":
+        # The INSERT under v1's routes wrote nothing; the second, after a fresh read, did.
+        assert len(_inserts(queries)) == 2
+    assert _predict(client)["model_version"] == "v2"
+
+
+def test_an_error_decided_on_the_copy_is_decided_again_on_the_database(trained) -> None:
+    client = Client()
+    _predict(client)
+    make_model("fresh", symbols=["NASDAQ"])  # after the copy: it does not know this model
+    answer = client.get("/predict", {"symbol": "NASDAQ", "model": "fresh"})
+    # Not the copy's 404 unknown_model: the model exists, and has no champion yet.
+    assert answer.status_code == 503, answer.content
+    assert answer.json()["error"]["code"] == "no_active_model"
+
+
+def test_a_guarded_insert_writes_nothing_when_its_condition_fails(
+    trained, require_postgres
+) -> None:
+    def row() -> PredictionRecord:
+        return PredictionRecord(
+            request_id=uuid.uuid4(),
+            symbol="SP500",
+            model_version=trained,
+            features={},
+            prediction=0.5,
+            confidence=0.0,
+            as_of="2018-12-31T00:00:00Z",
+            latency_ms=1.0,
+        )
+
+    current = routing_generation()
+    stale = ("EXISTS (SELECT 1 WHERE %s = %s)", (current, current + 1))
+    assert _insert_one_statement([row(), row()], guard=stale) is False
+    assert not PredictionRecord.objects.exists()
+    held = ("EXISTS (SELECT 1 WHERE %s = %s)", (current, current))
+    assert _insert_one_statement([row(), row()], guard=held) is True
+    assert PredictionRecord.objects.count() == 2
+
+
+def test_a_generation_seen_in_a_rolled_back_transaction_is_never_reused(trained) -> None:
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback), transaction.atomic():
+        ModelVersion.objects.filter(pk=trained.pk).update(beats_baseline=False)
+        seen = routing_generation()
+        raise Rollback
+    ModelVersion.objects.filter(pk=trained.pk).update(beats_baseline=False)
+    assert routing_generation() not in {seen, None}
