@@ -14,10 +14,15 @@ statement runs, in the same statement: ``INSERT INTO t (...) SELECT * FROM (VALU
 rows WHERE <condition> RETURNING ...``. ``/predict`` makes its audit row conditional on the
 routing generation it served from, which saves the round trip of checking it first
 (``predictions.services``). The rows, their columns and values are the ORM's, as for any INSERT.
+The text of a guarded INSERT depends only on its table, columns, number of rows, returned
+columns and condition, so it is built once per such shape (``GUARDED_TEXTS`` of them) and only
+its values are prepared per statement, by the same field methods: building the text took a
+tenth of a ``/predict``'s time in its worker.
 """
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 from django.db.backends.postgresql import compiler as postgresql
@@ -32,6 +37,9 @@ SQLCompiler = postgresql.SQLCompiler
 
 # Rows from which an INSERT uses UNNEST arrays (a batch); fewer are listed as VALUES.
 UNNEST_MIN_ROWS = 32
+# Shapes of guarded INSERT whose text is kept (a /predict with 0, 1, 2... challengers per model).
+GUARDED_TEXTS = 64
+_guarded_texts: dict[tuple, str] = {}
 
 
 class GuardedRows(list):
@@ -49,6 +57,37 @@ class GuardedRows(list):
 
 
 class SQLInsertCompiler(postgresql.SQLInsertCompiler):
+    def as_sql(self) -> Any:
+        guard = getattr(self.query, "guard", None)
+        fields = self.query.fields
+        if guard is None or not fields or self.query.on_conflict or self.query.raw:
+            return super().as_sql()
+        if any(hasattr(field, "get_placeholder") for field in fields):
+            return super().as_sql()
+        key = (
+            self.connection.alias,
+            self.query.get_meta().db_table,
+            tuple(field.column for field in fields),
+            len(self.query.objs),
+            tuple(field.column for field in self.returning_fields or ()),
+            guard[0],
+        )
+        text = _guarded_texts.get(key)
+        if text is None:
+            statements = super().as_sql()
+            if len(_guarded_texts) < GUARDED_TEXTS:
+                _guarded_texts[key] = statements[0][0]
+            return statements
+        value_rows = [
+            [self.prepare_value(field, self.pre_save_val(field, obj)) for field in fields]
+            for obj in self.query.objs
+        ]
+        if any(hasattr(value, "as_sql") for row in value_rows for value in row):
+            return super().as_sql()  # an expression: its own placeholder
+        _, self.returning_params = self.connection.ops.return_insert_columns(self.returning_fields)
+        params = (*chain.from_iterable(value_rows), *guard[1], *self.returning_params)
+        return [(text, params)]
+
     def assemble_as_sql(self, fields: Any, value_rows: Any) -> Any:
         guard = getattr(self.query, "guard", None)
         if guard is not None:
