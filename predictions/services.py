@@ -344,6 +344,8 @@ def _shadow_rows(
                     symbol=symbol,
                     as_of=answered.as_of,
                     features=row,
+                    # The same window: the champion's features, already in their stored form.
+                    stored_features=answered.features if row is features[symbol] else None,
                     probability=probability,
                     latency_ms=latency_ms,
                     event_time=answered.event_time,
@@ -532,8 +534,11 @@ def _record(
     timings: dict[str, float] | None = None,
     role: str = PredictionRecord.Role.CHAMPION,
     champion_request_id: uuid.UUID | None = None,
+    stored_features: dict[str, float | None] | None = None,
 ) -> PredictionRecord:
-    """The unsaved audit row of one prediction (``PredictionRecord`` is its only definition)."""
+    """The unsaved audit row of one prediction (``PredictionRecord`` is its only definition).
+    ``stored_features``: ``features`` as another row already stores them (a shadow row of the
+    champion's own feature row)."""
     now = timezone.now()
     return PredictionRecord(
         request_id=request_id or uuid.uuid4(),
@@ -543,10 +548,12 @@ def _record(
         symbol=normalise_symbol(symbol),
         # The version row in memory: the representation reads its label without a query.
         model_version=model.version_row,
-        features={name: json_float(features[name]) for name in FEATURE_NAMES},
+        features=stored_features
+        if stored_features is not None
+        else {name: json_float(features[name]) for name in FEATURE_NAMES},
         prediction=probability,
         confidence=confidence_of(probability),
-        as_of=pd.Timestamp(as_of).to_pydatetime(),
+        as_of=as_of if type(as_of) is datetime else pd.Timestamp(as_of).to_pydatetime(),
         horizon=model.horizon,
         latency_ms=round(latency_ms, 3),
         timings=timings or {},
