@@ -15,10 +15,15 @@ One run, side by side, each row under the same load generator as ``bench/bench_p
    ``BENCH_SECONDS`` (20) of ``GET /predict?symbol=SP500``; every 200 answer's ``X-Request-ID``
    must have a committed ``PredictionRecord``; the stand-in's counters give the upstream calls
    per symbol per ``MARKET_DATA_CACHE_TTL``.
+   The same server again under ``wrk -t4 -c4 --latency`` for ``BENCH_SECONDS`` (the issue's
+   load generator, in C: it spends a tenth of the Python clients' CPU per request on the same 2
+   cores and times from request to response, without the connect), when wrk is installed; its
+   audit check counts the rows the run added against its 200 answers.
 2. **bundled path**: the same gunicorn, settings, Redis and database without ``MARKET_DATA_URL``
    (candles from ``features/data``), so the candle source is the only difference.
 3. **floors**, 5 s each: a bare WSGI callable (``bench/bare_wsgi.py``) under the same gunicorn
-   options, and the bare Django view of ``bench/bare_urls.py`` in the production gunicorn.
+   options (also under wrk), and the bare Django view of ``bench/bare_urls.py`` in the
+   production gunicorn.
 4. **mlflow models serve** on the same model: the active version's pipeline saved with
    ``mlflow.sklearn.save_model`` (``predict_proba``) and served with ``--env-manager local``
    and 2 workers, scoring the same feature row (``POST /invocations``, ``dataframe_split``),
@@ -47,6 +52,7 @@ import http.client
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -114,6 +120,8 @@ class Row:
     note: str = ""
     # Shadow rows: the median over rounds of the p50 difference per challenger.
     paired_delta_ms: float | None = None
+    # wrk rows: what wrk reported instead of a LoadResult.
+    wrk: WrkResult | None = None
 
 
 # --- services ----------------------------------------------------------------------------------
@@ -432,6 +440,78 @@ def row_count(database_url: str) -> int:
         return connection.execute("SELECT count(*) FROM predictions_predictionrecord").fetchone()[0]
 
 
+@dataclass
+class WrkResult:
+    """One wrk run: its latency percentiles (ms), requests/s, and answers that were not 2xx or
+    failed on the socket."""
+
+    p50: float
+    p99: float
+    rps: float
+    requests: int
+    errors: int
+    rows_added: int = 0
+
+    @property
+    def unaudited(self) -> int:
+        """200 answers beyond the rows the run added (an answer without a committed row)."""
+        return max(0, self.requests - self.errors - self.rows_added)
+
+
+WRK_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk_ms(text: str) -> float:
+    """A wrk duration (``812.00us``, ``3.86ms``, ``1.02s``) in milliseconds."""
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(number) * WRK_UNITS_MS[unit]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """p50, p99, requests/s and errors from ``wrk --latency``'s report."""
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    requests = int(re.search(r"^\s*(\d+) requests in", output, re.MULTILINE).group(1))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return WrkResult(
+        p50=_wrk_ms(latency["50"]),
+        p99=_wrk_ms(latency["99"]),
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        requests=requests,
+        errors=errors + (int(non_2xx.group(1)) if non_2xx else 0),
+    )
+
+
+def run_wrk(server: tuple[int, int], path: str, seconds: float, database_url: str | None) -> Row:
+    """``wrk -t4 -c4 --latency`` (the issue's load generator: C, one thread per connection) on
+    ``path``; with ``database_url``, the audit rows the run added against its 200 answers."""
+    name = f"  the same under wrk {CONCURRENCY} connections"
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return Row(name, note="n/a: wrk is not installed (Debian package wrk)")
+    before = row_count(database_url) if database_url else 0
+    done = subprocess.run(
+        [
+            wrk,
+            f"-t{CONCURRENCY}",
+            f"-c{CONCURRENCY}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            server_url(server) + path,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=seconds + 60,
+    )
+    if done.returncode != 0:
+        return Row(name, note=f"n/a: wrk failed: {done.stderr.strip()[:200]}")
+    result = parse_wrk(done.stdout)
+    if database_url:
+        result.rows_added = row_count(database_url) - before
+    return Row(name, wrk=result)
+
+
 EXPORT_SCRIPT = """
 import json
 import joblib
@@ -686,6 +766,7 @@ def run_benchmark(seconds: float) -> None:
                 production = load(server, PREDICT_PATH, seconds=seconds)
                 stats_after = upstream_stats(upstream)
                 rows["production"] = Row("production: upstream + Redis + PostgreSQL", production)
+                rows["production-wrk"] = run_wrk(server, PREDICT_PATH, seconds, database_url)
                 rows["django"] = Row(
                     "bare Django view, same gunicorn",
                     load(server, BARE_PATH, seconds=floor_seconds),
@@ -737,6 +818,7 @@ def run_benchmark(seconds: float) -> None:
                 rows["wsgi"] = Row(
                     "bare WSGI app, same gunicorn", load(server, "/", seconds=floor_seconds)
                 )
+                rows["wsgi-wrk"] = run_wrk(server, "/", floor_seconds, None)
 
             rows.update(run_mlflow(exported, run_dir, mlflow_seconds, notes))
         print_report(rows, notes, missing, missing_bundled)
@@ -759,9 +841,27 @@ def print_report(
         f"{'row':<46} {'p50':>8} {'p95':>8} {'p99':>8} {'req/s':>7} {'errors':>6} "
         f"{'p50/WSGI':>9} {'req/s/WSGI':>10}"
     )
-    order = ["production", "bundled", "wsgi", "django", "mlflow", "mlflow-keep-alive", "batch"]
+    order = [
+        "production",
+        "production-wrk",
+        "bundled",
+        "wsgi",
+        "wsgi-wrk",
+        "django",
+        "mlflow",
+        "mlflow-keep-alive",
+        "batch",
+    ]
+    wrk_floor = rows["wsgi-wrk"].wrk if "wsgi-wrk" in rows else None
     for row in [rows[key] for key in order if key in rows]:
         result = row.result
+        if row.wrk is not None:
+            ratio = f"{row.wrk.p50 / wrk_floor.p50:8.1f}x" if wrk_floor is not None else ""
+            print(
+                f"{row.name:<46} {row.wrk.p50:6.2f}ms {'':>8} {row.wrk.p99:6.2f}ms "
+                f"{row.wrk.rps:7.0f} {row.wrk.errors:6d} {ratio}"
+            )
+            continue
         if result is None:
             print(f"{row.name:<46} {row.note}")
             continue
@@ -802,6 +902,24 @@ def print_report(
     )
     print(f"goal production zero errors: {verdict(production.errors, 0)}")
     print(f"goal production zero 200 answers without an audit row: {verdict(missing, 0)}")
+    wrk = rows["production-wrk"].wrk if "production-wrk" in rows else None
+    if wrk is None:
+        print(f"production under wrk: {rows.get('production-wrk', Row('')).note or 'not run'}")
+    else:
+        print(
+            f"production under wrk: {wrk.requests} answers, {wrk.errors} errors, "
+            f"{wrk.rows_added} audit rows added, {wrk.unaudited} answers beyond the rows"
+        )
+        print(f"goal production (wrk) p50 <= {GOAL_P50_MS:g} ms: {verdict(wrk.p50, GOAL_P50_MS)}")
+        print(f"goal production (wrk) p99 <= {GOAL_P99_MS:g} ms: {verdict(wrk.p99, GOAL_P99_MS)}")
+        print(
+            f"goal production (wrk) >= {GOAL_RPS:g} requests/s: "
+            f"{verdict(wrk.rps, GOAL_RPS, lower_is_better=False)}"
+        )
+        print(
+            f"goal production (wrk) zero errors and zero unaudited: "
+            f"{verdict(wrk.errors + wrk.unaudited, 0)}"
+        )
     batch = rows["batch"].result
     batch_verdict = (
         rows["batch"].note
