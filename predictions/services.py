@@ -207,10 +207,11 @@ def _predict_once(
         if route is None:
             route = model_route(symbol=symbol, model=model.model_name)
         if route.challengers:
+            shadowed = time.perf_counter()  # after the champion's own row: not theirs to count
             records += _shadow_records(
                 route, champion=model, record=record, features=features, candles=candles
             )
-            timings["challengers"] = (time.perf_counter() - predicted) * 1000
+            timings["challengers"] = (time.perf_counter() - shadowed) * 1000
     scored = time.perf_counter()
     condition = snapshot.guard() if guard and snapshot is not None else None
     if not _audit_commit(records, answer=record, guard=condition):
