@@ -1,6 +1,6 @@
 """``/metrics``: every process's counters and histograms plus gauges read from the database at
-scrape time (active version, drift, freshness, audit export lag), and the request-counting
-middleware.
+scrape time (each model's champion, drift and freshness, the audit export lag), and the
+request-counting middleware.
 
 The counters and histograms are defined in ``mlcore.metrics`` (the apps record into them without
 importing monitoring); prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``) makes
@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
@@ -25,8 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mlcore.metrics import observe_request
 from mlengine.logs import log_rate_limited
-from models_registry.naming import DEFAULT_MODEL_NAME
-from models_registry.selectors import active_model_version
+from models_registry.models import ModelVersion, RegisteredModel
 from monitoring.models import DriftSnapshot, FreshnessSnapshot
 from predictions.selectors import audit_export_lag
 
@@ -88,73 +88,73 @@ class StateCollector:
         yield from families
 
     def _database_gauges(self) -> Iterator[GaugeMetricFamily]:
+        """The gauges of every model (label ``model``): its champion's number and age, its
+        latest drift check and its latest freshness check; then the audit export's lag."""
         now = timezone.now()
-        active = active_model_version()
         version = GaugeMetricFamily(
-            "mlengine_active_model_version", "Active model version number (0: none)."
+            "mlengine_active_model_version",
+            "Active model version number (0: none).",
+            labels=["model"],
         )
-        version.add_metric([], active.version if active else 0)
-        yield version
-        age = GaugeMetricFamily("mlengine_active_model_age_seconds", "Age of the active model.")
-        if active:
-            age.add_metric([], (now - active.created_at).total_seconds())
-        yield age
-
+        age = GaugeMetricFamily(
+            "mlengine_active_model_age_seconds", "Age of the active model.", labels=["model"]
+        )
         psi = GaugeMetricFamily(
-            "mlengine_drift_psi", "PSI of the latest drift check.", labels=["feature"]
+            "mlengine_drift_psi", "PSI of the latest drift check.", labels=["model", "feature"]
         )
         drifting = GaugeMetricFamily(
             "mlengine_drift_status",
             "1 if the feature drifts in the latest check.",
-            labels=["feature"],
+            labels=["model", "feature"],
         )
         threshold = GaugeMetricFamily(
-            "mlengine_drift_threshold", "PSI threshold used.", labels=["feature"]
+            "mlengine_drift_threshold", "PSI threshold used.", labels=["model", "feature"]
         )
-        if active:
-            latest = (
-                DriftSnapshot.objects.filter(model_version=active, kind=DriftSnapshot.Kind.MODEL)
-                .order_by("-created_at", "-id")
-                .values_list("check_id", flat=True)
-                .first()
-            )
-            for row in DriftSnapshot.objects.filter(check_id=latest).values(
-                "feature", "psi", "threshold", "status"
-            ):
-                drifting.add_metric([row["feature"]], 1.0 if row["status"] == "drift" else 0.0)
-                if row["psi"] is not None:
-                    psi.add_metric([row["feature"]], row["psi"])
-                if row["threshold"] is not None:
-                    threshold.add_metric([row["feature"]], row["threshold"])
-        yield psi
-        yield drifting
-        yield threshold
-
         fresh_age = GaugeMetricFamily(
             "mlengine_freshness_age_seconds",
             "Age per freshness item.",
-            labels=["component", "subject"],
+            labels=["model", "component", "subject"],
         )
         stale = GaugeMetricFamily(
-            "mlengine_freshness_stale", "1 if the item is stale.", labels=["component", "subject"]
+            "mlengine_freshness_stale",
+            "1 if the item is stale.",
+            labels=["model", "component", "subject"],
         )
-        latest_check = (
-            # The gauges have no model label: they report ``default``'s checks, as before.
-            FreshnessSnapshot.objects.filter(is_replay=False, model__name=DEFAULT_MODEL_NAME)
-            .order_by("-created_at", "-id")
-            .values_list("check_id", flat=True)
-            .first()
-        )
-        for row in FreshnessSnapshot.objects.filter(check_id=latest_check).values(
-            "component", "subject", "age_seconds", "status"
-        ):
-            labels = [row["component"], row["subject"]]
-            if row["age_seconds"] is not None:
-                fresh_age.add_metric(labels, row["age_seconds"])
-            stale.add_metric(labels, 1.0 if row["status"] == "stale" else 0.0)
-        yield fresh_age
-        yield stale
+        champions = {
+            row.model_id: row
+            for row in ModelVersion.objects.filter(is_active=True).defer("baseline", "metrics")
+        }
+        for model_id, name in RegisteredModel.objects.order_by("name").values_list("pk", "name"):
+            champion = champions.get(model_id)
+            version.add_metric([name], champion.version if champion else 0)
+            if champion is not None:
+                age.add_metric([name], (now - champion.created_at).total_seconds())
+                for row in _latest_check(
+                    DriftSnapshot.objects.filter(
+                        model_version=champion, kind=DriftSnapshot.Kind.MODEL
+                    )
+                ).values("feature", "psi", "threshold", "status"):
+                    labels = [name, row["feature"]]
+                    drifting.add_metric(labels, 1.0 if row["status"] == "drift" else 0.0)
+                    if row["psi"] is not None:
+                        psi.add_metric(labels, row["psi"])
+                    if row["threshold"] is not None:
+                        threshold.add_metric(labels, row["threshold"])
+            for row in _latest_check(
+                FreshnessSnapshot.objects.filter(is_replay=False, model_id=model_id)
+            ).values("component", "subject", "age_seconds", "status"):
+                labels = [name, row["component"], row["subject"]]
+                if row["age_seconds"] is not None:
+                    fresh_age.add_metric(labels, row["age_seconds"])
+                stale.add_metric(labels, 1.0 if row["status"] == "stale" else 0.0)
+        yield from (version, age, psi, drifting, threshold, fresh_age, stale)
         yield from audit_export_gauges(now)
+
+
+def _latest_check(snapshots: QuerySet) -> QuerySet:
+    """The rows of the newest check among ``snapshots`` (one ``check_id``)."""
+    latest = snapshots.order_by("-created_at", "-id").values_list("check_id", flat=True)[:1]
+    return snapshots.model.objects.filter(check_id__in=latest)
 
 
 def audit_export_gauges(now: datetime) -> Iterator[GaugeMetricFamily]:

@@ -43,7 +43,7 @@ def test_metrics_answer_with_database_up_0_while_the_database_is_down(
     client.get("/predict", {"symbol": "SP500"})
     up = client.get("/metrics").content.decode()
     assert "mlengine_database_up 1.0" in up
-    assert "mlengine_active_model_version 1.0" in up
+    assert 'mlengine_active_model_version{model="default"} 1.0' in up
 
     with database_down():
         responses = [client.get("/metrics") for _ in range(5)]
@@ -51,7 +51,7 @@ def test_metrics_answer_with_database_up_0_while_the_database_is_down(
     text = responses[-1].content.decode()
     assert "mlengine_database_up 0.0" in text
     assert "mlengine_http_requests_total{" in text  # the counters are still there
-    assert "mlengine_active_model_version " not in text  # no made-up zero
+    assert "mlengine_active_model_version{" not in text  # no made-up zero
     assert not [r for r in all_logs.records if r.exc_info]
     assert len([r for r in all_logs.records if r.name == "monitoring.metrics"]) == 1
 

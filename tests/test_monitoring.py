@@ -33,7 +33,7 @@ from monitoring.services.outcomes import outcome_backfill
 from monitoring.services.replay import replay_run
 from monitoring.tasks import drift_check_task, freshness_check_task, outcome_backfill_task
 from predictions.models import PredictionRecord
-from tests.factories import SMALL_CONFIG, token_client
+from tests.factories import SMALL_CONFIG, make_model, make_version, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -262,9 +262,31 @@ def test_metrics_exposes_requests_latency_and_state(trained) -> None:
     assert 'endpoint="/features",method="GET",status="404"' in text
     assert "mlengine_predict_latency_seconds_bucket" in text
     assert 'mlengine_predict_stage_seconds_count{stage="model"}' in text
-    assert "mlengine_active_model_version 1.0" in text
-    assert 'mlengine_drift_status{feature="rolling_volatility"}' in text
-    assert 'mlengine_freshness_stale{component="upstream",subject="SP500"}' in text
+    assert 'mlengine_active_model_version{model="default"} 1.0' in text
+    assert 'mlengine_drift_status{feature="rolling_volatility",model="default"}' in text
+    assert (
+        'mlengine_freshness_stale{component="upstream",model="default",subject="SP500"}' in text
+    )
+
+
+def test_metrics_gauges_carry_each_models_own_checks(trained) -> None:
+    """Every model's champion, drift and freshness under its ``model`` label: what beat checks
+    for each model is what an alert can watch."""
+    spx = make_model("spx", symbols=["NASDAQ"])
+    make_version(model=spx, is_active=True, feature_spec=trained.feature_spec)
+    make_model("empty", symbols=[])
+    # What beat runs: every model's checks.
+    drift_check_task.apply().get()
+    freshness_check_task.apply().get()
+    text = Client().get("/metrics").content.decode()
+    assert 'mlengine_active_model_version{model="spx"} 1.0' in text
+    assert 'mlengine_active_model_version{model="empty"} 0.0' in text  # no champion yet
+    assert 'mlengine_active_model_age_seconds{model="spx"}' in text
+    assert 'mlengine_freshness_stale{component="upstream",model="spx",subject="NASDAQ"}' in text
+    assert 'model="spx",subject="SP500"' not in text  # default's symbol, not spx's
+    assert 'mlengine_freshness_stale{component="upstream",model="default",subject="SP500"}' in (
+        text
+    )
 
 
 @pytest.mark.services
