@@ -255,8 +255,11 @@ class ChallengerComparisonSerializer(serializers.Serializer):
     challenger = serializers.CharField()
     champion = serializers.CharField(allow_null=True)
     champion_versions_paired = serializers.ListField(child=serializers.CharField())
+    max_pairs = serializers.IntegerField(
+        help_text="The newest pairs read, at most (COMPARISON_MAX_PAIRS)."
+    )
     paired_count = serializers.IntegerField(
-        help_text="Requests both scored whose outcomes are both realised."
+        help_text="Requests both scored whose outcomes are both realised (at most max_pairs)."
     )
     candles = serializers.IntegerField()
     primary = serializers.CharField()
@@ -295,6 +298,7 @@ COMPARISON_EXAMPLE = {
             "challenger": "v3",
             "champion": "v2",
             "champion_versions_paired": ["v2"],
+            "max_pairs": 100000,
             "paired_count": 412,
             "candles": 103,
             "primary": "log_loss",

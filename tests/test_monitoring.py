@@ -264,9 +264,7 @@ def test_metrics_exposes_requests_latency_and_state(trained) -> None:
     assert 'mlengine_predict_stage_seconds_count{stage="model"}' in text
     assert 'mlengine_active_model_version{model="default"} 1.0' in text
     assert 'mlengine_drift_status{feature="rolling_volatility",model="default"}' in text
-    assert (
-        'mlengine_freshness_stale{component="upstream",model="default",subject="SP500"}' in text
-    )
+    assert 'mlengine_freshness_stale{component="upstream",model="default",subject="SP500"}' in text
 
 
 def test_metrics_gauges_carry_each_models_own_checks(trained) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.db import connection
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
@@ -23,7 +24,7 @@ from models_registry.artifacts import artifact_storage, artifact_write, serializ
 from models_registry.errors import PromotionRefused
 from models_registry.models import ActivationEvent, ModelVersion
 from models_registry.services.activation import challenger_add, model_version_activate
-from monitoring.services.comparison import compare_paired
+from monitoring.services.comparison import compare_paired, paired_outcomes
 from monitoring.services.outcomes import outcome_backfill
 from predictions.inference import load_model_version
 from predictions.models import PredictionRecord
@@ -375,6 +376,20 @@ def store_pairs(
     return PredictionRecord.objects.bulk_create(rows)
 
 
+def test_comparison_reads_the_newest_pairs_up_to_its_bound(champion, settings) -> None:
+    challenger = add_challenger()
+    store_pairs(champion, challenger, _series(3, 120, 2, "better"))
+    everything = paired_outcomes(challenger=challenger)
+    newest = paired_outcomes(challenger=challenger, limit=50)
+    assert everything["times"].size == 240 and newest["times"].size == 50
+    for name, values in newest.items():
+        assert (values == everything[name][-50:]).all(), name  # the newest, in candle order
+    settings.COMPARISON_MAX_PAIRS = 50
+    body = APIClient().get("/registry/models/default/comparison").json()
+    assert body["challengers"][0]["paired_count"] == 50
+    assert body["challengers"][0]["max_pairs"] == 50
+
+
 def test_comparison_route(champion) -> None:
     challenger = add_challenger()
     series = _series(3, 120, 2, "better")
@@ -393,6 +408,7 @@ def test_comparison_route(champion) -> None:
         "challenger": challenger.label,
         "champion": champion.label,
         "champion_versions_paired": [champion.label],
+        "max_pairs": settings.COMPARISON_MAX_PAIRS,
         **compare_paired(series),
     }
     assert entry["verdict"] == "better"

@@ -281,6 +281,9 @@ MARKET_DATA_MAX_CANDLES = env_int("MARKET_DATA_MAX_CANDLES", 500_000, minimum=2,
 FEATURE_WINDOW = env_int("FEATURE_WINDOW", 20, minimum=2, maximum=500)
 DRIFT_THRESHOLD = env_float("DRIFT_THRESHOLD", 0.2, minimum=0)
 AUDIT_LOG_LIMIT = env_int("AUDIT_LOG_LIMIT", 100, minimum=1, maximum=10_000)
+# A challenger's comparison with its champion reads at most this many of its newest pairs: a
+# bound on the time and memory of every /comparison call and promotion as shadow rows pile up.
+COMPARISON_MAX_PAIRS = env_int("COMPARISON_MAX_PAIRS", 100_000, minimum=10, maximum=10_000_000)
 # Most symbols one POST /predict/batch scores (each writes an audit row, all in one transaction).
 PREDICT_BATCH_LIMIT = env_int("PREDICT_BATCH_LIMIT", 500, minimum=1, maximum=10_000)
 AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE", str(ARTIFACTS_DIR / "audit" / "predictions.jsonl"))

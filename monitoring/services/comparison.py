@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db.models import F, OuterRef, Subquery
 
 from mlcore.bootstrap import DEFAULT_RESAMPLES, paired_bootstrap_many
@@ -37,11 +38,13 @@ MIN_UNITS = 2
 FIGURES = (("accuracy", False), ("log_loss", True), ("brier", True))
 
 
-def paired_outcomes(*, challenger: ModelVersion) -> dict[str, np.ndarray]:
+def paired_outcomes(*, challenger: ModelVersion, limit: int | None = None) -> dict[str, np.ndarray]:
     """The pairs of ``challenger``: its shadow rows with a realised outcome whose champion row
-    has one too, in candle order. Arrays ``times`` (as_of, ns), ``challenger`` and ``champion``
-    (probabilities), ``challenger_outcome`` and ``champion_outcome`` (their horizons may
-    differ), and ``champion_version`` (version numbers)."""
+    has one too, the newest ``limit`` of them (``COMPARISON_MAX_PAIRS``), in candle order.
+    Arrays ``times`` (as_of, ns), ``challenger`` and ``champion`` (probabilities),
+    ``challenger_outcome`` and ``champion_outcome`` (their horizons may differ), and
+    ``champion_version`` (version numbers)."""
+    limit = settings.COMPARISON_MAX_PAIRS if limit is None else limit
     champion_row = PredictionRecord.objects.filter(request_id=OuterRef("champion_request_id"))
     rows = (
         PredictionRecord.objects.filter(
@@ -55,7 +58,7 @@ def paired_outcomes(*, challenger: ModelVersion) -> dict[str, np.ndarray]:
             champion_version=Subquery(champion_row.values("model_version__version")[:1]),
         )
         .filter(champion_outcome__isnull=False)
-        .order_by("as_of", "id")
+        .order_by("-as_of", "-id")
         .values_list(
             "as_of",
             "prediction",
@@ -65,7 +68,7 @@ def paired_outcomes(*, challenger: ModelVersion) -> dict[str, np.ndarray]:
             F("champion_version"),
         )
     )
-    listed = list(rows)
+    listed = list(rows[:limit])[::-1]  # the newest, then back in candle order
     return {
         "times": np.array([row[0].timestamp() for row in listed], dtype=np.float64),
         "challenger": np.array([row[1] for row in listed], dtype=np.float64),
@@ -136,6 +139,8 @@ def challenger_comparison(*, challenger: ModelVersion) -> dict[str, Any]:
         "challenger": challenger.label,
         "champion": champion.label if champion else None,
         "champion_versions_paired": [f"v{number}" for number in versions],
+        # The pairs read are the newest this many (COMPARISON_MAX_PAIRS).
+        "max_pairs": settings.COMPARISON_MAX_PAIRS,
         **compare_paired(pairs),
     }
 
