@@ -80,7 +80,9 @@ class ModelVersion(models.Model):
         default=dict, help_text="Per-feature training statistics for drift checks."
     )
     beats_baseline = models.BooleanField(
-        default=False, help_text="Validation accuracy above the always-up baseline."
+        default=False,
+        help_text="Significantly better than always-up: the 95% block-bootstrap interval of the "
+        "pooled out-of-fold log loss difference lies wholly below zero (walk-forward).",
     )
 
     artifact_name = models.CharField(max_length=255, blank=True)
