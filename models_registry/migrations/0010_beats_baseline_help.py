@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('models_registry', '0009_routing_generation'),
+        ("models_registry", "0009_routing_generation"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='modelversion',
-            name='beats_baseline',
-            field=models.BooleanField(default=False, help_text='Significantly better than always-up: the 95% block-bootstrap interval of the pooled out-of-fold log loss difference lies wholly below zero (walk-forward).'),
+            model_name="modelversion",
+            name="beats_baseline",
+            field=models.BooleanField(
+                default=False,
+                help_text="Significantly better than always-up: the 95% block-bootstrap interval of the pooled out-of-fold log loss difference lies wholly below zero (walk-forward).",
+            ),
         ),
     ]
