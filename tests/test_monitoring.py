@@ -10,7 +10,7 @@ from io import StringIO
 import numpy as np
 import pytest
 import requests
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -191,6 +191,22 @@ def test_replay_command(trained) -> None:
     history = BundledCandleSource().get_candles("SP500")
     december = history[history["timestamp"] >= "2018-12-01"]
     assert PredictionRecord.objects.filter(is_replay=True, symbol="SP500").count() == len(december)
+
+
+def test_replay_command_replays_a_named_model_on_its_symbols(trained) -> None:
+    spx = make_model("spx", symbols=["NASDAQ"])
+    champion = make_version(model=spx, is_active=True, feature_spec=trained.feature_spec)
+    out = StringIO()
+    call_command(
+        "replay", "--model", "spx", "--start", "2018-12-24", "--end", "2018-12-31", stdout=out
+    )
+    assert "Replayed" in out.getvalue()
+    rows = PredictionRecord.objects.filter(is_replay=True)
+    assert set(rows.values_list("symbol", flat=True)) == {"NASDAQ"}  # the model's own symbols
+    assert set(rows.values_list("model_version", flat=True)) == {champion.pk}
+    assert FreshnessSnapshot.objects.filter(is_replay=True, model=spx).exists()
+    with pytest.raises(CommandError, match="Unknown model"):
+        call_command("replay", "--model", "nope", "--start", "2018-12-24", "--end", "2018-12-31")
 
 
 def test_drift_counts_distinct_candles_not_requests(trained, settings) -> None:

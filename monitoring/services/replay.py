@@ -19,8 +19,9 @@ from django_celery_beat.models import PeriodicTask
 from features.candles import normalise_symbol
 from features.sources import get_candle_source
 from models_registry.errors import NoActiveModel
-from models_registry.models import ModelVersion
-from models_registry.selectors import active_model_version
+from models_registry.models import ModelVersion, RegisteredModel
+from models_registry.naming import DEFAULT_MODEL_NAME
+from models_registry.selectors import ModelRef, champion_of
 from monitoring.services.drift import drift_check_run
 from monitoring.services.freshness import freshness_check_run
 from monitoring.services.outcomes import outcome_backfill
@@ -66,12 +67,18 @@ def replay_run(
     start: date,
     end: date,
     version: ModelVersion | None = None,
+    model: ModelRef = None,
     progress: Callable[[str], None] | None = None,
 ) -> ReplaySummary:
-    """Replay ``symbols`` from ``start`` to ``end`` (inclusive) with ``version`` (or the active)."""
-    version = version or active_model_version()
+    """Replay ``symbols`` from ``start`` to ``end`` (inclusive) with ``version`` (or the
+    champion of ``model``, ``default``'s when None); its checks are that version's model's."""
+    version = version or champion_of(model=model)
     if version is None:
-        raise NoActiveModel("No model version is active; pass a version to replay with.")
+        name = model.name if isinstance(model, RegisteredModel) else model or DEFAULT_MODEL_NAME
+        raise NoActiveModel(
+            f"No version of the model {name} is active; pass a version to replay with.",
+            details={"model": name},
+        )
     model = load_model_version(version)
     source = get_candle_source()
     histories = {normalise_symbol(s): source.get_candles(s) for s in symbols}

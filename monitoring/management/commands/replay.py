@@ -8,8 +8,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from mlengine.errors import DomainError
-from models_registry.selectors import model_version_get
+from models_registry.selectors import model_version_get, registered_model_of
 from monitoring.services.replay import replay_run
+
+# Replayed when neither --symbols nor the model names any: the bundled histories.
+DEFAULT_SYMBOLS = ("SP500", "NASDAQ")
 
 
 def _date(value: str) -> datetime.date:
@@ -31,22 +34,37 @@ class Command(BaseCommand):
         return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--symbols", nargs="+", default=["SP500", "NASDAQ"])
+        parser.add_argument(
+            "--symbols",
+            nargs="+",
+            help="Symbols to replay (default: those the model serves, else SP500 and NASDAQ).",
+        )
         parser.add_argument("--start", required=True, help="First day, YYYY-MM-DD.")
         parser.add_argument("--end", required=True, help="Last day, YYYY-MM-DD.")
-        parser.add_argument("--version", help="Version to replay with (default: the active one).")
+        parser.add_argument(
+            "--version", help="Version of the model to replay with (default: its champion)."
+        )
+        parser.add_argument(
+            "--model", help="The named model (default: default); its checks are replayed."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         start, end = _date(options["start"]), _date(options["end"])
         if end < start:
             raise CommandError("--end must not be before --start")
         try:
-            version = model_version_get(version=options["version"]) if options["version"] else None
+            model = registered_model_of(options["model"])
+            version = (
+                model_version_get(version=options["version"], model=model)
+                if options["version"]
+                else None
+            )
             summary = replay_run(
-                symbols=options["symbols"],
+                symbols=options["symbols"] or list(model.symbols or DEFAULT_SYMBOLS),
                 start=start,
                 end=end,
                 version=version,
+                model=model,
                 progress=self.stdout.write,
             )
         except DomainError as exc:
