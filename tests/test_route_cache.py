@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from mlengine.db.postgresql import compiler
 from models_registry.models import ModelVersion
 from models_registry.selectors import route_cache, routing_generation
 from models_registry.services.activation import model_version_activate
@@ -115,3 +116,18 @@ def test_a_generation_seen_in_a_rolled_back_transaction_is_never_reused(trained)
         raise Rollback
     ModelVersion.objects.filter(pk=trained.pk).update(beats_baseline=False)
     assert routing_generation() not in {seen, None}
+
+
+def test_a_guarded_insert_builds_its_text_once_per_shape(trained, require_postgres) -> None:
+    """``mlengine.db.postgresql.compiler``: the text of a guarded INSERT is kept per shape (one
+    row here) and reused, bound to ``GUARDED_TEXTS`` shapes; the statement sent is the same."""
+    client = Client()
+    _predict(client)
+    shapes = dict(compiler._guarded_texts)
+    with CaptureQueriesContext(connection) as queries:
+        _predict(client)
+        _predict(client)
+    assert compiler._guarded_texts == shapes  # no new shape: the kept text served both
+    first, second = _inserts(queries)
+    assert first == second
+    assert len(compiler._guarded_texts) <= compiler.GUARDED_TEXTS
