@@ -72,18 +72,18 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
             tuple(field.column for field in self.returning_fields or ()),
             guard[0],
         )
+        value_rows = [
+            [self.prepare_value(field, self.pre_save_val(field, obj)) for field in fields]
+            for obj in self.query.objs
+        ]
+        if any(hasattr(value, "as_sql") for row in value_rows for value in row):
+            return super().as_sql()  # an expression has its own placeholder: never kept
         text = _guarded_texts.get(key)
         if text is None:
             statements = super().as_sql()
             if len(_guarded_texts) < GUARDED_TEXTS:
                 _guarded_texts[key] = statements[0][0]
             return statements
-        value_rows = [
-            [self.prepare_value(field, self.pre_save_val(field, obj)) for field in fields]
-            for obj in self.query.objs
-        ]
-        if any(hasattr(value, "as_sql") for row in value_rows for value in row):
-            return super().as_sql()  # an expression: its own placeholder
         _, self.returning_params = self.connection.ops.return_insert_columns(self.returning_fields)
         params = (*chain.from_iterable(value_rows), *guard[1], *self.returning_params)
         return [(text, params)]
