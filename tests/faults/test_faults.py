@@ -314,6 +314,73 @@ def test_redis_killed_under_load(healthy_app: ProductionApp) -> None:
     )
 
 
+def test_activations_under_load_are_served_from_the_next_request(
+    healthy_app: ProductionApp,
+) -> None:
+    """Activations through the API while both workers serve ``/predict``: each worker routes
+    from its own copy of the routes, and its guarded INSERT is refused once the routing
+    generation moved, so every request sent after an activation answered names the version it
+    activated. No request fails; every 200 has its committed row."""
+    app = healthy_app
+    config = app.root / "train.json"
+    offline = {key: value for key, value in app.env.items() if key != "MARKET_DATA_URL"}
+    app.manage("train_model", "--config", str(config), env=offline)  # a version, not active
+    ((first,), (second,)) = app.postgres.query(
+        "SELECT 'v' || v.version FROM models_registry_modelversion v "
+        "JOIN models_registry_registeredmodel m ON m.id = v.model_id "
+        "WHERE m.name = 'default' ORDER BY v.is_active DESC, v.version DESC LIMIT 2"
+    )
+    auth = {"Authorization": f"Token {app.token}"}
+    rows_before, log_from = app.last_row_id(), app.log_size()
+    problems = Problems()
+    # (the activation's call started, its answer ended, the version)
+    switches: list[tuple[float, float, str]] = []
+    with LoadGenerator(app.port, PREDICT) as load:
+        assert load.wait_for_streak(STREAK, since=time.monotonic(), timeout=RECOVERY_BOUND)
+        for target in (second, first, second, first):
+            answer = app.call(
+                "POST", f"/models/activate/{target}", body={"reason": "fault suite"}, headers=auth
+            )
+            if answer.status != 200:
+                problems.add(f"activation of {target} not 200", answer.label)
+            switches.append((answer.started, answer.ended, target))
+            time.sleep(1.0)
+        # Each activation as a "fault" of no duration: the answers after it are all 200s.
+        faults = [
+            Fault(
+                injected=ended,
+                removed=ended,
+                recovered=load.wait_for_streak(STREAK, since=ended, timeout=RECOVERY_BOUND),
+            )
+            for _, ended, _ in switches
+        ]
+    stale = 0
+    for answer in load.answers:
+        if answer.status != 200 or not isinstance(answer.body, dict):
+            continue
+        due = [target for _, ended, target in switches if ended < answer.started]
+        # A request that overlaps the next activation call may see either version.
+        overlaps = any(
+            called < answer.ended and answer.started <= ended for called, ended, _ in switches
+        )
+        if due and not overlaps and answer.body.get("model_version") != due[-1]:
+            stale += 1
+            problems.add(
+                f"answered by {answer.body.get('model_version')} after {due[-1]} was activated",
+                body_request_id(answer),
+            )
+    assert not problems.counts, f"activations under load:\n{problems.report()}"
+    conclude(
+        app,
+        scenario="activations under load (x4)",
+        answers=load.answers,
+        faults=faults,
+        rows_before=rows_before,
+        log_from=log_from,
+        extra={"activations": len(switches), "answers_after_an_activation_stale": stale},
+    )
+
+
 def test_training_refused_while_the_broker_is_down(healthy_app: ProductionApp) -> None:
     """``POST /models/train`` with the broker dead: 503 ``broker_unavailable`` and no run left
     ``queued`` without a task id; once the broker is back, training is accepted again."""
