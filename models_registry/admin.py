@@ -645,10 +645,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def challenger_add_selected(
         self, request: HttpRequest, queryset: QuerySet[ModelVersion]
     ) -> HttpResponse | None:
-        if not self._one_selected(request, queryset):
-            return None
-        url = self._challenger_url(queryset.get(), add=True, back=request.get_full_path())
-        return HttpResponseRedirect(url)
+        return self._challenger_selected(request, queryset, add=True)
 
     @admin.action(
         description="Remove selected version from the challengers", permissions=["manage_registry"]
@@ -656,9 +653,15 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def challenger_remove_selected(
         self, request: HttpRequest, queryset: QuerySet[ModelVersion]
     ) -> HttpResponse | None:
+        return self._challenger_selected(request, queryset, add=False)
+
+    def _challenger_selected(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion], *, add: bool
+    ) -> HttpResponse | None:
+        """The one ticked version's confirmation page for adding or removing it."""
         if not self._one_selected(request, queryset):
             return None
-        url = self._challenger_url(queryset.get(), add=False, back=request.get_full_path())
+        url = self._challenger_url(queryset.get(), add=add, back=request.get_full_path())
         return HttpResponseRedirect(url)
 
 

@@ -335,9 +335,6 @@ class RouteCache:
         """Every model's route as the database has it now."""
         return self.snapshot().routes
 
-    def clear(self) -> None:
-        self._copies.clear()
-
 
 route_cache = RouteCache()
 

@@ -110,6 +110,41 @@ def test_activate_action_with_two_versions_selected_warns_and_changes_nothing(
     assert not ActivationEvent.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("action", "add"), [("challenger_add_selected", True), ("challenger_remove_selected", False)]
+)
+def test_challenger_actions_lead_to_the_reason_form_then_change_the_flag(
+    operator_client: Client, action: str, add: bool
+) -> None:
+    make_version(is_active=True)
+    version = make_version(is_challenger=not add)
+    page = run_action(operator_client, action, version)
+    verb = "add" if add else "remove"
+    assert page.redirect_chain[-1][0].startswith(
+        f"/admin/models_registry/modelversion/{version.pk}/challenger/{verb}/?next="
+    )
+    version.refresh_from_db()
+    assert version.is_challenger is not add  # nothing yet: the reason comes first
+    response = confirm(operator_client, page, "shadow it")
+    assert response.redirect_chain[-1] == (CHANGELIST, 302)
+    version.refresh_from_db()
+    assert version.is_challenger is add
+    assert ActivationEvent.objects.get().action == f"challenger_{verb}"
+
+
+def test_challenger_action_with_two_versions_selected_warns_and_changes_nothing(
+    operator_client: Client,
+) -> None:
+    v1, v2 = make_version(), make_version()
+    response = run_action(operator_client, "challenger_add_selected", v1, v2)
+    assert response.redirect_chain[-1][0] == CHANGELIST
+    assert any(
+        level == "warning" and "exactly one" in text for level, text in shown_messages(response)
+    )
+    assert not ModelVersion.objects.filter(is_challenger=True).exists()
+    assert not ActivationEvent.objects.exists()
+
+
 def test_lifecycle_actions_are_not_offered_without_manage_registry(viewer_client: Client) -> None:
     make_version()
     response = viewer_client.get(CHANGELIST)

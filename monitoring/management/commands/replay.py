@@ -7,12 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from features.sources import BUNDLED_FILES
 from mlengine.errors import DomainError
 from models_registry.selectors import model_version_get, registered_model_of
 from monitoring.services.replay import replay_run
-
-# Replayed when neither --symbols nor the model names any: the bundled histories.
-DEFAULT_SYMBOLS = ("SP500", "NASDAQ")
 
 
 def _date(value: str) -> datetime.date:
@@ -37,7 +35,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--symbols",
             nargs="+",
-            help="Symbols to replay (default: those the model serves, else SP500 and NASDAQ).",
+            help="Symbols to replay (default: those the model serves, else the bundled ones).",
         )
         parser.add_argument("--start", required=True, help="First day, YYYY-MM-DD.")
         parser.add_argument("--end", required=True, help="Last day, YYYY-MM-DD.")
@@ -60,7 +58,7 @@ class Command(BaseCommand):
                 else None
             )
             summary = replay_run(
-                symbols=options["symbols"] or list(model.symbols or DEFAULT_SYMBOLS),
+                symbols=options["symbols"] or list(model.symbols or sorted(BUNDLED_FILES)),
                 start=start,
                 end=end,
                 version=version,
