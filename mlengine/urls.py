@@ -15,8 +15,8 @@ api_patterns = [
     path("health/live", HealthLiveApi.as_view(), name="health-live"),
     path("health/ready", HealthReadyApi.as_view(), name="health-ready"),
     path("features", FeaturesApi.as_view(), name="features"),
-    path("", include("models_registry.urls")),
     path("", include("predictions.urls")),
+    path("", include("models_registry.urls")),
     path("", include("monitoring.urls")),
 ]
 

@@ -1,5 +1,7 @@
 """Registry domain errors."""
 
+from __future__ import annotations
+
 from mlengine.errors import ConflictError, DomainError, NotFoundError, ServiceUnavailable
 
 
@@ -43,6 +45,11 @@ class TrainingFailed(ConflictError):
 class UnknownModel(NotFoundError):
     code = "unknown_model"
     default_message = "Unknown model."
+
+    @classmethod
+    def of(cls, name: str) -> UnknownModel:
+        """The 404 for a model name that names no model."""
+        return cls(f"Unknown model {name!r}.", details={"model": name})
 
 
 class AmbiguousModel(DomainError):

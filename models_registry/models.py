@@ -253,7 +253,7 @@ class ActivationEvent(models.Model):
 class RoutingGeneration(models.Model):
     """One row whose ``generation`` changes, by database trigger, in the same transaction as any
     write to ``RegisteredModel`` or ``ModelVersion`` rows (migration 0009): the stamp that tells
-    a process its copy of the routes (``models_registry.selectors.RouteCache``) is still what
+    a process its copy of the routes (``predictions.inference.RouteCache``) is still what
     the database says, in one indexed read of one row.
 
     Triggers, not signals: ``QuerySet.update()``, raw SQL, the admin and other hosts all change

@@ -1,18 +1,27 @@
-"""The per-process model cache: several loaded models (champions of several named models, and
-the challengers phase 2 scores beside them), each keyed by (version pk, artifact sha256).
+"""Serving: which version answers a request, and that version loaded and ready to score.
 
-Every request resolves its model's route first (``models_registry.selectors.route_cache``: the
-model, its champion and its challengers, checked against the routing generation), so an
-activation made by any process on any host is noticed at the next request, with no restart and
-no reload unless the key changed. A new artifact is verified and loaded before it replaces the
-old one; if it fails, that model's previous champion keeps serving (and is what the audit rows
-record), and the load is retried after ``MODEL_RELOAD_RETRY_SECONDS`` instead of on every
-request: a broken artifact is then read and hashed once per pause, not by every request (a
-large artifact costs a full read and sha256 each time). ``/health/ready`` retries at once, so an
-artifact that comes back is picked up by the next probe, or the next request after the pause,
-whichever comes first.
-At most ``MODEL_CACHE_SIZE`` models stay loaded (the oldest loaded goes first), plus the model
-each named model last served, kept for that fallback.
+1. **Routes** (``route_cache``, ``model_route``): every model's champion and challengers, read
+   in one query and kept per process under the routing generation (``RoutingGeneration``, which
+   the database changes on every committed write to models and versions), so an activation made
+   by any process on any host is noticed at the next request, with no restart.
+2. **Loaded models** (``model_cache``): several loaded models (champions of several named
+   models, and the challengers scored beside them in shadow), each keyed by (version pk,
+   artifact sha256), so nothing is reloaded unless the key changed. A new artifact is verified
+   and loaded before it replaces the old one; if it fails, that model's previous champion keeps
+   serving (and is what the audit rows record), and the load is retried after
+   ``MODEL_RELOAD_RETRY_SECONDS`` instead of on every request: a broken artifact is then read
+   and hashed once per pause, not by every request (a large artifact costs a full read and
+   sha256 each time). ``/health/ready`` retries at once, so an artifact that comes back is
+   picked up by the next probe, or the next request after the pause, whichever comes first.
+   At most ``MODEL_CACHE_SIZE`` models stay loaded (the oldest loaded goes first), plus the
+   model each named model last served, kept for that fallback.
+3. **One-row probabilities** (``compile_predictor``), exact to the bit:
+   ``Pipeline.predict_proba`` on one row spends ~0.2 ms validating its input and ~1 µs computing.
+   For a (standard-scaled) binary logistic regression the computation is short enough to repeat
+   here with the very same NumPy operations, in the same order, on the same shapes, so the result
+   is identical bit for bit. That is checked when the model is loaded, row by row against
+   ``predict_proba``; a model that fails the check, or any other model type, is served through
+   ``predict_proba`` itself. Inputs are validated by the caller (finite, right width).
 """
 
 from __future__ import annotations
@@ -22,25 +31,277 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db import connection
+from django.db.models import FilteredRelation, Q, QuerySet
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
+from features.candles import normalise_symbol
 from mlcore.metrics import MODEL_LOAD_FAILURES
 from mlengine.errors import DomainError
 from models_registry.artifacts import artifact_load
-from models_registry.errors import NoActiveModel
-from models_registry.models import ModelVersion, RegisteredModel
+from models_registry.errors import AmbiguousModel, NoActiveModel, UnknownModel
+from models_registry.models import ModelVersion, RegisteredModel, RoutingGeneration
 from models_registry.naming import DEFAULT_MODEL_NAME
-from models_registry.selectors import ModelRoute, VersionKey, route_cache
+from models_registry.selectors import parse_model_name
 from predictions.errors import ModelUnavailable
-from predictions.fast_predict import compile_predictor
 
 logger = logging.getLogger(__name__)
 
+
+# Routing: which model (and so which champion and challengers) serves a symbol.
+@dataclass(frozen=True)
+class VersionKey:
+    """What identifies a loaded model in a process: the row and its artifact's sha256."""
+
+    pk: int
+    version: int
+    sha256: str
+
+    @property
+    def label(self) -> str:
+        return f"v{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    """A model as ``/predict`` serves it: its champion's key (None: no champion) and its
+    challengers' keys, read together in one query (``serving_routes``)."""
+
+    model_id: int
+    name: str
+    symbols: tuple[str, ...]
+    champion: VersionKey | None
+    challengers: tuple[VersionKey, ...] = ()
+
+
+def _serving_queryset() -> QuerySet[RegisteredModel]:
+    """Every model joined with its serving versions (champion and challengers), as the rows
+    ``serving_routes`` reads: one row per serving version, or one with NULLs for a model with
+    none."""
+    serving = FilteredRelation(
+        "versions", condition=Q(versions__is_active=True) | Q(versions__is_challenger=True)
+    )
+    return (
+        RegisteredModel.objects.annotate(serving=serving)
+        .values_list(
+            "pk",
+            "name",
+            "symbols",
+            "serving__pk",
+            "serving__version",
+            "serving__artifact_sha256",
+            "serving__is_active",
+        )
+        .order_by("name", "-serving__version")
+    )
+
+
+@functools.cache
+def _serving_sql(alias: str) -> tuple[str, tuple]:
+    """``_serving_queryset``'s SQL, compiled once per database: building and compiling the
+    queryset costs several times what PostgreSQL takes to answer it."""
+    sql, params = _serving_queryset().query.get_compiler(using=alias).as_sql()
+    return sql, tuple(params)
+
+
+def serving_routes(*, model: str | None = None) -> dict[str, ModelRoute]:
+    """Models by name with their champion and challengers, in ONE query (the per-request lookup
+    of ``/predict``): the models joined with their serving versions (active or challenger).
+
+    Every model is read (there are a handful, and a query without parameters is compiled
+    once); ``model`` keeps that one only.
+    """
+    sql, params = _serving_sql(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    symbols_field = RegisteredModel._meta.get_field("symbols")
+    found: dict[str, tuple[int, tuple[str, ...], list[tuple[bool, VersionKey]]]] = {}
+    for pk, name, raw_symbols, v_pk, v_number, v_sha, v_active in rows:
+        if model is not None and name != model:
+            continue
+        entry = found.get(name)
+        if entry is None:
+            listed = symbols_field.from_db_value(raw_symbols, None, connection) or ()
+            entry = found[name] = (int(pk), tuple(listed), [])
+        if v_pk is not None:
+            entry[2].append((bool(v_active), VersionKey(int(v_pk), int(v_number), str(v_sha))))
+    return {
+        name: ModelRoute(
+            model_id=pk,
+            name=name,
+            symbols=listed,
+            champion=next((key for active, key in keys if active), None),
+            challengers=tuple(key for active, key in keys if not active),
+        )
+        for name, (pk, listed, keys) in found.items()
+    }
+
+
+@functools.cache
+def _generation_sql(alias: str) -> tuple[str, tuple]:
+    sql, params = (
+        RoutingGeneration.objects.filter(pk=1)
+        .values_list("generation")
+        .query.get_compiler(using=alias)
+        .as_sql()
+    )
+    return sql, tuple(params)
+
+
+def routing_generation() -> int | None:
+    """The routing generation (``RoutingGeneration``): one indexed read of one row, whose value
+    changes with every committed write to models and versions. None if the row is missing."""
+    sql, params = _generation_sql(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+@functools.cache
+def _guard_sql(alias: str) -> tuple[str, int, int]:
+    """``EXISTS (the generation row with a given value)``, compiled once per database, and the
+    positions of its two parameters (the row's key and the value)."""
+    marker = -(2**62)
+    sql, params = (
+        RoutingGeneration.objects.filter(pk=1, generation=marker)
+        .values("pk")
+        .query.get_compiler(using=alias)
+        .as_sql()
+    )
+    return f"EXISTS ({sql})", list(params).index(1), list(params).index(marker)
+
+
+@dataclass(frozen=True)
+class RoutesSnapshot:
+    """Every model's route, and the routing generation they were read under (None: unknown)."""
+
+    routes: dict[str, ModelRoute]
+    generation: int | None
+
+    def guard(self) -> tuple[str, tuple] | None:
+        """The condition (SQL, parameters) under which these routes are still the database's:
+        for an INSERT that must write only then (``mlengine.db.postgresql.compiler``)."""
+        if self.generation is None:
+            return None
+        sql, key_at, value_at = _guard_sql(connection.alias)
+        params = [None, None]
+        params[key_at], params[value_at] = 1, self.generation
+        return sql, tuple(params)
+
+
+class RouteCache:
+    """This process's copy of ``serving_routes()``, kept while the routing generation is the one
+    read just before it: each request costs one read of one row instead of the routes' join (or
+    none, when its write carries the snapshot's ``guard()``), and a change committed by any
+    process on any host is still seen by the next request.
+
+    Its owner is this module (``route_cache``); its bound is one copy per database alias.
+    ``hits`` and ``misses`` count its answers.
+    """
+
+    def __init__(self) -> None:
+        self._copies: dict[str, RoutesSnapshot] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def snapshot(self, *, check: bool = True) -> RoutesSnapshot:
+        """The routes as the database has them now (``check``), or, unchecked, this process's
+        copy without a query: only for a caller whose write carries the snapshot's ``guard()``
+        and starts again with a checked one when that write is refused."""
+        alias = connection.alias
+        copy = self._copies.get(alias)
+        if not check and copy is not None:
+            self.hits += 1
+            return copy
+        # The generation first: routes read after it are at least as new, so a copy is never
+        # kept under a generation older than what it shows (a later change is a miss).
+        generation = routing_generation()
+        if generation is not None and copy is not None and copy.generation == generation:
+            self.hits += 1
+            return copy
+        self.misses += 1
+        snapshot = RoutesSnapshot(routes=serving_routes(), generation=generation)
+        if generation is not None:
+            self._copies[alias] = snapshot
+        return snapshot
+
+    def routes(self) -> dict[str, ModelRoute]:
+        """Every model's route as the database has it now."""
+        return self.snapshot().routes
+
+
+route_cache = RouteCache()
+
+
+def route_symbol(routes: dict[str, ModelRoute], symbol: str, *, model: str | None) -> ModelRoute:
+    """The routing rule, on ``serving_routes``'s answer. ``model`` given: that model (404
+    ``unknown_model`` if none). Otherwise the model whose symbols list ``symbol``; when several
+    do, ``default`` if it is one of them, else 400 ``ambiguous_model`` naming them; a symbol no
+    model lists is served by ``default``."""
+    if model is not None:
+        route = routes.get(model)
+        if route is None:
+            raise UnknownModel.of(model)
+        return route
+    symbol = normalise_symbol(symbol)
+    listing = [route for route in routes.values() if symbol in route.symbols]
+    if len(listing) == 1:
+        return listing[0]
+    names = sorted(route.name for route in listing)
+    if listing and DEFAULT_MODEL_NAME not in names:
+        raise AmbiguousModel(
+            f"{symbol} is served by the models {', '.join(names)}; choose one with model=NAME.",
+            details={"symbol": symbol, "models": names},
+        )
+    route = routes.get(DEFAULT_MODEL_NAME)
+    if route is None:  # a database where no model exists yet
+        return ModelRoute(model_id=0, name=DEFAULT_MODEL_NAME, symbols=(), champion=None)
+    return route
+
+
+def model_route(
+    *, symbol: str, model: str | None = None, snapshot: RoutesSnapshot | None = None
+) -> ModelRoute:
+    """The route of one ``/predict``: ``route_symbol`` on ``snapshot``, else on the routes as the
+    database has them now (``route_cache``)."""
+    if model is not None:
+        parse_model_name(model)
+    routes = (snapshot or route_cache.snapshot()).routes
+    return route_symbol(routes, symbol, model=model)
+
+
+def model_routes(
+    *, symbols: Iterable[str], model: str | None = None
+) -> dict[str, ModelRoute | DomainError]:
+    """The route of each symbol of a batch (or the error that symbol gets), on ``route_cache``.
+    A named ``model`` that does not exist is the whole batch's ``UnknownModel`` (404)."""
+    if model is not None:
+        parse_model_name(model)
+    symbols = list(symbols)
+    routes = route_cache.routes()
+    if model is not None and model not in routes:
+        raise UnknownModel.of(model)
+    answer: dict[str, ModelRoute | DomainError] = {}
+    for symbol in symbols:
+        try:
+            answer[symbol] = route_symbol(routes, symbol, model=model)
+        except DomainError as exc:
+            answer[symbol] = exc
+    return answer
+
+
+# Loaded models.
 
 # What a failed load raises: a refused artifact, a bad spec, an unreadable file, a row deleted.
 _LOAD_ERRORS = (DomainError, KeyError, ValueError, OSError, ModelVersion.DoesNotExist)
@@ -267,3 +528,65 @@ def load_model_version(version: ModelVersion) -> LoadedModel:
 
 
 model_cache = ModelCache()
+
+
+# One-row probabilities, exact to the bit (module docstring, 3).
+
+Predictor = Callable[[np.ndarray], float]
+CHECK_ROWS = 64
+
+
+def generic_predictor(pipeline: Any) -> Predictor:
+    """P(class 1) for one row (shape (1, n)) through the estimator's own ``predict_proba``."""
+
+    def predict(row: np.ndarray) -> float:
+        return float(pipeline.predict_proba(row)[0, 1])
+
+    return predict
+
+
+def _linear_predictor(pipeline: Pipeline) -> Predictor | None:
+    steps = [step for _, step in pipeline.steps if step is not None and step != "passthrough"]
+    if not steps or not isinstance(steps[-1], LogisticRegression):
+        return None
+    model = steps[-1]
+    scalers = steps[:-1]
+    if len(scalers) > 1 or any(not isinstance(s, StandardScaler) for s in scalers):
+        return None
+    if len(model.classes_) != 2 or model.coef_.shape[0] != 1:
+        return None
+    scaler = scalers[0] if scalers else None
+    mean = scaler.mean_ if scaler is not None and scaler.with_mean else None
+    scale = scaler.scale_ if scaler is not None and scaler.with_std else None
+    coef_t = model.coef_.T
+    intercept = model.intercept_
+
+    def predict(row: np.ndarray) -> float:
+        values = np.array(row, dtype=np.float64)  # a copy, as StandardScaler(copy=True) makes
+        if mean is not None:
+            values -= mean
+        if scale is not None:
+            values /= scale
+        scores = values @ coef_t + intercept
+        return float(expit(scores.reshape(-1))[0])
+
+    return predict
+
+
+def compile_predictor(pipeline: Any, *, width: int, seed: int = 0) -> tuple[Predictor, str]:
+    """The fastest exact one-row predictor for ``pipeline`` and its name (``linear`` or
+    ``predict_proba``)."""
+    generic = generic_predictor(pipeline)
+    fast = _linear_predictor(pipeline) if isinstance(pipeline, Pipeline) else None
+    if fast is None:
+        return generic, "predict_proba"
+    rng = np.random.default_rng(seed)
+    scaler = next((s for _, s in pipeline.steps if isinstance(s, StandardScaler)), None)
+    centre = scaler.mean_ if scaler is not None and scaler.mean_ is not None else np.zeros(width)
+    spread = scaler.scale_ if scaler is not None and scaler.scale_ is not None else np.ones(width)
+    for _ in range(CHECK_ROWS):
+        row = (centre + spread * rng.normal(0.0, 2.0, width)).reshape(1, -1)
+        if fast(row) != generic(row):
+            logger.warning("exact fast path disagrees with predict_proba; using predict_proba")
+            return generic, "predict_proba"
+    return fast, "linear"

@@ -1,9 +1,9 @@
 """Predictions: serve the active model on fresh features and audit every answer.
 
 ``prediction_create`` (``/predict``) and ``prediction_batch_create`` (``/predict/batch``) take the
-same steps: the model that serves the symbol and its champion (``route_cache``,
-``models_registry.selectors.model_route``; loaded by ``predictions.inference``), the newest
-candles and their feature row with that model's window (``features.selectors``), the model's
+same steps: the model that serves the symbol and its champion, loaded (``predictions.inference``:
+``route_cache``, ``model_route``, ``model_cache``), the newest candles and their feature row
+with that model's window (``features.sources``), the model's
 probability, and the audit rows committed by ``_audit_commit`` before anything is answered.
 
 Challengers in shadow: a live request answered by a champion is also scored by that model's
@@ -38,15 +38,16 @@ from features.sources import feature_row_of, get_candle_source, normalise_symbol
 from mlcore.metrics import CHALLENGER_FAILURES
 from mlengine.errors import DomainError, InsufficientHistory
 from mlengine.logs import log_rate_limited
-from models_registry.selectors import (
+from predictions.errors import AuditUnavailable, DuplicateRequestId, DuplicateSymbol
+from predictions.inference import (
+    LoadedModel,
     ModelRoute,
     RoutesSnapshot,
+    model_cache,
     model_route,
     model_routes,
     route_cache,
 )
-from predictions.errors import AuditUnavailable, DuplicateRequestId, DuplicateSymbol
-from predictions.inference import LoadedModel, model_cache
 from predictions.models import PredictionRecord
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def prediction_create(
     challengers: bool | None = None,
 ) -> PredictionResult:
     """Predict for the newest candle of ``symbol`` with the champion of the model that serves it
-    (``model_name``, else the routing rule of ``models_registry.selectors.route_symbol``) and
+    (``model_name``, else the routing rule of ``predictions.inference.route_symbol``) and
     commit the audit row.
 
     The features come from ``latest_feature_row``, the same arithmetic training used (kept

@@ -15,21 +15,20 @@ from features.sources import feature_row_of, get_candle_source
 from models_registry.errors import ChallengerRefused
 from models_registry.models import ActivationEvent, ModelVersion, RegisteredModel
 from models_registry.naming import model_name_problem
-from models_registry.selectors import (
-    challengers_of,
-    champion_of,
-    model_route,
-    route_cache,
-    routing_generation,
-    serving_routes,
-)
+from models_registry.selectors import challengers_of, champion_of
 from models_registry.services.activation import (
     challenger_add,
     challenger_remove,
     model_version_activate,
 )
 from models_registry.training.config import ConfigError, TrainingConfig
-from predictions.inference import model_cache
+from predictions.inference import (
+    model_cache,
+    model_route,
+    route_cache,
+    routing_generation,
+    serving_routes,
+)
 from tests.factories import SMALL_CONFIG, make_model, make_user, make_version, token_client
 
 pytestmark = pytest.mark.django_db

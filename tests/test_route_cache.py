@@ -1,4 +1,4 @@
-"""The routes each process keeps (``models_registry.selectors.RouteCache``) and the guarded audit
+"""The routes each process keeps (``predictions.inference.RouteCache``) and the guarded audit
 INSERT of ``/predict`` (``predictions.services.prediction_create``): the copy hits on every
 request, and a change committed anywhere is still served from the next request on.
 
@@ -17,8 +17,8 @@ from django.test.utils import CaptureQueriesContext
 
 from mlengine.db.postgresql import compiler
 from models_registry.models import ModelVersion
-from models_registry.selectors import route_cache, routing_generation
 from models_registry.services.activation import model_version_activate
+from predictions.inference import route_cache, routing_generation
 from predictions.models import PredictionRecord
 from predictions.services import _insert_one_statement
 from tests.factories import make_model, make_version

@@ -9,8 +9,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-import predictions.fast_predict as fast
-from predictions.fast_predict import compile_predictor
+import predictions.inference as fast
+from predictions.inference import compile_predictor
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
