@@ -131,3 +131,42 @@ def test_a_guarded_insert_builds_its_text_once_per_shape(trained, require_postgr
     first, second = _inserts(queries)
     assert first == second
     assert len(compiler._guarded_texts) <= compiler.GUARDED_TEXTS
+
+
+def test_native_placeholders_number_each_psycopg_placeholder() -> None:
+    sql = "SELECT %s, '100%%', %s::int WHERE x = %s"
+    assert compiler.native_placeholders(sql) == "SELECT $1, '100%', $2::int WHERE x = $3"
+
+
+def test_a_guarded_insert_of_many_rows_is_sent_with_native_placeholders(
+    trained, require_postgres
+) -> None:
+    """Four rows of 17 values (a /predict with three challengers) are past the 50 parameters up
+    to which psycopg keeps a ``%s`` text parsed: the guarded INSERT carries ``$1``...``$n``,
+    which psycopg sends as it is, and every value reaches its row."""
+
+    def row(number: int) -> PredictionRecord:
+        return PredictionRecord(
+            request_id=uuid.uuid4(),
+            symbol="SP500",
+            model_version=trained,
+            features={"ret_1": number / 10},
+            prediction=number / 10,
+            confidence=0.0,
+            as_of="2018-12-31T00:00:00Z",
+            latency_ms=float(number),
+        )
+
+    current = routing_generation()
+    held = ("EXISTS (SELECT 1 WHERE %s = %s)", (current, current))
+    for attempt in range(2):  # built, then the kept text
+        rows = [row(number) for number in range(1, 5)]
+        with CaptureQueriesContext(connection) as queries:
+            assert _insert_one_statement(rows, guard=held) is True
+        (sql,) = _inserts(queries)
+        assert "%s" not in sql and "$1::" in sql and f"${4 * 17 + 2})" in sql
+        stored = PredictionRecord.objects.filter(request_id__in=[r.request_id for r in rows])
+        assert sorted((r.prediction, r.latency_ms, r.features["ret_1"]) for r in stored) == [
+            (n / 10, float(n), n / 10) for n in range(1, 5)
+        ]
+        assert all(r.pk is not None for r in rows)
