@@ -159,7 +159,7 @@ def test_a_guarded_insert_of_many_rows_is_sent_with_native_placeholders(
 
     current = routing_generation()
     held = ("EXISTS (SELECT 1 WHERE %s = %s)", (current, current))
-    for attempt in range(2):  # built, then the kept text
+    for _ in range(2):  # built, then the kept text
         rows = [row(number) for number in range(1, 5)]
         with CaptureQueriesContext(connection) as queries:
             assert _insert_one_statement(rows, guard=held) is True
