@@ -25,9 +25,8 @@ it would parse a ``%s`` text of more than 50 parameters again for every statemen
 
 from __future__ import annotations
 
-import itertools
 import re
-from itertools import chain
+from itertools import chain, count
 from typing import Any
 
 from django.db.backends.postgresql import compiler as postgresql
@@ -50,7 +49,7 @@ _PLACEHOLDER = re.compile(r"%%|%s")
 
 def native_placeholders(sql: str) -> str:
     """``sql`` with PostgreSQL's ``$1, $2``... for psycopg's ``%s`` (and ``%`` for ``%%``)."""
-    numbers = itertools.count(1)
+    numbers = count(1)
     return _PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else f"${next(numbers)}", sql)
 
 
