@@ -74,7 +74,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     ops_class = DatabaseOperations
     _used_at = float("-inf")
-    # An INSERT can carry a condition checked in the same statement (mlengine.db.guarded_insert).
+    # An INSERT can carry a condition checked in the same statement (an ``InsertQuery`` with a
+    # ``guard``, rendered by mlengine.db.postgresql.compiler).
     supports_guarded_insert = True
 
     def get_new_connection(self, conn_params):  # noqa: ANN001, ANN201 - Django's signature

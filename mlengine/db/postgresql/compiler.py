@@ -9,11 +9,12 @@ cost more than they save: committing the champion's row with one shadow row took
 one process on PostgreSQL. Below ``UNNEST_MIN_ROWS`` rows the base compiler's ``VALUES`` form is
 used; the statement is still one INSERT built by the ORM.
 
-A guarded INSERT (``guarded_insert``) writes its rows only if a condition holds when the
-statement runs, in the same statement: ``INSERT INTO t (...) SELECT * FROM (VALUES (...)) AS
-rows WHERE <condition> RETURNING ...``. ``/predict`` makes its audit row conditional on the
-routing generation it served from, which saves the round trip of checking it first
-(``predictions.services``). The rows, their columns and values are the ORM's, as for any INSERT.
+A guarded INSERT (an ``InsertQuery`` given a ``guard``: SQL and its parameters) writes its rows
+only if that condition holds when the statement runs, in the same statement: ``INSERT INTO t
+(...) SELECT * FROM (VALUES (...)) AS rows WHERE <condition> RETURNING ...``. ``/predict``
+makes its audit row conditional on the routing generation it served from, which saves the round
+trip of checking it first (``predictions.services``). The rows, their columns and values are
+the ORM's, as for any INSERT.
 The text of a guarded INSERT depends only on its table, columns, number of rows, returned
 columns and condition, so it is built once per such shape (``GUARDED_TEXTS`` of them) and only
 its values are prepared per statement, by the same field methods: building the text took a
