@@ -138,15 +138,17 @@ def _champion(
 ) -> tuple[RoutesSnapshot, ModelRoute, LoadedModel]:
     """The routes (``fresh``: as the database has them now, else this process's copy), the
     symbol's route and its loaded champion. An error decided on the copy (unknown model, no
-    champion...) is decided again on the database's routes before it is raised."""
-    with _server_binding():
-        snapshot = route_cache.snapshot(check=fresh)
-        try:
-            route = model_route(symbol=symbol, model=model_name, snapshot=snapshot)
-            return snapshot, route, model_cache.get_champion(route)
-        except DomainError:
-            if fresh:
-                raise
+    champion...) is decided again on the database's routes before it is raised.
+
+    No server binding here (``_server_binding``: PostgreSQL only): there the warm path reads
+    nothing, and a fresh read is the exception (a process's first request, a refused INSERT)."""
+    snapshot = route_cache.snapshot(check=fresh)
+    try:
+        route = model_route(symbol=symbol, model=model_name, snapshot=snapshot)
+        return snapshot, route, model_cache.get_champion(route)
+    except DomainError:
+        if fresh:
+            raise
     return _champion(symbol, model_name, fresh=True)
 
 
