@@ -118,16 +118,27 @@ def test_a_generation_seen_in_a_rolled_back_transaction_is_never_reused(trained)
     assert routing_generation() not in {seen, None}
 
 
-def test_a_guarded_insert_builds_its_text_once_per_shape(trained, require_postgres) -> None:
+def test_a_guarded_insert_builds_its_text_once_per_shape(
+    trained, require_postgres, monkeypatch
+) -> None:
     """``mlengine.db.postgresql.compiler``: the text of a guarded INSERT is kept per shape (one
     row here) and reused, bound to ``GUARDED_TEXTS`` shapes; the statement sent is the same."""
     client = Client()
     _predict(client)
     shapes = dict(compiler._guarded_texts)
+    built = []  # Django's own INSERT compilation, which a kept text spares
+    django_as_sql = compiler.postgresql.SQLInsertCompiler.as_sql
+
+    def counting_as_sql(self):  # a spy: Django's method, counted
+        built.append(self.query.model)
+        return django_as_sql(self)
+
+    monkeypatch.setattr(compiler.postgresql.SQLInsertCompiler, "as_sql", counting_as_sql)
     with CaptureQueriesContext(connection) as queries:
         _predict(client)
         _predict(client)
     assert compiler._guarded_texts == shapes  # no new shape: the kept text served both
+    assert PredictionRecord not in built  # and neither INSERT was compiled again
     first, second = _inserts(queries)
     assert first == second
     assert len(compiler._guarded_texts) <= compiler.GUARDED_TEXTS
