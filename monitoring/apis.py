@@ -50,6 +50,7 @@ from monitoring.selectors import (
     HISTORY_LIMIT,
     drift_history,
     latency_summary,
+    latest_check,
     live_performance,
     parse_latency_window,
     training_history,
@@ -109,15 +110,14 @@ class DriftApi(APIView):
                 f"No version of {model.name} is active, so there is nothing to check.",
                 details={"model": model.name},
             )
-        latest = (
-            DriftSnapshot.objects.filter(
-                model=model, model_version=version, kind=DriftSnapshot.Kind.MODEL
-            )
-            .order_by("-created_at", "-id")
-            .values_list("check_id", flat=True)
-            .first()
+        snapshots = list(
+            latest_check(
+                DriftSnapshot.objects.filter(
+                    model=model, model_version=version, kind=DriftSnapshot.Kind.MODEL
+                )
+            ).select_related("model_version__model")
         )
-        if latest is None:
+        if not snapshots:
             # Computing reads up to DRIFT_WINDOW predictions and writes a snapshot per feature:
             # not something an anonymous caller may trigger at will (reads are throttled per
             # request, not per cost).
@@ -127,10 +127,6 @@ class DriftApi(APIView):
                     "authenticated user."
                 )
             snapshots = drift_check_run(version=version)
-        else:
-            snapshots = list(
-                DriftSnapshot.objects.filter(check_id=latest).select_related("model_version__model")
-            )
         return Response(drift_report(snapshots))
 
 

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
@@ -28,6 +27,7 @@ from mlcore.metrics import observe_request
 from mlengine.logs import log_rate_limited
 from models_registry.models import ModelVersion, RegisteredModel
 from monitoring.models import DriftSnapshot, FreshnessSnapshot
+from monitoring.selectors import latest_check
 from predictions.selectors import audit_export_lag
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class StateCollector:
             version.add_metric([name], champion.version if champion else 0)
             if champion is not None:
                 age.add_metric([name], (now - champion.created_at).total_seconds())
-                for row in _latest_check(
+                for row in latest_check(
                     DriftSnapshot.objects.filter(
                         model_version=champion, kind=DriftSnapshot.Kind.MODEL
                     )
@@ -140,7 +140,7 @@ class StateCollector:
                         psi.add_metric(labels, row["psi"])
                     if row["threshold"] is not None:
                         threshold.add_metric(labels, row["threshold"])
-            for row in _latest_check(
+            for row in latest_check(
                 FreshnessSnapshot.objects.filter(is_replay=False, model_id=model_id)
             ).values("component", "subject", "age_seconds", "status"):
                 labels = [name, row["component"], row["subject"]]
@@ -149,12 +149,6 @@ class StateCollector:
                 stale.add_metric(labels, 1.0 if row["status"] == "stale" else 0.0)
         yield from (version, age, psi, drifting, threshold, fresh_age, stale)
         yield from audit_export_gauges(now)
-
-
-def _latest_check(snapshots: QuerySet) -> QuerySet:
-    """The rows of the newest check among ``snapshots`` (one ``check_id``)."""
-    latest = snapshots.order_by("-created_at", "-id").values_list("check_id", flat=True)[:1]
-    return snapshots.model.objects.filter(check_id__in=latest)
 
 
 def audit_export_gauges(now: datetime) -> Iterator[GaugeMetricFamily]:

@@ -8,7 +8,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Avg, Case, Count, F, FloatField, Max, Q, Value, When
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    F,
+    FloatField,
+    Max,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast, Greatest, Least, Ln, Power, TruncDate
 from django.utils import timezone
 
@@ -257,6 +268,13 @@ def drift_history(
         }
         for v in reversed(verdicts)
     ]
+
+
+def latest_check(snapshots: QuerySet) -> QuerySet:
+    """Every row of the newest check among ``snapshots`` (drift or freshness snapshots: the
+    rows sharing its ``check_id``), in one query."""
+    newest = snapshots.order_by("-created_at", "-id").values_list("check_id", flat=True)[:1]
+    return snapshots.model.objects.filter(check_id__in=newest)
 
 
 def latest_drift_status(*, models: list[RegisteredModel]) -> dict[int, str]:
