@@ -582,9 +582,10 @@ def _audit_commit(
     """
     # On PostgreSQL the INSERT sends its values as parameters, and is prepared once per
     # connection (mlengine.db.postgresql): a tenth of /predict's time less than quoting them
-    # into the SQL text, and far less for a batch's thousands of values.
+    # into the SQL text, and far less for a batch's thousands of values. A guarded INSERT
+    # brings its own binding (the compiler's native_binding): no factory swap around it.
     try:
-        with _server_binding():
+        with nullcontext() if guard is not None else _server_binding():
             if transaction.get_autocommit() and (answer is not None or len(records) == 1):
                 return _insert_one_statement(records, guard=guard)
             with transaction.atomic():
