@@ -96,6 +96,10 @@ def _celery_eager() -> None:
 def celery_worker_process(require_redis: str, require_postgres: None, transactional_db: None):
     """A real Celery worker (subprocess) on the Redis broker, sharing the test database."""
 
+    # require_redis also accepts CACHE_URL; the worker and this process need the broker itself.
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker.startswith("redis://"):
+        skip_or_fail("needs a Redis broker (CELERY_BROKER_URL=redis://...)")
     app.conf.task_always_eager = False
     queue = f"test-{uuid.uuid4().hex[:8]}"
     app.conf.task_default_queue = queue
@@ -103,7 +107,7 @@ def celery_worker_process(require_redis: str, require_postgres: None, transactio
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "mlengine.settings.test",
         "DATABASE_URL": test_database_url(),
-        "CELERY_BROKER_URL": os.environ["CELERY_BROKER_URL"],
+        "CELERY_BROKER_URL": broker,
     }
     command = [sys.executable, "-m", "celery", "-A", "mlengine", "worker", "--pool=solo",
                "--loglevel=INFO", "-Q", queue, "-n", f"{queue}@%h",
