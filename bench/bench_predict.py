@@ -391,9 +391,10 @@ def gunicorn(
     *,
     app: str = "mlengine.wsgi:application",
     ready_path: str = BARE_PATH,
+    cwd: Path = ROOT,
 ) -> Iterator[tuple[int, int]]:
-    """gunicorn serving ``app`` on 127.0.0.1 and a free port; yields (port, master pid) once
-    ``ready_path`` answers 200."""
+    """gunicorn serving ``app`` of the project in ``cwd`` (this checkout unless told) on
+    127.0.0.1 and a free port; yields (port, master pid) once ``ready_path`` answers 200."""
     port = free_port()
     args = [
         sys.executable,
@@ -416,7 +417,7 @@ def gunicorn(
         "10",
     ]
     with log.open("wb") as out:
-        server = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench_training",
     "bench_predict",
     "bench_production",
+    "bench_baseline",
     "bench_monitoring",
 ]
 
