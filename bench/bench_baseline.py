@@ -32,24 +32,22 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from bench.bench_predict import PREDICT_PATH, WARMUP_REQUESTS, gunicorn, load
 from bench.bench_production import (
-    DEFAULT_ADMIN_URL,
     NotAvailable,
     WrkResult,
+    manage,
     production_env,
     redis_service,
     run_wrk,
     scratch_database,
     standin_process,
 )
-from bench.common import ROOT, create_scratch_database, drop_scratch_database, header, verdict
+from bench.common import ROOT, header, verdict
 
 BASELINE_COMMIT = "78b360660e464bb1f843d09d533ee71dfed80112"
 BASELINE_DIR = ROOT / "var" / "bench-baseline"
@@ -83,31 +81,6 @@ def export_baseline() -> Path:
         archive.extractall(BASELINE_DIR, filter="data")
     marker.write_text(BASELINE_COMMIT + "\n")
     return BASELINE_DIR
-
-
-def manage_in(project: Path, env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        output = (done.stdout + done.stderr)[-2000:]
-        raise RuntimeError(f"{project.name}: manage.py {args[0]} failed:\n{output}")
-
-
-@contextlib.contextmanager
-def baseline_database() -> Iterator[str]:
-    given = os.environ.get("DATABASE_URL", "").strip()
-    admin = given if given.startswith(("postgres://", "postgresql://")) else DEFAULT_ADMIN_URL
-    url = create_scratch_database(admin, BASELINE_DATABASE)
-    try:
-        yield url
-    finally:
-        drop_scratch_database(admin, BASELINE_DATABASE)
 
 
 def _on_db(url: str, number: int) -> str:
@@ -211,7 +184,7 @@ def run_benchmark(rounds: int, seconds: float) -> None:
         baseline = export_baseline()
         with (
             scratch_database() as db,
-            baseline_database() as base_db,
+            scratch_database(BASELINE_DATABASE) as base_db,
             redis_service(run_dir) as (cache, broker, _),
             standin_process(run_dir) as upstream,
         ):
@@ -219,8 +192,8 @@ def run_benchmark(rounds: int, seconds: float) -> None:
             servers = environments(run_dir, baseline, {**urls, "upstream": upstream})
             for name in ("baseline bundled", "this bundled"):
                 spec = servers[name]
-                manage_in(spec["project"], spec["env"], "migrate", "--noinput", "-v", "0")
-                manage_in(spec["project"], spec["env"], "train_model", "--activate")
+                manage(spec["env"], "migrate", "--noinput", "-v", "0", project=spec["project"])
+                manage(spec["env"], "train_model", "--activate", project=spec["project"])
             with contextlib.ExitStack() as stack:
                 running = {}
                 for name, spec in servers.items():

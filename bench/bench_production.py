@@ -223,19 +223,21 @@ def upstream_stats(url: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def scratch_database() -> Iterator[str]:
+def scratch_database(name: str = BENCH_DATABASE) -> Iterator[str]:
+    """A new database ``name`` on ``DATABASE_URL``'s server (else 127.0.0.1:5432), dropped at
+    the end; its URL."""
     given = os.environ.get("DATABASE_URL", "").strip()
     admin = given if given.startswith(("postgres://", "postgresql://")) else DEFAULT_ADMIN_URL
     import psycopg
 
     try:
-        url = create_scratch_database(admin, BENCH_DATABASE)
+        url = create_scratch_database(admin, name)
     except psycopg.Error as exc:
-        raise NotAvailable(f"cannot create {BENCH_DATABASE} on {admin}: {exc}") from exc
+        raise NotAvailable(f"cannot create {name} on {admin}: {exc}") from exc
     try:
         yield url
     finally:
-        drop_scratch_database(admin, BENCH_DATABASE)
+        drop_scratch_database(admin, name)
 
 
 def production_env(
@@ -269,11 +271,12 @@ def production_env(
     return env
 
 
-def manage(env: dict[str, str], *args: str) -> tuple[str, float]:
+def manage(env: dict[str, str], *args: str, project: Path = ROOT) -> tuple[str, float]:
+    """``manage.py *args`` of ``project`` (this checkout unless told): its output and seconds."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        cwd=ROOT,
+        [sys.executable, str(project / "manage.py"), *args],
+        cwd=project,
         env=env,
         capture_output=True,
         text=True,
