@@ -101,14 +101,20 @@ def environments(run_dir: Path, baseline: Path, urls: dict[str, str]) -> dict[st
     )
     base["DJANGO_SETTINGS_MODULE"] = "mlengine.settings.production"
     base["PYTHONPATH"] = str(baseline)
-    bundled = {key: value for key, value in this.items() if key != "MARKET_DATA_URL"}
-    base_bundled = {key: value for key, value in base.items() if key != "MARKET_DATA_URL"}
-    return {
-        "baseline production": {"project": baseline, "env": base, "ready": "/health"},
-        "this production": {"project": ROOT, "env": this, "ready": "/health"},
-        "baseline bundled": {"project": baseline, "env": base_bundled, "ready": "/health"},
-        "this bundled": {"project": ROOT, "env": bundled, "ready": "/health"},
+    servers = {
+        "baseline production": {"project": baseline, "env": base},
+        "this production": {"project": ROOT, "env": this},
+        "baseline bundled": {"project": baseline, "env": base},
+        "this bundled": {"project": ROOT, "env": this},
     }
+    for name, spec in servers.items():
+        env = dict(spec["env"])
+        if name.endswith("bundled"):
+            del env["MARKET_DATA_URL"]
+        # Each gunicorn clears its metrics folder at start: one folder per server.
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(run_dir / "prometheus" / name.replace(" ", "-"))
+        spec["env"] = env
+    return servers
 
 
 def measure(servers: dict[str, tuple[int, int]], rounds: int, seconds: float) -> dict:
@@ -199,7 +205,7 @@ def run_benchmark(rounds: int, seconds: float) -> None:
                 for name, spec in servers.items():
                     log = run_dir / f"gunicorn-{name.replace(' ', '-')}.log"
                     running[name] = stack.enter_context(
-                        gunicorn(spec["env"], log, 1, ready_path=spec["ready"], cwd=spec["project"])
+                        gunicorn(spec["env"], log, 1, ready_path="/health", cwd=spec["project"])
                     )
                     load(running[name], PREDICT_PATH, requests=WARMUP_REQUESTS)
                 results = measure(running, rounds, seconds)
