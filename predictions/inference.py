@@ -113,13 +113,10 @@ def _serving_sql(alias: str) -> tuple[str, tuple]:
     return sql, tuple(params)
 
 
-def serving_routes(*, model: str | None = None) -> dict[str, ModelRoute]:
-    """Models by name with their champion and challengers, in ONE query (the per-request lookup
-    of ``/predict``): the models joined with their serving versions (active or challenger).
-
-    Every model is read (there are a handful, and a query without parameters is compiled
-    once); ``model`` keeps that one only.
-    """
+def serving_routes() -> dict[str, ModelRoute]:
+    """Every model by name with its champion and challengers, in ONE query (what ``RouteCache``
+    keeps): the models joined with their serving versions (active or challenger). There are a
+    handful of models, and a query without parameters is compiled once."""
     sql, params = _serving_sql(connection.alias)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -127,8 +124,6 @@ def serving_routes(*, model: str | None = None) -> dict[str, ModelRoute]:
     symbols_field = RegisteredModel._meta.get_field("symbols")
     found: dict[str, tuple[int, tuple[str, ...], list[tuple[bool, VersionKey]]]] = {}
     for pk, name, raw_symbols, v_pk, v_number, v_sha, v_active in rows:
-        if model is not None and name != model:
-            continue
         entry = found.get(name)
         if entry is None:
             listed = symbols_field.from_db_value(raw_symbols, None, connection) or ()
