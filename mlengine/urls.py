@@ -1,4 +1,9 @@
-"""URL configuration. Every API endpoint answers at its seed path and again under ``/api/v1/``."""
+"""URL configuration. Every API endpoint answers at its seed path and again under ``/api/v1/``.
+
+The apps' patterns are listed here, not included: a request walks every ``include`` level on
+its way to its view (a resolver match per level), and ``/predict``, the hot path, is tried
+first.
+"""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -7,24 +12,27 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from features.apis import FeaturesApi
 from mlengine.api import json_error_view, safe_methods_only
 from mlengine.apis import HealthApi, HealthLiveApi, HealthReadyApi
+from models_registry import urls as models_registry_urls
+from monitoring import urls as monitoring_urls
 from monitoring.dashboard.views import dashboard_view
 from monitoring.metrics import metrics_view
+from predictions import urls as predictions_urls
 
 api_patterns = [
+    *predictions_urls.urlpatterns,
     path("health", HealthApi.as_view(), name="health"),
     path("health/live", HealthLiveApi.as_view(), name="health-live"),
     path("health/ready", HealthReadyApi.as_view(), name="health-ready"),
     path("features", FeaturesApi.as_view(), name="features"),
-    path("", include("predictions.urls")),
-    path("", include("models_registry.urls")),
-    path("", include("monitoring.urls")),
+    *models_registry_urls.urlpatterns,
+    *monitoring_urls.urlpatterns,
 ]
 
 urlpatterns = [
+    *api_patterns,
     # The non-API views answer other methods with a JSON 405, not an HTML CSRF or 405 page.
     path("metrics", safe_methods_only(metrics_view), name="metrics"),
     path("dashboard/", dashboard_view, name="dashboard"),
-    path("", include(api_patterns)),
     path("api/v1/", include((api_patterns, "v1"))),
     path("api/schema/", safe_methods_only(SpectacularAPIView.as_view()), name="schema"),
     path(
