@@ -212,7 +212,12 @@ def _predict_once(
         if route.challengers:
             shadowed = time.perf_counter()  # after the champion's own row: not theirs to count
             records += _shadow_records(
-                route, champion=model, record=record, features=features, candles=candles
+                route,
+                champion=model,
+                record=record,
+                features=features,
+                inputs=inputs,
+                candles=candles,
             )
             timings["challengers"] = (time.perf_counter() - shadowed) * 1000
     scored = time.perf_counter()
@@ -297,11 +302,13 @@ def _shadow_rows(
     champion: LoadedModel,
     records: list[PredictionRecord],
     features: dict[str, dict[str, float]],
+    inputs: dict[str, np.ndarray],
     candles: pd.DataFrame | None = None,
 ) -> list[PredictionRecord]:
     """The unsaved shadow rows of ``route``'s challengers for the champion's ``records`` (one
-    per symbol, with their ``features``): one ``predict_proba`` per challenger for all of them.
-    Whatever fails is counted and left out."""
+    per symbol, with their ``features`` and the champion's input rows, ``inputs``, which a
+    challenger of the same window and feature list scores as they are): one
+    ``predict_proba`` per challenger for all of them. Whatever fails is counted and left out."""
     out: list[PredictionRecord] = []
     if not route.challengers or not records:
         return out
@@ -319,13 +326,17 @@ def _shadow_rows(
                 as_of=as_of,
                 candles=candles,
             )
+            same_inputs = challenger.features == champion.features
             ready: list[tuple[str, dict[str, float], np.ndarray]] = []
             for symbol in symbols:
                 row = rows[symbol]
                 try:
                     if isinstance(row, Exception):
                         raise row
-                    ready.append((symbol, row, _model_inputs(challenger, symbol, row)))
+                    if same_inputs and row is features[symbol]:
+                        ready.append((symbol, row, inputs[symbol]))  # never written to
+                    else:
+                        ready.append((symbol, row, _model_inputs(challenger, symbol, row)))
                 except Exception as exc:  # counted; the other symbols are still scored
                     _challenger_failed(route.name, challenger.label, exc)
             if not ready:
@@ -367,6 +378,7 @@ def _shadow_records(
     champion: LoadedModel,
     record: PredictionRecord,
     features: dict[str, float],
+    inputs: np.ndarray,
     candles: pd.DataFrame | None,
 ) -> list[PredictionRecord]:
     """``_shadow_rows`` of one prediction."""
@@ -375,6 +387,7 @@ def _shadow_records(
         champion=champion,
         records=[record],
         features={record.symbol: features},
+        inputs={record.symbol: inputs},
         candles=candles,
     )
 
@@ -465,6 +478,7 @@ def prediction_batch_create(
             champion=groups[pk][0],
             records=[by_symbol[symbol] for symbol, *_ in items],
             features={by_symbol[symbol].symbol: features for symbol, _, features, _ in items},
+            inputs={by_symbol[symbol].symbol: inputs for symbol, _, _, inputs in items},
         )
     if shadows:
         timings["challengers"] = (time.perf_counter() - predicted) * 1000

@@ -170,6 +170,32 @@ def test_a_broken_challenger_never_fails_the_champion_and_is_counted(
     assert sorted(by_version) == sorted([champion.pk] * 3 + [good.pk] * 3)
 
 
+@pytest.mark.parametrize("path", ["predict", "batch"])
+def test_a_challenger_is_scored_on_its_own_feature_list(champion, path) -> None:
+    # Both challengers share the champion's window and feature row; only one shares its
+    # feature list (and so its input row). The other lists the same features in reverse.
+    same = add_challenger(window=10, seed=1)
+    reverse = list(reversed(FEATURES))
+    reordered = make_version(
+        feature_spec={**spec(10), "features": reverse}, **_artifact(other_pipeline(3))
+    )
+    challenger_add(version=reordered.version, actor_name="test")
+    if path == "predict":
+        assert APIClient().get("/predict", {"symbol": "SP500"}).status_code == 200
+    else:
+        assert prediction_batch_create(symbols=["SP500"]).records
+    rows = {row.model_version_id: row for row in PredictionRecord.objects.all()}
+    expected = feature_row_of("SP500", get_candle_source().get_candles("SP500"), 10).features
+    for version, names in ((same, FEATURES), (reordered, reverse)):
+        inputs = np.array([[expected[name] for name in names]])
+        assert rows[version.pk].role == "challenger"
+        assert rows[version.pk].prediction == load_model_version(version).predict_up(inputs)
+    own = np.array([[expected[name] for name in reverse]])
+    champion_order = np.array([[expected[name] for name in FEATURES]])
+    loaded = load_model_version(reordered)
+    assert loaded.predict_up(own) != loaded.predict_up(champion_order)
+
+
 def test_batch_scores_each_symbol_with_its_models_challengers(champion) -> None:
     challenger = add_challenger(window=30)
     ndx = make_model("ndx", symbols=["NASDAQ"])
