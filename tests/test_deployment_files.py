@@ -491,6 +491,31 @@ def test_gunicorn_accepts_the_configuration(source: str, tmp_path: Path) -> None
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# A worker's start, as gunicorn runs it: the application loaded, then the configuration's
+# post_worker_init hook; then the figures the hook is for.
+WORKER_START = """
+import gc, runpy, sys
+from mlengine.wsgi import application
+hooks = runpy.run_path("gunicorn.conf.py")
+before = gc.get_freeze_count()
+hooks["post_worker_init"](None)
+print(before, gc.get_freeze_count(), "predictions.apis" in sys.modules)
+"""
+
+
+def test_a_worker_freezes_what_the_application_loaded(tmp_path: Path) -> None:
+    result = run(
+        [sys.executable, "-c", WORKER_START],
+        production_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    before, frozen, views_loaded = result.stdout.split()[-3:]
+    # The URLconf (every view and what it imports) is loaded, then everything is frozen.
+    assert (int(before), views_loaded) == (0, "True")
+    assert int(frozen) > 100_000
+
+
 def test_celery_app_loads_with_production_settings(tmp_path: Path) -> None:
     result = run(
         [sys.executable, "-m", "celery", "-A", "mlengine", "report"],
