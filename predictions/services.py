@@ -334,7 +334,7 @@ def _shadow_rows(
                     if isinstance(row, Exception):
                         raise row
                     if same_inputs and row is features[symbol]:
-                        ready.append((symbol, row, inputs[symbol]))  # never written to
+                        ready.append((symbol, row, inputs[symbol]))  # read-only
                     else:
                         ready.append((symbol, row, _model_inputs(challenger, symbol, row)))
                 except Exception as exc:  # counted; the other symbols are still scored
@@ -528,8 +528,11 @@ def _batch_models(
 
 
 def _model_inputs(model: LoadedModel, symbol: str, features: dict[str, float]) -> np.ndarray:
-    """The model's input row (shape (1, n)); ``InsufficientHistory`` if a feature is undefined."""
+    """The model's input row (shape (1, n)), read-only; ``InsufficientHistory`` if a feature is
+    undefined. The champion's row is scored again by its challengers of the same feature list:
+    read-only, a pipeline that transforms in place (``copy=False``) works on a copy of it."""
     inputs = np.array([[features[name] for name in model.features]], dtype=np.float64)
+    inputs.flags.writeable = False
     if not np.isfinite(inputs).all():
         raise InsufficientHistory(
             f"The newest candle of {normalise_symbol(symbol)} has undefined model features.",

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler
 
 from features.sources import feature_row_of, get_candle_source
 from mlengine.logs import limiter
@@ -194,6 +195,24 @@ def test_a_challenger_is_scored_on_its_own_feature_list(champion, path) -> None:
     champion_order = np.array([[expected[name] for name in FEATURES]])
     loaded = load_model_version(reordered)
     assert loaded.predict_up(own) != loaded.predict_up(champion_order)
+
+
+def test_a_champion_that_scales_in_place_leaves_the_shared_input_row_alone() -> None:
+    # Its scaler works in place (copy=False): it is scored through predict_proba on the very
+    # row its challenger of the same feature list scores next.
+    rng = np.random.default_rng(4)
+    inputs = rng.normal(size=(80, 4))
+    labels = (inputs[:, 0] > 0).astype(int)
+    in_place = Pipeline([("scale", MinMaxScaler(copy=False)), ("model", LogisticRegression())])
+    in_place.fit(inputs.copy(), labels)
+    version = make_version(feature_spec=spec(10), **_artifact(in_place))
+    model_version_activate(version=version.version, actor_name="test")
+    same = add_challenger(window=10, seed=1)
+    assert APIClient().get("/predict", {"symbol": "SP500"}).status_code == 200
+    expected = feature_row_of("SP500", get_candle_source().get_candles("SP500"), 10).features
+    row = np.array([[expected[name] for name in FEATURES]])
+    shadow = PredictionRecord.objects.get(model_version=same)
+    assert shadow.prediction == load_model_version(same).predict_up(row)
 
 
 def test_batch_scores_each_symbol_with_its_models_challengers(champion) -> None:
