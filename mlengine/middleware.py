@@ -6,7 +6,10 @@ import re
 import uuid
 from collections.abc import Callable
 
+from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
+from django.contrib.messages.storage import default_storage
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject, empty
 
 # A client's id is taken only in the canonical UUID form (36 characters, hex and hyphens, any
 # case): the id is also the primary handle of the audit row ``/predict`` writes, whose column is
@@ -37,3 +40,25 @@ class RequestIDMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+class MessageMiddleware(DjangoMessageMiddleware):
+    """Django's messages middleware, with the storage built on first use.
+
+    Django builds the storage (a cookie backend and a session backend) on every request, and
+    asks it after every response whether there are messages to store. Only the admin's and the
+    dashboard's pages add or show messages. An API request never does, and for it those two
+    steps cost about 3% of a ``/predict``. Here ``request._messages`` is a lazy object: the
+    storage exists once a view adds a message or a template lists them. A response to a request
+    that never touched it has nothing to store and nothing read to clear, so it is let through
+    unchanged.
+    """
+
+    def process_request(self, request: HttpRequest) -> None:
+        request._messages = SimpleLazyObject(lambda: default_storage(request))
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        messages = getattr(request, "_messages", None)
+        if isinstance(messages, SimpleLazyObject) and messages._wrapped is empty:
+            return response
+        return super().process_response(request, response)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -15,6 +16,14 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from mlengine.api import ReadOpenOrAuthenticated, error_body
+
+
+class SessionCookieScheme(SessionScheme):
+    """The session cookie scheme (``cookieAuth``) for ``mlengine.api.SessionAuthentication``:
+    drf-spectacular's own extension matches DRF's class only, not a subclass."""
+
+    target_class = "mlengine.api.SessionAuthentication"
+
 
 ErrorSerializer = inline_serializer(
     "Error",

@@ -58,7 +58,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's, building the message storage only when a page uses it (mlengine.middleware).
+    "mlengine.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a refused admin login into its lockout answer.
     "axes.middleware.AxesMiddleware",
@@ -181,12 +182,15 @@ API_READ_REQUIRES_AUTH = env_bool("API_READ_REQUIRES_AUTH", False)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "mlengine.throttling.FailureLimitedTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # DRF's, without a session lookup for a request with no session cookie (mlengine.api).
+        "mlengine.api.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["mlengine.api.ReadOpenOrAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # A body is a JSON object or a 400 invalid_body (mlengine.api.JSONObjectParser).
     "DEFAULT_PARSER_CLASSES": ["mlengine.api.JSONObjectParser"],
+    # DRF's, without parsing an Accept header that leaves nothing to choose (mlengine.api).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "mlengine.api.ContentNegotiation",
     "EXCEPTION_HANDLER": "mlengine.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "mlengine.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "mlengine.api.DefaultPagination",
