@@ -51,6 +51,12 @@ PREDICT_LATENCY = Histogram(
 PREDICT_STAGE = Histogram(
     "mlengine_predict_stage_seconds", "/predict time per stage.", ["stage"], buckets=LATENCY_BUCKETS
 )
+# The stages ``predictions.services`` times (its ``timings`` keys, the Server-Timing names).
+PREDICT_STAGES = ("model_lookup", "candles", "features", "model", "challengers", "audit")
+# Their series, bound once: ``labels()`` checks and looks up its arguments on every call, and
+# /predict observes five or six stages. Bound at start, every stage is exported from the first
+# scrape on (at zero), as Prometheus advises for a known set of label values.
+_STAGE_SERIES = {stage: PREDICT_STAGE.labels(stage=stage) for stage in PREDICT_STAGES}
 AUDIT_EXPORT_FAILURES = Counter(
     "mlengine_audit_export_failures_total",
     "Audit export runs that failed (file unwritable, lost or not matching, database down).",
@@ -83,7 +89,8 @@ def observe_prediction(timings: dict[str, float]) -> None:
     """Record one answered prediction's stage timings (milliseconds)."""
     PREDICT_LATENCY.observe(sum(timings.values()) / 1000)
     for stage, milliseconds in timings.items():
-        PREDICT_STAGE.labels(stage=stage).observe(milliseconds / 1000)
+        series = _STAGE_SERIES.get(stage) or PREDICT_STAGE.labels(stage=stage)
+        series.observe(milliseconds / 1000)
 
 
 def observe_request(*, endpoint: str, method: str | None, status: int, seconds: float) -> None:
