@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import FilteredRelation, Q, QuerySet
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
@@ -189,7 +189,7 @@ class RoutesSnapshot:
         for an INSERT that must write only then (``mlengine.db.postgresql.compiler``)."""
         if self.generation is None:
             return None
-        sql, key_at, value_at = _guard_sql(connection.alias)
+        sql, key_at, value_at = _guard_sql(DEFAULT_DB_ALIAS)  # the ``connection`` proxy's
         params = [None, None]
         params[key_at], params[value_at] = 1, self.generation
         return sql, tuple(params)
@@ -214,7 +214,7 @@ class RouteCache:
         """The routes as the database has them now (``check``), or, unchecked, this process's
         copy without a query: only for a caller whose write carries the snapshot's ``guard()``
         and starts again with a checked one when that write is refused."""
-        alias = connection.alias
+        alias = DEFAULT_DB_ALIAS  # the ``connection`` proxy's, without looking it up
         copy = self._copies.get(alias)
         if not check and copy is not None:
             self.hits += 1

@@ -28,7 +28,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    connection,
+    connections,
+    transaction,
+)
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
@@ -109,10 +117,9 @@ def prediction_create(
     the last of ``ROUTE_ATTEMPTS`` writes unguarded after that fresh read, which is what every
     request does elsewhere (SQLite: one read of the generation, then the INSERT).
     """
+    db = connections[DEFAULT_DB_ALIAS]
     guarded = (
-        model is None
-        and getattr(connection, "supports_guarded_insert", False)
-        and transaction.get_autocommit()
+        model is None and getattr(db, "supports_guarded_insert", False) and db.get_autocommit()
     )
     attempt = 0
     while True:
@@ -601,10 +608,11 @@ def _audit_commit(
     # connection (mlengine.db.postgresql): a tenth of /predict's time less than quoting them
     # into the SQL text, and far less for a batch's thousands of values. A guarded INSERT
     # brings its own binding (the compiler's native_binding): no factory swap around it.
+    db = connections[DEFAULT_DB_ALIAS]
     try:
         with nullcontext() if guard is not None else _server_binding():
-            if transaction.get_autocommit() and (answer is not None or len(records) == 1):
-                return _insert_one_statement(records, guard=guard)
+            if db.get_autocommit() and (answer is not None or len(records) == 1):
+                return _insert_one_statement(records, db, guard=guard)
             with transaction.atomic():
                 PredictionRecord.objects.bulk_create(records)
             return True
@@ -613,7 +621,7 @@ def _audit_commit(
 
 
 def _insert_one_statement(
-    records: list[PredictionRecord], *, guard: tuple[str, tuple] | None = None
+    records: list[PredictionRecord], db: BaseDatabaseWrapper, *, guard: tuple[str, tuple] | None
 ) -> bool:
     """``records`` in ONE INSERT in autocommit mode: committed when it returns, all or none (a
     statement is atomic), with no BEGIN and COMMIT round trips around it. False when its
@@ -627,17 +635,15 @@ def _insert_one_statement(
     """
     opts = PredictionRecord._meta
     fields = [column for column in opts.local_concrete_fields if column is not opts.auto_field]
-    if len(records) > connection.ops.bulk_batch_size(fields, records):
-        with transaction.atomic():
+    if len(records) > db.ops.bulk_batch_size(fields, records):
+        with transaction.atomic(using=db.alias):
             PredictionRecord.objects.bulk_create(records)
         return True
-    returning = (
-        opts.db_returning_fields if connection.features.can_return_rows_from_bulk_insert else None
-    )
+    returning = opts.db_returning_fields if db.features.can_return_rows_from_bulk_insert else None
     query = InsertQuery(PredictionRecord)
     query.insert_values(fields, records)
     query.guard = guard
-    returned = query.get_compiler(using=connection.alias).execute_sql(returning)
+    returned = query.get_compiler(connection=db).execute_sql(returning)
     if guard is not None and (not returned or returned[0] is None):
         return False
     for record, values in zip(records, returned or (), strict=False):
@@ -645,7 +651,7 @@ def _insert_one_statement(
             setattr(record, column.attname, value)
     for record in records:
         record._state.adding = False
-        record._state.db = connection.alias
+        record._state.db = db.alias
     return True
 
 

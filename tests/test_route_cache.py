@@ -99,10 +99,10 @@ def test_a_guarded_insert_writes_nothing_when_its_condition_fails(
 
     current = routing_generation()
     stale = ("EXISTS (SELECT 1 WHERE %s = %s)", (current, current + 1))
-    assert _insert_one_statement([row(), row()], guard=stale) is False
+    assert _insert_one_statement([row(), row()], connection, guard=stale) is False
     assert not PredictionRecord.objects.exists()
     held = ("EXISTS (SELECT 1 WHERE %s = %s)", (current, current))
-    assert _insert_one_statement([row(), row()], guard=held) is True
+    assert _insert_one_statement([row(), row()], connection, guard=held) is True
     assert PredictionRecord.objects.count() == 2
 
 
@@ -173,7 +173,7 @@ def test_a_guarded_insert_of_many_rows_is_sent_with_native_placeholders(
     for _ in range(2):  # built, then the kept text
         rows = [row(number) for number in range(1, 5)]
         with CaptureQueriesContext(connection) as queries:
-            assert _insert_one_statement(rows, guard=held) is True
+            assert _insert_one_statement(rows, connection, guard=held) is True
         (sql,) = _inserts(queries)
         assert "%s" not in sql and "$1::" in sql and f"${4 * 17 + 2})" in sql
         stored = PredictionRecord.objects.filter(request_id__in=[r.request_id for r in rows])
