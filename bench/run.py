@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench_predict",
     "bench_production",
     "bench_baseline",
+    "bench_instructions",
     "bench_monitoring",
 ]
 
