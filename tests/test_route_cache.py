@@ -8,12 +8,15 @@ transaction around everything would turn it off).
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from mlengine.db.postgresql import compiler
 from models_registry.models import ModelVersion
@@ -106,6 +109,46 @@ def test_a_guarded_insert_writes_nothing_when_its_condition_fails(
     assert PredictionRecord.objects.count() == 2
 
 
+def test_a_value_the_rows_share_is_sent_once(trained, require_postgres) -> None:
+    """A shadow row's features, event time and candle time are its champion's own objects: the
+    guarded INSERT sends each once and both rows store it (on the statement's first run, whose
+    text Django builds, and on the next, from the kept text)."""
+    features = {"close": 2506.85, "rsi": None}
+    when = timezone.now()
+
+    def row(**values: object) -> PredictionRecord:
+        return PredictionRecord(
+            request_id=uuid.uuid4(),
+            symbol="SP500",
+            model_version=trained,
+            event_time=when,
+            prediction=0.5,
+            confidence=0.0,
+            as_of="2018-12-31T00:00:00Z",
+            latency_ms=1.0,
+            **values,
+        )
+
+    sent: list[tuple] = []
+
+    def capture(execute, sql, params, many, context):
+        sent.append(params)
+        return execute(sql, params, many, context)
+
+    current = routing_generation()
+    held = ("EXISTS (SELECT 1 WHERE %s = %s)", (current, current))
+    for _ in range(2):
+        rows = [row(features=features), row(features=features), row(features={"close": 1.0})]
+        with connection.execute_wrapper(capture):
+            assert _insert_one_statement(rows, connection, guard=held) is True
+        documents = [value.obj for value in sent[-1] if isinstance(value, Jsonb)]
+        assert documents.count(features) == 1
+        assert {"close": 1.0} in documents
+        assert sum(value == when for value in sent[-1]) == 1
+    stored = list(PredictionRecord.objects.order_by("id").values_list("features", "event_time"))
+    assert stored == [(features, when), (features, when), ({"close": 1.0}, when)] * 2
+
+
 def test_a_generation_seen_in_a_rolled_back_transaction_is_never_reused(trained) -> None:
     class Rollback(Exception):
         pass
@@ -152,8 +195,8 @@ def test_native_placeholders_number_each_psycopg_placeholder() -> None:
 def test_a_guarded_insert_of_many_rows_is_sent_with_native_placeholders(
     trained, require_postgres
 ) -> None:
-    """Four rows of 17 values (a /predict with three challengers) are past the 50 parameters up
-    to which psycopg keeps a ``%s`` text parsed: the guarded INSERT carries ``$1``...``$n``,
+    """Four rows of 17 values (a /predict with three challengers) can be past the 50 parameters
+    up to which psycopg keeps a ``%s`` text parsed: the guarded INSERT carries ``$1``...``$n``,
     which psycopg sends as it is, and every value reaches its row."""
 
     def row(number: int) -> PredictionRecord:
@@ -175,7 +218,12 @@ def test_a_guarded_insert_of_many_rows_is_sent_with_native_placeholders(
         with CaptureQueriesContext(connection) as queries:
             assert _insert_one_statement(rows, connection, guard=held) is True
         (sql,) = _inserts(queries)
-        assert "%s" not in sql and "$1::" in sql and f"${4 * 17 + 2})" in sql
+        assert "%s" not in sql and "$1::" in sql
+        # The guard's two parameters come right after the rows' (shared values sent once).
+        numbers = [int(number) for number in re.findall(r"\$(\d+)", sql)]
+        guard_at = re.search(r"WHERE \$(\d+) = \$(\d+)\)", sql)
+        assert guard_at is not None
+        assert [int(guard_at[1]), int(guard_at[2])] == [max(numbers) - 1, max(numbers)]
         stored = PredictionRecord.objects.filter(request_id__in=[r.request_id for r in rows])
         assert sorted((r.prediction, r.latency_ms, r.features["ret_1"]) for r in stored) == [
             (n / 10, float(n), n / 10) for n in range(1, 5)

@@ -22,12 +22,18 @@ tenth of a ``/predict``'s time in its worker. Its placeholders are PostgreSQL's 
 ``$2``...), and it runs in the backend's ``native_binding()``: psycopg sends it as it is, where
 it would parse a ``%s`` text of more than 50 parameters again for every statement (a
 ``/predict`` with two challengers or more: 20 µs per row).
+
+A value of a later row that is the very object of the first row's same column is sent once,
+as the first row's parameter: a shadow row's features (the champion's, an 86k-instruction
+JSON document to dump), event time and candle time are its champion's own objects. The sharing
+is decided per statement on the rows it is given (no state survives it), and it is part of
+the kept text's shape. Each challenger of a ``/predict`` went from 0.60M to 0.46M instructions.
 """
 
 from __future__ import annotations
 
 import re
-from itertools import chain, count
+from itertools import count
 from typing import Any
 
 from django.db.backends.postgresql import compiler as postgresql
@@ -69,6 +75,9 @@ class GuardedRows(list):
 
 
 class SQLInsertCompiler(postgresql.SQLInsertCompiler):
+    # (row, column) of the values a guarded INSERT sends as the first row's (as_sql).
+    shared_values: frozenset[tuple[int, int]] = frozenset()
+
     def execute_sql(self, returning_fields: Any = None) -> Any:
         if getattr(self.query, "guard", None) is None:
             return super().execute_sql(returning_fields)
@@ -84,6 +93,15 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
             return self._native_sql()
         if any(hasattr(field, "get_placeholder") for field in fields):
             return self._native_sql()
+        raw_rows = [[self.pre_save_val(field, obj) for field in fields] for obj in self.query.objs]
+        # A later row's value that is the first row's own object (a shadow row's features,
+        # event time and candle time are its champion's) is sent once: the first row's $n.
+        shared = frozenset(
+            (row, column)
+            for row in range(1, len(raw_rows))
+            for column, value in enumerate(raw_rows[row])
+            if value is raw_rows[0][column]
+        )
         key = (
             self.connection.alias,
             self.query.get_meta().db_table,
@@ -91,22 +109,25 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
             len(self.query.objs),
             tuple(field.column for field in self.returning_fields or ()),
             guard[0],
+            shared,
         )
-        value_rows = [
-            [self.prepare_value(field, self.pre_save_val(field, obj)) for field in fields]
-            for obj in self.query.objs
+        values = [
+            self.prepare_value(field, value)
+            for row, raw in enumerate(raw_rows)
+            for column, (field, value) in enumerate(zip(fields, raw, strict=True))
+            if (row, column) not in shared
         ]
-        if any(hasattr(value, "as_sql") for row in value_rows for value in row):
+        if any(hasattr(value, "as_sql") for value in values):
             return self._native_sql()  # an expression has its own placeholder: never kept
         text = _guarded_texts.get(key)
         if text is None:
+            self.shared_values = shared
             statements = self._native_sql()
             if len(_guarded_texts) < GUARDED_TEXTS:
                 _guarded_texts[key] = statements[0][0]
             return statements
         _, self.returning_params = self.connection.ops.return_insert_columns(self.returning_fields)
-        params = (*chain.from_iterable(value_rows), *guard[1], *self.returning_params)
-        return [(text, params)]
+        return [(text, (*values, *guard[1], *self.returning_params))]
 
     def _native_sql(self) -> list[tuple[str, Any]]:
         """Django's statements (``assemble_as_sql`` adds the guard), with native placeholders."""
@@ -119,14 +140,24 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
                 self, fields, value_rows
             )
             types = [field.db_type(self.connection).split("(")[0] for field in fields]
+            # A shared value (as_sql) names the first row's parameter of its column: its
+            # placeholders are one "%s" per column, numbered first, $1 to $n.
+            shared = self.shared_values
             rows = [
                 "("
-                + ", ".join(f"{sql}::{kind}" for sql, kind in zip(row, types, strict=True))
+                + ", ".join(
+                    f"{f'${column + 1}' if (row, column) in shared else sql}::{kind}"
+                    for column, (sql, kind) in enumerate(zip(placeholders, types, strict=True))
+                )
                 + ")"
-                for row in placeholder_rows
+                for row, placeholders in enumerate(placeholder_rows)
+            ]
+            params = [
+                [value for column, value in enumerate(values) if (row, column) not in shared]
+                for row, values in enumerate(param_rows)
             ]
             condition, condition_params = guard
-            return GuardedRows(rows, condition), [*param_rows, list(condition_params)]
+            return GuardedRows(rows, condition), [*params, list(condition_params)]
         if len(value_rows) < UNNEST_MIN_ROWS:
             return BaseSQLInsertCompiler.assemble_as_sql(self, fields, value_rows)
         return super().assemble_as_sql(fields, value_rows)
