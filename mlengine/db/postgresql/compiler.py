@@ -89,19 +89,26 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
         if guard is None:
             return super().as_sql()
         fields = self.query.fields
-        if not fields or self.query.on_conflict or self.query.raw:
+        if not fields or not self.query.objs or self.query.on_conflict or self.query.raw:
             return self._native_sql()
         if any(hasattr(field, "get_placeholder") for field in fields):
             return self._native_sql()
-        raw_rows = [[self.pre_save_val(field, obj) for field in fields] for obj in self.query.objs]
+        first, *others = [
+            [self.pre_save_val(field, obj) for field in fields] for obj in self.query.objs
+        ]
+        values = [
+            self.prepare_value(field, value) for field, value in zip(fields, first, strict=True)
+        ]
         # A later row's value that is the first row's own object (a shadow row's features,
         # event time and candle time are its champion's) is sent once: the first row's $n.
-        shared = frozenset(
-            (row, column)
-            for row in range(1, len(raw_rows))
-            for column, value in enumerate(raw_rows[row])
-            if value is raw_rows[0][column]
-        )
+        sharing: list[tuple[int, int]] = []
+        for row, raw in enumerate(others, start=1):
+            for column, (field, value) in enumerate(zip(fields, raw, strict=True)):
+                if value is first[column]:
+                    sharing.append((row, column))
+                else:
+                    values.append(self.prepare_value(field, value))
+        shared = frozenset(sharing)
         key = (
             self.connection.alias,
             self.query.get_meta().db_table,
@@ -111,12 +118,6 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
             guard[0],
             shared,
         )
-        values = [
-            self.prepare_value(field, value)
-            for row, raw in enumerate(raw_rows)
-            for column, (field, value) in enumerate(zip(fields, raw, strict=True))
-            if (row, column) not in shared
-        ]
         if any(hasattr(value, "as_sql") for value in values):
             return self._native_sql()  # an expression has its own placeholder: never kept
         text = _guarded_texts.get(key)
