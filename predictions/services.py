@@ -370,10 +370,7 @@ def _shadow_rows(
                     stored_features=answered.features if row is features[symbol] else None,
                     probability=probability,
                     latency_ms=latency_ms,
-                    event_time=answered.event_time,
-                    is_replay=answered.is_replay,
-                    role=PredictionRecord.Role.CHALLENGER,
-                    champion_request_id=answered.request_id,
+                    champion=answered,
                 )
             )
     return out
@@ -560,20 +557,29 @@ def _record(
     event_time: datetime | None = None,
     is_replay: bool = False,
     timings: dict[str, float] | None = None,
-    role: str = PredictionRecord.Role.CHAMPION,
-    champion_request_id: uuid.UUID | None = None,
+    champion: PredictionRecord | None = None,
     stored_features: dict[str, float | None] | None = None,
 ) -> PredictionRecord:
     """The unsaved audit row of one prediction (``PredictionRecord`` is its only definition).
+    ``champion``: the row this one shadows (a challenger's), whose time of writing, event time,
+    replay flag and symbol it takes, as the same objects (the INSERT sends them once).
     ``stored_features``: ``features`` as another row already stores them (a shadow row of the
     champion's own feature row)."""
-    now = timezone.now()
+    if champion is None:
+        created_at = timezone.now()
+        event_time = event_time or created_at
+        symbol = normalise_symbol(symbol)
+        role, champion_request_id = PredictionRecord.Role.CHAMPION, None
+    else:
+        created_at, event_time = champion.created_at, champion.event_time
+        is_replay, symbol = champion.is_replay, champion.symbol
+        role, champion_request_id = PredictionRecord.Role.CHALLENGER, champion.request_id
     return PredictionRecord(
         request_id=request_id or uuid.uuid4(),
-        created_at=now,
-        event_time=event_time or now,
+        created_at=created_at,
+        event_time=event_time,
         is_replay=is_replay,
-        symbol=normalise_symbol(symbol),
+        symbol=symbol,
         # The version row in memory: the representation reads its label without a query.
         model_version=model.version_row,
         features=stored_features

@@ -111,6 +111,9 @@ def test_shadow_rows_are_written_beside_the_champion_and_never_returned(champion
         assert shadow.role == "challenger"
         assert shadow.champion_request_id == answered.request_id
         assert shadow.as_of == answered.as_of and shadow.event_time == answered.event_time
+        # Written by the champion's statement: its time of writing, its symbol and replay flag.
+        assert shadow.created_at == answered.created_at and shadow.symbol == answered.symbol
+        assert shadow.is_replay is answered.is_replay is False
         # The challenger's own window on the same candles, through the same feature function.
         expected = feature_row_of("SP500", candles, window).features
         assert shadow.features["moving_average"] == pytest.approx(expected["moving_average"])
