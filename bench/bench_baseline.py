@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.bench_predict import PREDICT_PATH, WARMUP_REQUESTS, gunicorn, load
@@ -117,6 +118,27 @@ def environments(run_dir: Path, baseline: Path, urls: dict[str, str]) -> dict[st
     return servers
 
 
+@contextlib.contextmanager
+def prepared_projects(run_dir: Path) -> Iterator[dict[str, dict]]:
+    """The four servers' projects and environments (``environments``) on their services: two
+    scratch databases, a private Redis, the stand-in upstream; each project migrated and given
+    a trained active version. ``bench_instructions`` counts on the same."""
+    baseline = export_baseline()
+    with (
+        scratch_database() as db,
+        scratch_database(BASELINE_DATABASE) as base_db,
+        redis_service(run_dir) as (cache, broker, _),
+        standin_process(run_dir) as upstream,
+    ):
+        urls = {"db": db, "base_db": base_db, "cache": cache, "broker": broker}
+        servers = environments(run_dir, baseline, {**urls, "upstream": upstream})
+        for name in ("baseline bundled", "this bundled"):
+            spec = servers[name]
+            manage(spec["env"], "migrate", "--noinput", "-v", "0", project=spec["project"])
+            manage(spec["env"], "train_model", "--activate", project=spec["project"])
+        yield servers
+
+
 def measure(servers: dict[str, tuple[int, int]], rounds: int, seconds: float) -> dict:
     results: dict[str, list[WrkResult]] = {name: [] for name in servers}
     for number in range(rounds):
@@ -187,28 +209,15 @@ def run_benchmark(rounds: int, seconds: float) -> None:
             raise NotAvailable("wrk is not installed (Debian package wrk)")
         if shutil.which("redis-server") is None:
             raise NotAvailable("no redis-server binary: the two projects need Redis of their own")
-        baseline = export_baseline()
-        with (
-            scratch_database() as db,
-            scratch_database(BASELINE_DATABASE) as base_db,
-            redis_service(run_dir) as (cache, broker, _),
-            standin_process(run_dir) as upstream,
-        ):
-            urls = {"db": db, "base_db": base_db, "cache": cache, "broker": broker}
-            servers = environments(run_dir, baseline, {**urls, "upstream": upstream})
-            for name in ("baseline bundled", "this bundled"):
-                spec = servers[name]
-                manage(spec["env"], "migrate", "--noinput", "-v", "0", project=spec["project"])
-                manage(spec["env"], "train_model", "--activate", project=spec["project"])
-            with contextlib.ExitStack() as stack:
-                running = {}
-                for name, spec in servers.items():
-                    log = run_dir / f"gunicorn-{name.replace(' ', '-')}.log"
-                    running[name] = stack.enter_context(
-                        gunicorn(spec["env"], log, 1, ready_path="/health", cwd=spec["project"])
-                    )
-                    load(running[name], PREDICT_PATH, requests=WARMUP_REQUESTS)
-                results = measure(running, rounds, seconds)
+        with prepared_projects(run_dir) as servers, contextlib.ExitStack() as stack:
+            running = {}
+            for name, spec in servers.items():
+                log = run_dir / f"gunicorn-{name.replace(' ', '-')}.log"
+                running[name] = stack.enter_context(
+                    gunicorn(spec["env"], log, 1, ready_path="/health", cwd=spec["project"])
+                )
+                load(running[name], PREDICT_PATH, requests=WARMUP_REQUESTS)
+            results = measure(running, rounds, seconds)
         print_report(results)
     except NotAvailable as exc:
         print(f"baseline comparison: not available: {exc}")

@@ -37,17 +37,14 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.bench_baseline import BASELINE_DATABASE, environments, export_baseline
+from bench.bench_baseline import prepared_projects
 from bench.bench_predict import PREDICT_PATH
 from bench.bench_production import (
     SHADOW_COUNTS,
     SHADOW_SETUP_SCRIPT,
     NotAvailable,
     manage,
-    redis_service,
-    scratch_database,
     shadow_path,
-    standin_process,
 )
 from bench.common import ROOT, header, verdict
 
@@ -100,21 +97,9 @@ def run_benchmark(warmup: int, requests: int) -> None:
         for tool in ("valgrind", "callgrind_control", "redis-server"):
             if shutil.which(tool) is None:
                 raise NotAvailable(f"{tool} is not installed (Debian packages valgrind, redis)")
-        baseline = export_baseline()
-        with (
-            scratch_database() as db,
-            scratch_database(BASELINE_DATABASE) as base_db,
-            redis_service(run_dir) as (cache, broker, _),
-            standin_process(run_dir) as upstream,
-        ):
-            urls = {"db": db, "base_db": base_db, "cache": cache, "broker": broker}
-            servers = environments(run_dir, baseline, {**urls, "upstream": upstream})
+        with prepared_projects(run_dir) as servers:
             for spec in servers.values():
                 spec["env"]["MARKET_DATA_CACHE_TTL"] = "3600"
-            for name in ("baseline bundled", "this bundled"):
-                spec = servers[name]
-                manage(spec["env"], "migrate", "--noinput", "-v", "0", project=spec["project"])
-                manage(spec["env"], "train_model", "--activate", project=spec["project"])
             this = servers["this production"]
             manage(this["env"], "shell", "-c", SHADOW_SETUP_SCRIPT.format(counts=SHADOW_COUNTS))
             rows = [(name, servers[name], PREDICT_PATH) for name in servers]
