@@ -53,7 +53,7 @@ from models_registry.models import (
     TrainingRun,
 )
 from models_registry.naming import DEFAULT_MODEL_NAME
-from models_registry.promotion import promotion_evidence
+from models_registry.promotion import evidence_verdict, promotion_evidence
 from models_registry.selectors import (
     activation_event_list,
     champion_of,
@@ -91,18 +91,39 @@ class LifecycleForm(forms.Form):
         help_text="Why this change is made. Kept on the activation event with your username.",
     )
 
-    def __init__(self, *args: Any, offer_force: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        force_because: list[str] | None = None,
+        action: str = "activation",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        if offer_force:
+        if force_because:
             self.fields["force"] = forms.BooleanField(
                 required=False,
-                label="Force the activation despite PROMOTION_POLICY=enforce",
+                label=f"Force the {action} despite PROMOTION_POLICY=enforce",
                 help_text=(
-                    "This version does not beat the always-up baseline. Activation is refused "
-                    "unless this box is ticked; a forced activation is marked as such in the "
-                    "history."
+                    f"{' '.join(force_because)} The {action} is refused unless this box is "
+                    f"ticked; a forced {action} is marked as such in the history."
                 ),
             )
+
+
+def force_because(
+    version: ModelVersion, comparison: dict[str, Any] | None, *, baseline: bool
+) -> list[str]:
+    """Why ``PROMOTION_POLICY=enforce`` would refuse promoting ``version`` (nothing under
+    ``warn``): short of the always-up baseline (``baseline``: an activation asks it, a
+    rollback does not), or a challenger scoring worse than the champion (``comparison``)."""
+    if settings.PROMOTION_POLICY != "enforce" or version.is_active:
+        return []
+    reasons = []
+    if baseline and not version.beats_baseline:
+        reasons.append("This version does not beat the always-up baseline.")
+    if evidence_verdict(comparison) == "worse":
+        reasons.append("This challenger scored worse than the champion in shadow.")
+    return reasons
 
 
 class VersionChangeList(ChangeList):
@@ -393,13 +414,11 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         back = self._back_url(
             request, reverse("admin:models_registry_modelversion_change", args=[version.pk])
         )
-        offer_force = (
-            settings.PROMOTION_POLICY == "enforce"
-            and not version.beats_baseline
-            and not version.is_active
-        )
+        # Read for the page (the service computes it again under the model's lock).
+        comparison = promotion_evidence(version) if version.is_challenger else None
+        because = force_because(version, comparison, baseline=True)
         if request.method == "POST":
-            form = LifecycleForm(request.POST, offer_force=offer_force)
+            form = LifecycleForm(request.POST, force_because=because)
             if form.is_valid():
                 try:
                     result = model_version_activate(
@@ -419,7 +438,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                     self._report_activation(request, version, result)
                     return HttpResponseRedirect(back)
         else:
-            form = LifecycleForm(offer_force=offer_force)
+            form = LifecycleForm(force_because=because)
         current = champion_of(model=version.model)
         return self._confirm_page(
             request,
@@ -432,6 +451,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             current=current,
             target=version,
             promotion_note=promotion_note(version),
+            challenger_comparison=comparison,
             submit_label=f"Activate {version.label}",
             blocked=(
                 f"{version.label} is {version.status}; only a ready version can be activated."
@@ -455,15 +475,26 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         except DomainError as exc:
             self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(back)
+        current = champion_of(model=model)
+        target = rollback_target(current) if current is not None else None
+        comparison = promotion_evidence(target) if target and target.is_challenger else None
+        because = force_because(target, comparison, baseline=False) if target else []
         if request.method == "POST":
-            form = LifecycleForm(request.POST)
+            form = LifecycleForm(request.POST, force_because=because, action="rollback")
             if form.is_valid():
                 try:
                     result = model_version_rollback(
-                        model=model, actor=request.user, reason=form.cleaned_data["reason"]
+                        model=model,
+                        actor=request.user,
+                        reason=form.cleaned_data["reason"],
+                        force=bool(form.cleaned_data.get("force")),
                     )
+                except PromotionRefused as exc:
+                    # The operator can still decide to force it: stay on the form.
+                    self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
                 except DomainError as exc:
                     self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
+                    return HttpResponseRedirect(back)
                 else:
                     previous = result.previous_version.label if result.previous_version else "none"
                     self.message_user(
@@ -472,11 +503,11 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                         f"again (was {previous}).",
                         messages.SUCCESS,
                     )
-                return HttpResponseRedirect(back)
+                    if result.warning:
+                        self.message_user(request, result.warning, messages.WARNING)
+                    return HttpResponseRedirect(back)
         else:
-            form = LifecycleForm()
-        current = champion_of(model=model)
-        target = rollback_target(current) if current is not None else None
+            form = LifecycleForm(force_because=because, action="rollback")
         blocked = ""
         if current is None:
             blocked = f"No version of {model.name} is active, so there is nothing to roll back."
@@ -495,6 +526,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             current=current,
             target=target,
             promotion_note="",
+            challenger_comparison=comparison,
             submit_label=f"Roll back to {target.label}" if target else "Roll back",
             blocked=blocked,
             notice="",
@@ -561,6 +593,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             current=champion_of(model=version.model),
             target=version,
             promotion_note="",
+            challenger_comparison=promotion_evidence(version) if version.is_challenger else None,
             submit_label=f"{label} challenger {version.label}",
             blocked=blocked,
             notice=notice,

@@ -40,6 +40,7 @@ from models_registry.schema import (
     PAGE_ERRORS,
     QUEUED_RESPONSE,
     ROLLBACK_CONFLICT,
+    ROLLBACK_DESCRIPTION,
     ROLLBACK_REQUEST_EXAMPLES,
     ROLLED_BACK_RESPONSE,
     RUN_ERRORS,
@@ -190,6 +191,7 @@ class ModelRollbackApi(APIView):
     @extend_schema(
         operation_id="models_rollback",
         summary="Re-activate the version that was active before the current one",
+        description=ROLLBACK_DESCRIPTION,
         request=RollbackRequestSerializer,
         examples=ROLLBACK_REQUEST_EXAMPLES,
         responses={
@@ -200,7 +202,9 @@ class ModelRollbackApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(RollbackRequestSerializer, request.data)
-        result = model_version_rollback(actor=request.user, reason=data["reason"])
+        result = model_version_rollback(
+            actor=request.user, reason=data["reason"], force=data["force"]
+        )
         return Response(result.as_dict())
 
 
@@ -411,6 +415,7 @@ class RegisteredModelRollbackApi(APIView):
         operation_id="registry_models_rollback",
         parameters=[MODEL_NAME_PARAMETER],
         summary="Re-activate the model's previous champion",
+        description=ROLLBACK_DESCRIPTION,
         request=RollbackRequestSerializer,
         examples=ROLLBACK_REQUEST_EXAMPLES,
         responses={
@@ -422,7 +427,9 @@ class RegisteredModelRollbackApi(APIView):
     )
     def post(self, request: Request, name: str) -> Response:
         data = _validated(RollbackRequestSerializer, request.data)
-        result = model_version_rollback(model=name, actor=request.user, reason=data["reason"])
+        result = model_version_rollback(
+            model=name, actor=request.user, reason=data["reason"], force=data["force"]
+        )
         return Response(result.as_named_dict())
 
 

@@ -136,7 +136,12 @@ ACTIVATE_CONFLICT = error_response(
 )
 
 ROLLBACK_REQUEST_EXAMPLES = [
-    OpenApiExample("roll back", value={"reason": "live accuracy dropped"}, request_only=True)
+    OpenApiExample("roll back", value={"reason": "live accuracy dropped"}, request_only=True),
+    OpenApiExample(
+        "roll back to a challenger scoring worse, under enforce",
+        value={"reason": "v3 is broken; v2 is the known fallback", "force": True},
+        request_only=True,
+    ),
 ]
 ROLLED_BACK_RESPONSE = OpenApiResponse(
     ActivationResponse,
@@ -151,10 +156,23 @@ ROLLED_BACK_RESPONSE = OpenApiResponse(
         )
     ],
 )
+ROLLBACK_DESCRIPTION = (
+    "The previous champion is re-activated without asking the always-up baseline again. If it "
+    "has since been made a challenger, the rollback promotes a challenger: its comparison with "
+    "the champion is recorded on the `rollback` event, and under `PROMOTION_POLICY=enforce` a "
+    "`worse` verdict refuses it (409 `promotion_refused`) unless the body has `force: true` and "
+    "a `reason`."
+)
 ROLLBACK_CONFLICT = error_response(
-    "Nothing to roll back to",
+    "Nothing to roll back to, artifact invalid, or refused by policy",
     "no_previous_version",
     "There is no previous version to roll back to.",
+    (
+        "promotion_refused",
+        "v2 scored worse than the champion in shadow: log loss difference +0.0213 over 840 "
+        "paired predictions. PROMOTION_POLICY=enforce: pass force=true with a reason to "
+        "override.",
+    ),
 )
 
 TRAIN_REQUEST_EXAMPLES = [

@@ -390,6 +390,12 @@ class ActivateRequestSerializer(serializers.Serializer):
 
 class RollbackRequestSerializer(serializers.Serializer):
     reason = JSONStringField(required=False, allow_blank=True, max_length=2000, default="")
+    force = JSONBooleanField(
+        required=False,
+        default=False,
+        help_text="Under PROMOTION_POLICY=enforce, roll back to a previous champion that is now "
+        "a challenger scoring worse than the champion in shadow (needs a reason).",
+    )
 
 
 class TrainRequestSerializer(serializers.Serializer):

@@ -513,6 +513,109 @@ def test_warn_lets_a_worse_challenger_through_with_a_warning(champion, settings)
     assert result.event.comparison["verdict"] == "worse" and not result.event.forced
 
 
+def _previous_champion_now_a_worse_challenger(champion: ModelVersion) -> ModelVersion:
+    """v2 promoted over ``champion`` (v1), then v1 made a challenger of v2 and scored worse:
+    a rollback of v2 would promote that challenger."""
+    newer = make_version(feature_spec=spec(10))
+    model_version_activate(version=newer.version, actor_name="test")
+    challenger_add(version=champion.version, actor_name="test")
+    store_pairs(newer, champion, _series(3, 120, 2, "worse"))
+    return newer
+
+
+@pytest.mark.parametrize("prefix", ["", "/api/v1"])
+def test_a_rollback_to_a_challenger_is_a_promotion_enforced_and_recorded(
+    champion, settings, prefix
+) -> None:
+    settings.PROMOTION_POLICY = "enforce"
+    newer = _previous_champion_now_a_worse_challenger(champion)
+    api = token_client("operator")
+    for url in (f"{prefix}/models/rollback", f"{prefix}/registry/models/default/rollback"):
+        refused = api.post(url, {"reason": "v2 looks off"}, format="json")
+        assert refused.status_code == 409, url
+        error = refused.json()["error"]
+        assert error["code"] == "promotion_refused" and error["details"]["verdict"] == "worse"
+        assert "worse than the champion" in error["message"]
+        assert ModelVersion.objects.get(is_active=True) == newer
+        # force without a reason is still refused
+        unexplained = api.post(url, {"force": True}, format="json")
+        assert unexplained.status_code == 409
+    assert not ActivationEvent.objects.filter(action="rollback").exists()
+    forced = api.post(
+        f"{prefix}/registry/models/default/rollback",
+        {"force": True, "reason": "v2 is broken; v1 is the known fallback"},
+        format="json",
+    )
+    assert forced.status_code == 200 and forced.json()["active_version"] == champion.label
+    event = ActivationEvent.objects.get(action="rollback")
+    assert event.to_version == champion and event.from_version == newer and event.forced
+    assert event.comparison["verdict"] == "worse" and "worse than the champion" in event.warning
+    champion.refresh_from_db()
+    assert champion.is_active and not champion.is_challenger
+
+
+def test_under_warn_a_rollback_to_a_worse_challenger_goes_through_and_is_recorded(
+    champion, settings
+) -> None:
+    settings.PROMOTION_POLICY = "warn"
+    _previous_champion_now_a_worse_challenger(champion)
+    body = token_client("operator").post("/models/rollback", {}, format="json").json()
+    assert body["active_version"] == champion.label and "worse" in body["warning"]
+    event = ActivationEvent.objects.get(action="rollback")
+    assert event.comparison["verdict"] == "worse" and not event.forced
+
+
+def test_a_rollback_to_a_version_that_is_no_challenger_asks_nothing(champion, settings) -> None:
+    settings.PROMOTION_POLICY = "enforce"
+    newer = make_version(feature_spec=spec(10), beats_baseline=True)
+    model_version_activate(version=newer.version, actor_name="test")
+    # Short of the baseline now or not, a previous champion was promoted once: no new question.
+    ModelVersion.objects.filter(pk=champion.pk).update(beats_baseline=False)
+    body = token_client("operator").post("/models/rollback", {}, format="json").json()
+    assert body["active_version"] == champion.label and body["warning"] is None
+    assert ActivationEvent.objects.get(action="rollback").comparison is None
+
+
+def test_the_admin_confirms_a_worse_challenger_beside_its_comparison_and_can_force_it(
+    champion, settings
+) -> None:
+    settings.PROMOTION_POLICY = "enforce"
+    challenger = add_challenger()  # beats the baseline: only its comparison stands in the way
+    assert challenger.beats_baseline
+    store_pairs(champion, challenger, _series(3, 120, 2, "worse"))
+    client = logged_in(staff_user("op", registry=True))
+    url = f"/admin/models_registry/modelversion/{challenger.pk}/activate/"
+    page = client.get(url).content.decode()
+    assert "section-challenger-comparison" in page
+    assert "<strong>worse</strong> over 240 paired predictions" in page
+    assert 'name="force"' in page and "scored worse than the champion in shadow" in page
+    refused = client.post(url, {"reason": "try it"}, follow=True)
+    assert "Not activated" in refused.content.decode()
+    assert ModelVersion.objects.get(is_active=True) == champion
+    client.post(url, {"reason": "known regime change", "force": "on"})
+    event = ActivationEvent.objects.get(to_version=challenger, action="activate")
+    assert event.forced and event.comparison["verdict"] == "worse"
+
+
+def test_the_admin_rollback_to_a_worse_challenger_shows_it_and_can_force_it(
+    champion, settings
+) -> None:
+    settings.PROMOTION_POLICY = "enforce"
+    _previous_champion_now_a_worse_challenger(champion)
+    client = logged_in(staff_user("op", registry=True))
+    url = "/admin/models_registry/modelversion/rollback/?model=default"
+    page = client.get(url).content.decode()
+    assert "section-challenger-comparison" in page and 'name="force"' in page
+    assert "Force the rollback despite PROMOTION_POLICY=enforce" in page
+    refused = client.post(url, {"reason": "v2 looks off"}, follow=True)
+    assert "Not rolled back" in refused.content.decode()
+    assert not ActivationEvent.objects.filter(action="rollback").exists()
+    client.post(url, {"reason": "v2 is broken", "force": "on"})
+    event = ActivationEvent.objects.get(action="rollback")
+    assert event.to_version == champion and event.forced
+    assert event.comparison["verdict"] == "worse"
+
+
 def test_the_admin_version_page_of_a_challenger_shows_its_comparison(champion) -> None:
     challenger = add_challenger()
     store_pairs(champion, challenger, _series(3, 120, 2, "better"))

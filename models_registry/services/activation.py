@@ -181,7 +181,34 @@ def model_version_activate(
             f"{target.label} is {target.status}; only a ready version can be activated.",
             details={"version": target.label, "status": target.status},
         )
-    warning = _promotion_warning(target)
+    warning, comparison, forced = _promotion_gate(
+        target, warning=_promotion_warning(target), force=force, reason=reason
+    )
+    return _switch(
+        target=target,
+        current=current,
+        action=ActivationEvent.Action.ACTIVATE,
+        actor=actor,
+        actor_name=actor_name,
+        reason=reason,
+        force=forced,
+        warning=warning,
+        comparison=comparison,
+    )
+
+
+def _promotion_gate(
+    target: ModelVersion, *, warning: str, force: bool, reason: str
+) -> tuple[str, dict[str, Any] | None, bool]:
+    """What ``PROMOTION_POLICY`` makes of promoting ``target``: (the warning to keep, the
+    comparison to record, whether a refusal was overridden), or ``PromotionRefused``.
+
+    ``warning`` is the caller's own concern (an activation's: the always-up baseline). A target
+    that is a challenger brings its comparison with the champion (``models_registry.promotion``,
+    computed under the model's lock), recorded on the event whichever way it came to be promoted;
+    a ``worse`` verdict adds to the warning. Under ``enforce`` a warning refuses the promotion
+    unless ``force`` is given with a ``reason``.
+    """
     comparison = promotion_evidence(target) if target.is_challenger else None
     if evidence_verdict(comparison) == "worse":
         worse = (
@@ -200,18 +227,8 @@ def model_version_activate(
                 **({"verdict": comparison["verdict"]} if comparison else {}),
             },
         )
-    return _switch(
-        target=target,
-        current=current,
-        action=ActivationEvent.Action.ACTIVATE,
-        actor=actor,
-        actor_name=actor_name,
-        reason=reason,
-        # "forced" means a refusal was overridden, which only the enforce policy can do.
-        force=force and bool(warning) and enforce,
-        warning=warning,
-        comparison=comparison,
-    )
+    # "forced" means a refusal was overridden, which only the enforce policy can do.
+    return warning, comparison, force and bool(warning) and enforce
 
 
 def rollback_target(current: ModelVersion) -> ModelVersion | None:
@@ -231,10 +248,21 @@ def rollback_target(current: ModelVersion) -> ModelVersion | None:
 
 @transaction.atomic
 def model_version_rollback(
-    *, model: ModelRef = None, actor: Any = None, actor_name: str | None = None, reason: str = ""
+    *,
+    model: ModelRef = None,
+    actor: Any = None,
+    actor_name: str | None = None,
+    reason: str = "",
+    force: bool = False,
 ) -> ActivationResult:
     """Re-activate the version of ``model`` (``default`` when None) that was its champion before
     the current one.
+
+    The previous champion was promoted once already, so the always-up baseline is not asked
+    again; but if it has since been made a challenger, the rollback promotes a challenger:
+    its comparison with the champion is recorded on the event and, under
+    ``PROMOTION_POLICY=enforce``, a ``worse`` verdict refuses the rollback (``PromotionRefused``,
+    409) unless ``force`` is given with a ``reason``, as for an activation.
 
     Raises ``NothingToRollBack`` (409) when nothing is active or the active version was the
     first one, and ``ArtifactInvalid`` (409) when the previous version's artifact fails its check.
@@ -256,15 +284,18 @@ def model_version_rollback(
             f"The previous version {target.label} is {target.status}.",
             details={"version": target.label, "status": target.status},
         )
+    reason = (reason or "").strip()
+    warning, comparison, forced = _promotion_gate(target, warning="", force=force, reason=reason)
     return _switch(
         target=target,
         current=current,
         action=ActivationEvent.Action.ROLLBACK,
         actor=actor,
         actor_name=actor_name,
-        reason=(reason or "").strip(),
-        force=False,
-        warning="",
+        reason=reason,
+        force=forced,
+        warning=warning,
+        comparison=comparison,
     )
 
 
