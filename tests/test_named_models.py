@@ -429,3 +429,25 @@ def test_training_creates_the_model_on_first_use_and_adds_a_challenger(tmp_path)
     assert [v.version for v in challengers_of(model=model)] == [2]
     assert champion_of() is None  # default untouched
     assert not RegisteredModel.objects.exclude(name__in=["default", "spx-small"]).exists()
+
+
+@pytest.mark.parametrize("prefix", ["", "/api/v1"])
+def test_the_training_request_names_its_model_and_adds_a_challenger(
+    prefix, django_capture_on_commit_callbacks
+) -> None:
+    api = token_client("trainer")
+    url = f"{prefix}/models/train"
+    body = {"config": SMALL_CONFIG, "name": "spx-api"}
+    with django_capture_on_commit_callbacks(execute=True):
+        first = api.post(url, {**body, "activate": True}, format="json")
+    assert first.status_code == 202, first.content
+    model = RegisteredModel.objects.get(name="spx-api")  # created on first use
+    assert champion_of(model=model).version == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        second = api.post(url, {**body, "challenger": True}, format="json")
+    assert second.status_code == 202, second.content
+    assert [v.version for v in challengers_of(model=model)] == [2]
+    assert champion_of(model=model).version == 1 and champion_of() is None
+    both = api.post(url, {**body, "activate": True, "challenger": True}, format="json")
+    assert both.status_code == 400 and both.json()["error"]["code"] == "invalid_parameter"
+    assert model.versions.count() == 2

@@ -18,10 +18,17 @@ from models_registry.artifacts import artifact_write, serialize_model
 from models_registry.models import ActivationEvent, ModelVersion, RegisteredModel
 from models_registry.selectors import champion_of
 from models_registry.services.activation import model_version_activate
+from monitoring.models import DriftSnapshot, FreshnessSnapshot
 from predictions.models import PredictionRecord
-from tests.factories import SMALL_CONFIG, make_model, make_version, tiny_model
+from tests.factories import SMALL_CONFIG, make_model, make_version, tiny_model, token_client
 
-BEFORE = [("models_registry", "0001_initial")]
+# The schema before issue 12: the registry before named models, the audit trail before shadow
+# rows (role, champion_request_id), monitoring before its snapshots named their model.
+BEFORE = [
+    ("models_registry", "0001_initial"),
+    ("predictions", "0005_audit_export_schedules"),
+    ("monitoring", "0003_freshness_audit_export_component"),
+]
 
 
 def _leaves(executor: MigrationExecutor) -> list[tuple[str, str]]:
@@ -29,20 +36,24 @@ def _leaves(executor: MigrationExecutor) -> list[tuple[str, str]]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_database_of_the_schema_before_named_models_migrates() -> None:
+def test_a_database_of_the_schema_before_named_models_migrates(settings) -> None:
     executor = MigrationExecutor(connection)
     leaves = _leaves(executor)
     executor.migrate(BEFORE)
-    # Every other app at its newest state, the registry before named models (and monitoring
-    # before its rows named their model, which needs named models).
-    state_targets = [
-        node for node in leaves if node[0] not in {"models_registry", "monitoring"}
-    ] + [*BEFORE, ("monitoring", "0003_freshness_audit_export_component")]
-    old = executor.loader.project_state(state_targets).apps
+    apps_before = {app for app, _ in BEFORE}
+    old = executor.loader.project_state(
+        [node for node in leaves if node[0] not in apps_before] + BEFORE
+    ).apps
     old_version = old.get_model("models_registry", "ModelVersion")
     old_event = old.get_model("models_registry", "ActivationEvent")
     old_record = old.get_model("predictions", "PredictionRecord")
+    old_drift = old.get_model("monitoring", "DriftSnapshot")
+    old_freshness = old.get_model("monitoring", "FreshnessSnapshot")
     assert not any(f.name == "model" for f in old_version._meta.get_fields())
+    with connection.cursor() as cursor:  # the table itself, not only the historical model
+        cursor.execute(f"SELECT * FROM {PredictionRecord._meta.db_table} WHERE 1 = 0")
+        columns = {column[0] for column in cursor.description}
+    assert "role" not in columns and "champion_request_id" not in columns
 
     versions = []
     for number in (1, 2):
@@ -77,6 +88,10 @@ def test_a_database_of_the_schema_before_named_models_migrates() -> None:
         as_of=now,
         latency_ms=1.0,
     )
+    old_drift.objects.create(
+        model_version=versions[1], kind="model", feature="model", status="ok", sample_size=50
+    )
+    old_freshness.objects.create(component="candles", subject="SP500", status="fresh")
 
     executor = MigrationExecutor(connection)
     executor.migrate(_leaves(executor))
@@ -88,7 +103,11 @@ def test_a_database_of_the_schema_before_named_models_migrates() -> None:
         (2, True),
     ]
     assert ActivationEvent.objects.filter(model=default).count() == 2
-    assert PredictionRecord.objects.get(request_id=request_id).model_version.version == 1
+    record = PredictionRecord.objects.get(request_id=request_id)
+    assert record.model_version.version == 1
+    assert record.role == "champion" and record.champion_request_id is None
+    assert DriftSnapshot.objects.get().model == default
+    assert FreshnessSnapshot.objects.get().model == default
 
     client = APIClient()
     listed = client.get("/models").json()
@@ -110,10 +129,31 @@ def test_a_database_of_the_schema_before_named_models_migrates() -> None:
     assert [(e["from_version"], e["to_version"]) for e in history] == [("v1", "v2"), (None, "v1")]
     body = client.get("/predict", {"symbol": "SP500"}).json()
     assert body["model"] == "default" and body["model_version"] == "v2"
-    record = client.get(f"/predictions/{request_id}").json()
-    assert record["model_version"] == "v1" and record["model"] == "default"
+    shown = client.get(f"/predictions/{request_id}").json()
+    assert shown["model_version"] == "v1" and shown["model"] == "default"
+    recent = client.get("/predictions/recent", {"limit": 5}).json()["results"]
+    assert [row["request_id"] for row in recent] == [body["request_id"], str(request_id)]
+    for route in ("drift", "freshness", "latency", "history"):
+        response = client.get(f"/monitoring/{route}")
+        assert response.status_code == 200, (route, response.content[:300])
+    assert client.get("/monitoring/drift").json()["model"] == "default"
+
+    # The seed writes: the same answers as before, acting on default.
+    operator = token_client("operator")
+    activated = operator.post("/models/activate/v1", {"reason": "back"}, format="json")
+    assert activated.json() == {
+        "active_version": "v1",
+        "previous_version": "v2",
+        "changed": True,
+        "warning": None,
+    }
+    rolled = operator.post("/models/rollback", {"reason": "forward"}, format="json").json()
+    assert (rolled["active_version"], rolled["previous_version"]) == ("v2", "v1")
+    trained = operator.post("/models/train", {"config": SMALL_CONFIG}, format="json")
+    assert trained.status_code == 202, trained.content
+    assert ModelVersion.objects.get(model=default, version=3).status == "ready"
     # New versions continue default's numbering.
-    assert make_version().version == 3
+    assert make_version().version == 4
 
 
 def _in_thread(func, *args, **kwargs):
