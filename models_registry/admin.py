@@ -25,7 +25,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from mlengine.api import ascii_int
@@ -42,6 +42,7 @@ from models_registry.admin_pages import (
     metrics_table,
     model_version_rows,
     promotion_note,
+    search_tasks_table,
     serving_text,
 )
 from models_registry.errors import PromotionRefused
@@ -813,39 +814,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     @admin.display(description="search tasks")
     def search_tasks(self, obj: TrainingRun) -> str:
         """A search's tasks while it runs: done / total, then one row per (candidate, fold)."""
-        progress = obj.progress or {}
-        if not progress.get("tasks"):
-            return "—"
-        candidates = {entry["candidate"]: entry for entry in progress.get("candidates", [])}
-
-        def describe(number: int) -> str:
-            entry = candidates.get(number, {})
-            return f"{number}: {entry.get('type', '?')} {json.dumps(entry.get('params', {}))}"
-
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    describe(task["candidate"]),
-                    task["fold"],
-                    task["state"],
-                    task.get("worker") or "—",
-                    "—" if task.get("log_loss") is None else f"{task['log_loss']:.4f}",
-                    task.get("error") or "",
-                )
-                for task in progress["tasks"]
-            ),
-        )
-        return format_html(
-            "<p>{} of {} tasks done, {} failed</p><table><thead><tr><th>candidate</th>"
-            "<th>fold</th><th>state</th><th>worker</th><th>log loss</th><th>error</th></tr></thead>"
-            "<tbody>{}</tbody></table>",
-            progress.get("done", 0),
-            progress.get("total", 0),
-            progress.get("failed", 0),
-            rows,
-        )
+        return search_tasks_table(obj.progress or {})
 
 
 @admin.register(ActivationEvent)

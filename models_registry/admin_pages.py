@@ -1,17 +1,20 @@
 """What the registry's admin pages show, ready to print: the version page's tables (metrics by
 split against the baselines, the dataset window, the baseline statistics per feature), the
-promotion policy's verdict in words, and the models list's and a model's page's tables.
+promotion policy's verdict in words, the models list's and a model's page's tables, and a
+training run's search tasks.
 ``admin.py`` keeps the ModelAdmin classes and their actions; nothing here writes.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from features.engineering import FEATURE_NAMES
 from models_registry.models import ModelVersion, RegisteredModel
@@ -266,3 +269,43 @@ def model_version_rows(
             }
         )
     return rows
+
+
+# A training run's page.
+
+
+def search_tasks_table(progress: dict[str, Any]) -> str:
+    """A search's tasks (a training run's ``progress``) as HTML: done / total, then one row per
+    (candidate, fold) with its state, worker, log loss and error; a dash when there are none."""
+    if not progress.get("tasks"):
+        return "—"
+    candidates = {entry["candidate"]: entry for entry in progress.get("candidates", [])}
+
+    def describe(number: int) -> str:
+        entry = candidates.get(number, {})
+        return f"{number}: {entry.get('type', '?')} {json.dumps(entry.get('params', {}))}"
+
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                describe(task["candidate"]),
+                task["fold"],
+                task["state"],
+                task.get("worker") or "—",
+                "—" if task.get("log_loss") is None else f"{task['log_loss']:.4f}",
+                task.get("error") or "",
+            )
+            for task in progress["tasks"]
+        ),
+    )
+    return format_html(
+        "<p>{} of {} tasks done, {} failed</p><table><thead><tr><th>candidate</th>"
+        "<th>fold</th><th>state</th><th>worker</th><th>log loss</th><th>error</th></tr></thead>"
+        "<tbody>{}</tbody></table>",
+        progress.get("done", 0),
+        progress.get("total", 0),
+        progress.get("failed", 0),
+        rows,
+    )
