@@ -213,20 +213,32 @@ def _predict_once(
     }
     record.timings = {key: round(value, 3) for key, value in timings.items()}
     records = [record]
-    if challengers:
-        if route is None:
+    if challengers and route is None:
+        # A given model (the replay): its challengers come with its route, looked up here. A
+        # model that does not route now (no champion, gone) has none to score; the champion's
+        # prediction stands, as for any challenger that cannot be scored.
+        try:
             route = model_route(symbol=symbol, model=model.model_name)
-        if route.challengers:
-            shadowed = time.perf_counter()  # after the champion's own row: not theirs to count
-            records += _shadow_records(
-                route,
-                champion=model,
-                record=record,
-                features=features,
-                inputs=inputs,
-                candles=candles,
+        except DomainError as exc:
+            log_rate_limited(
+                logger,
+                logging.WARNING,
+                f"challenger_route:{model.model_name}",
+                "no challengers of %s scored in shadow (the champion's answer stands): %s",
+                model.model_name,
+                exc.message,
             )
-            timings["challengers"] = (time.perf_counter() - shadowed) * 1000
+    if challengers and route is not None and route.challengers:
+        shadowed = time.perf_counter()  # after the champion's own row: not theirs to count
+        records += _shadow_records(
+            route,
+            champion=model,
+            record=record,
+            features=features,
+            inputs=inputs,
+            candles=candles,
+        )
+        timings["challengers"] = (time.perf_counter() - shadowed) * 1000
     scored = time.perf_counter()
     condition = snapshot.guard() if guard and snapshot is not None else None
     if not _audit_commit(records, answer=record, guard=condition):

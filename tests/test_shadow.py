@@ -4,6 +4,7 @@ comparison recorded on a promotion and enforced; the role filter of the audit tr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import uuid
@@ -139,6 +140,20 @@ def test_the_replay_path_scores_no_shadow_unless_asked(champion) -> None:
     assert shadow.champion_request_id == result.record.request_id
     expected = feature_row_of("SP500", candles, 30)
     assert shadow.as_of == expected.as_of.to_pydatetime()
+
+
+def test_a_replay_whose_model_no_longer_routes_still_records_the_champion(champion, caplog) -> None:
+    add_challenger()
+    candles = get_candle_source().get_candles("SP500").iloc[:400]
+    # The loaded version names a model the routes do not know (renamed or gone since).
+    loaded = dataclasses.replace(load_model_version(champion), model_name="gone-model")
+    limiter.reset()
+    with caplog.at_level(logging.WARNING, logger="predictions.services"):
+        result = prediction_create(
+            symbol="SP500", candles=candles, model=loaded, is_replay=True, challengers=True
+        )
+    assert PredictionRecord.objects.get().request_id == result.record.request_id
+    assert "no challengers of gone-model scored in shadow" in caplog.text
 
 
 @pytest.mark.parametrize("fault", ["artifact_missing", "sha_mismatch", "scoring_raises"])
