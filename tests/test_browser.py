@@ -232,6 +232,8 @@ def test_operator_reads_the_champion_against_its_challenger(
     assert "rolling accuracy" in text and "rolling log loss" in text
     assert f"champion (vs {challenger.label})" in text
     assert f"{verdict} on log loss, {SHADOWED_REQUESTS} pairs" in text
+    if expected["rows_needed"]:
+        assert f"about {expected['rows_needed']} more to decide" in text
     # Two charts side by side, each a challenger line and the champion's dashed line drawn
     # through the paired candles.
     lines = panel.find_elements(By.CSS_SELECTOR, "svg g.mark-line path")

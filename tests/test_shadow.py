@@ -653,3 +653,19 @@ def test_the_dashboard_panel_draws_champion_and_challenger_side_by_side(champion
     section = text.split('id="challengers"', 1)[1].split("</section>", 1)[0]
     assert "<svg" in section and "rolling log loss" in section and "rolling accuracy" in section
     assert f"champion (vs {challenger.label})" in section
+    assert "better on log loss, 240 pairs" in section
+
+
+def test_the_dashboard_panel_says_how_many_more_pairs_an_undecided_challenger_needs(
+    champion,
+) -> None:
+    challenger = add_challenger()
+    store_pairs(champion, challenger, _series(5, 40, 2, "equal"))
+    summary = compare_paired(paired_outcomes(challenger=challenger))
+    assert summary["verdict"] == "undecided" and summary["rows_needed"]
+    client = logged_in(staff_user("watcher", registry=False))
+    text = client.get("/dashboard/").content.decode()
+    section = text.split('id="challengers"', 1)[1].split("</section>", 1)[0]
+    assert (
+        f"undecided on log loss, 80 pairs, about {summary['rows_needed']} more to decide" in section
+    )

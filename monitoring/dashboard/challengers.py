@@ -64,8 +64,13 @@ def challengers_panel(*, model: ModelRef = None) -> Panel:
         pairs = paired_outcomes(challenger=challenger)
         color = PALETTE[index % len(PALETTE)]
         summary = compare_paired(pairs)
+        needed = summary.get("rows_needed")
         facts.append(
-            (challenger.label, f"{summary['verdict']} on log loss, {summary['paired_count']} pairs")
+            (
+                challenger.label,
+                f"{summary['verdict']} on log loss, {summary['paired_count']} pairs"
+                + (f", about {needed} more to decide" if needed else ""),
+            )
         )
         for who, outcome_key, dashed in (
             ("challenger", "challenger_outcome", False),
