@@ -70,8 +70,20 @@ class NamedVersionSummarySerializer(ModelVersionSummarySerializer):
         ]
 
 
+def _without_samples(value: Any) -> Any:
+    """A baseline (``models_registry.training.baseline``: statistics per feature, nested) with
+    every ``sample`` list replaced by its length, ``sample_size``."""
+    if not isinstance(value, dict):
+        return value
+    out = {key: _without_samples(item) for key, item in value.items() if key != "sample"}
+    if isinstance(value.get("sample"), list):
+        out["sample_size"] = len(value["sample"])
+    return out
+
+
 class ModelVersionDetailSerializer(serializers.ModelSerializer):
     version = serializers.CharField(source="label")
+    baseline = serializers.SerializerMethodField()
     artifact = serializers.SerializerMethodField()
     walk_forward = serializers.SerializerMethodField()
 
@@ -102,6 +114,21 @@ class ModelVersionDetailSerializer(serializers.ModelSerializer):
 
     def get_artifact(self, obj: ModelVersion) -> dict[str, Any]:
         return {"name": obj.artifact_name, "sha256": obj.artifact_sha256, "size": obj.artifact_size}
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "description": "The training baseline drift is measured against: per feature (and "
+            "for the prediction) count, missing, mean, std, min, max, quantiles, decile edges "
+            "and proportions, drift thresholds, and `sample_size`, the number of training "
+            "values kept for the two-sample tests (the values themselves stay in the registry).",
+            "additionalProperties": True,
+        }
+    )
+    def get_baseline(self, obj: ModelVersion) -> dict[str, Any]:
+        """The stored baseline without its samples: up to 5,000 training values per feature,
+        a megabyte per version, that only the drift check reads."""
+        return _without_samples(obj.baseline or {})
 
 
 class NamedVersionDetailSerializer(ModelVersionDetailSerializer):

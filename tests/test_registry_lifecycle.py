@@ -48,6 +48,23 @@ def test_model_detail_accepts_v_prefix_and_legacy_path(path: str) -> None:
     assert body["artifact"]["sha256"]
 
 
+def test_model_detail_shows_the_baseline_statistics_without_the_samples(trained) -> None:
+    stored = ModelVersion.objects.get(pk=trained.pk).baseline
+    stored_feature = next(iter(stored["features"].values()))
+    assert len(stored_feature["sample"]) > 100  # the registry keeps them for the drift check
+    for path in ("/models/v1", "/registry/models/default/versions/v1"):
+        response = APIClient().get(path)
+        assert len(response.content) < 60_000, path  # not a megabyte of training values
+        baseline = response.json()["baseline"]
+        assert set(baseline["features"]) == set(stored["features"])
+        for name, shown in [*baseline["features"].items(), ("prediction", baseline["prediction"])]:
+            kept = stored["prediction"] if name == "prediction" else stored["features"][name]
+            assert "sample" not in shown and shown["sample_size"] == len(kept["sample"])
+            assert {key: value for key, value in kept.items() if key != "sample"} == {
+                key: value for key, value in shown.items() if key != "sample_size"
+            }
+
+
 def test_model_detail_unknown_is_404_and_malformed_is_400() -> None:
     assert APIClient().get("/models/v99").json()["error"]["code"] == "unknown_model_version"
     assert APIClient().get("/models/v99").status_code == 404
