@@ -134,9 +134,21 @@ def challengers_of(*, model: ModelRef = None) -> QuerySet[ModelVersion]:
     return model_version_list(model=model).filter(is_challenger=True)
 
 
+# A version's large JSON columns, which a list of events never shows: the baseline alone is up
+# to a megabyte per version (5,000 training values per feature), read twice per event.
+VERSION_DOCUMENTS = ("baseline", "metrics", "dataset", "config", "feature_spec", "library_versions")
+
+
 def activation_event_list(*, model: ModelRef = None) -> QuerySet[ActivationEvent]:
-    """A model's lifecycle history (``default``'s when None), newest first."""
-    rows = ActivationEvent.objects.select_related("model", "from_version", "to_version")
+    """A model's lifecycle history (``default``'s when None), newest first, each event with its
+    model and versions (their labels and flags; not their documents, ``VERSION_DOCUMENTS``)."""
+    rows = ActivationEvent.objects.select_related("model", "from_version", "to_version").defer(
+        *(
+            f"{side}__{column}"
+            for side in ("from_version", "to_version")
+            for column in VERSION_DOCUMENTS
+        )
+    )
     return _of_model(rows, model).order_by("-created_at", "-pk")
 
 

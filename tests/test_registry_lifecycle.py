@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -258,3 +259,26 @@ def test_activation_events_are_append_only() -> None:
         result.event.save()
     with pytest.raises(ValueError, match="append-only"):
         result.event.delete()
+
+
+def test_event_lists_read_no_version_documents_and_a_fixed_number_of_queries() -> None:
+    """Each event names two versions; a version's baseline is up to a megabyte. The history
+    (three API routes, the dashboard's table) reads labels only, in the same queries for 4
+    events as for 40."""
+    big = {"features": {"close": {"sample": [0.5] * 5000}}}
+    first, second = make_version(baseline=big), make_version(baseline=big)
+    client = APIClient()
+    paths = ("/models/activations", "/registry/models/default/activations", "/monitoring/history")
+    counts: dict[str, list[int]] = {path: [] for path in paths}
+    for rounds in (2, 20):
+        while ActivationEvent.objects.count() < 2 * rounds:
+            for version in (first, second):
+                model_version_activate(version=version.version, actor_name="t")
+        for path in paths:
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(path).status_code == 200
+            counts[path].append(len(queries))
+            events_sql = [q["sql"] for q in queries if "activationevent" in q["sql"]]
+            assert events_sql and not any('."baseline"' in sql for sql in events_sql), path
+    for path, (few, many) in counts.items():
+        assert few == many, (path, counts[path])
