@@ -137,6 +137,76 @@ class AutoSchema(SpectacularAutoSchema):
         return auths
 
 
+def _error_response(description: str, examples: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """An OpenAPI response object (already rendered) in the one error shape."""
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"},
+                "examples": {
+                    name: {"value": {"error": {"code": code, "message": text, "details": {}}}}
+                    for name, (code, text) in examples.items()
+                },
+            }
+        },
+    }
+
+
+def document_framework_errors(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: the answers DRF itself gives before a view runs,
+    on every operation they can happen to, in the one error shape (``mlengine.api``'s handler):
+
+    - 401 ``authentication_failed`` where a credential is read (a token that is not one, an
+      expired session), also on the reads open to anonymous callers;
+    - 406 ``not_acceptable`` for an ``Accept`` header the operation cannot answer;
+    - 415 ``unsupported_media_type`` for a body that is not JSON, where a body is read (a
+      ``requestBody``, or a documented 413: ``DELETE`` of a challenger reads its reason).
+    """
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            if any(scheme for scheme in operation.get("security", [])):
+                bad_credentials = ("authentication_failed", "Invalid token.")
+                if "401" in responses:  # not signed in, documented by the view: add this case
+                    documented = responses["401"]["content"]["application/json"]
+                    documented.setdefault("examples", {}).setdefault(
+                        "authentication_failed", {"value": error_body(*bad_credentials)}
+                    )
+                else:
+                    responses["401"] = _error_response(
+                        "The request carries a credential that is not valid (anonymous callers "
+                        "send none)",
+                        {"authentication_failed": bad_credentials},
+                    )
+            responses.setdefault(
+                "406",
+                _error_response(
+                    "The Accept header asks for a format this operation does not answer",
+                    {
+                        "not_acceptable": (
+                            "not_acceptable",
+                            "Could not satisfy the request Accept header.",
+                        )
+                    },
+                ),
+            )
+            if "requestBody" in operation or "413" in responses:  # a body is read
+                responses.setdefault(
+                    "415",
+                    _error_response(
+                        "The body is not JSON (Content-Type)",
+                        {
+                            "unsupported_media_type": (
+                                "unsupported_media_type",
+                                'Unsupported media type "text/plain" in request.',
+                            )
+                        },
+                    ),
+                )
+    return result
+
+
 def only_seed_paths(
     endpoints: list[tuple[str, Any, str, Any]], **_: Any
 ) -> list[tuple[str, Any, str, Any]]:

@@ -6,6 +6,9 @@ import re
 
 import pytest
 from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -107,3 +110,47 @@ def test_writes_document_the_body_errors(schema: dict, path: str) -> None:
 def test_training_documents_the_refusals_before_queuing(schema: dict) -> None:
     responses = schema["paths"]["/models/train"]["post"]["responses"]
     assert {"202", "400", "404", "503"} <= set(responses)
+
+
+# Each operation of the schema as a request the server can route (path parameters filled).
+PATH_VALUES = {
+    "{version}": "v1",
+    "{name}": "default",
+    "{run_id}": "1",
+    "{request_id}": "5a801341-6492-4cf5-a4d9-030052454008",
+}
+
+
+def _concrete(path: str) -> str:
+    for placeholder, value in PATH_VALUES.items():
+        path = path.replace(placeholder, value)
+    return path
+
+
+def test_what_drf_answers_before_a_view_runs_is_documented_everywhere(schema: dict) -> None:
+    """A token that is not one (401), an Accept the operation cannot answer (406) and a body that
+    is not JSON (415): every operation answers them in the one error shape, and documents them
+    where they can happen (found by Schemathesis with a bad token)."""
+    client = Client()
+    operator = f"Token {Token.objects.create(user=make_user('operator')).key}"
+    checked = 0
+    for path, method, operation in _operations(schema):
+        url, responses = _concrete(path), operation["responses"]
+        call = getattr(client, method)
+        if any(operation.get("security", [])):
+            bad = call(url, HTTP_AUTHORIZATION="Token 0000000000000000000000000000000000000000")
+            assert bad.status_code == 401, (method, path, bad.status_code)
+            assert bad.json()["error"]["code"] == "authentication_failed"
+            examples = responses["401"]["content"]["application/json"]["examples"]
+            assert "authentication_failed" in examples, (method, path)
+        refused = call(url, HTTP_ACCEPT="text/html")
+        assert refused.status_code == 406, (method, path, refused.status_code)
+        assert refused.json()["error"]["code"] == "not_acceptable"
+        assert "406" in responses, (method, path)
+        checked += 1
+        if method in {"post", "delete"} and "413" in responses:
+            text = call(url, data="x", content_type="text/plain", HTTP_AUTHORIZATION=operator)
+            assert text.status_code == 415, (method, path, text.status_code)
+            assert text.json()["error"]["code"] == "unsupported_media_type"
+            assert "415" in responses, (method, path)
+    assert checked == len(list(_operations(schema))) >= 30

@@ -219,6 +219,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "mlengine.throttling.document_throttled_responses",
+        "mlengine.schema.document_framework_errors",
     ],
     "ENUM_NAME_OVERRIDES": {
         "ModelVersionStatus": "models_registry.models.ModelVersion.Status",
