@@ -22,8 +22,12 @@ One run, side by side, each row under the same load generator as ``bench/bench_p
 2. **bundled path**: the same gunicorn, settings, Redis and database without ``MARKET_DATA_URL``
    (candles from ``features/data``), so the candle source is the only difference.
 3. **floors**, 5 s each: a bare WSGI callable (``bench/bare_wsgi.py``) under the same gunicorn
-   options (also under wrk), and the bare Django view of ``bench/bare_urls.py`` in the
-   production gunicorn.
+   options (also under wrk); the **commit floor**, a bare WSGI callable that commits one audit
+   row per request with one prepared psycopg INSERT into the same table
+   (``bench/bare_audit_wsgi.py``, also under wrk): what answering only after a committed row
+   costs on this machine with no framework at all; and the bare Django view of
+   ``bench/bare_urls.py`` in the production gunicorn. A line says what the p50 goal leaves
+   above the commit floor.
 4. **mlflow models serve** on the same model: the active version's pipeline saved with
    ``mlflow.sklearn.save_model`` (``predict_proba``) and served with ``--env-manager local``
    and 2 workers, scoring the same feature row (``POST /invocations``, ``dataframe_split``),
@@ -822,6 +826,19 @@ def run_benchmark(seconds: float) -> None:
                     "bare WSGI app, same gunicorn", load(server, "/", seconds=floor_seconds)
                 )
                 rows["wsgi-wrk"] = run_wrk(server, "/", floor_seconds, None)
+            with gunicorn(
+                bare_env,
+                run_dir / "gunicorn-bare-audit.log",
+                1,
+                app="bench.bare_audit_wsgi:app",
+                ready_path="/",
+            ) as server:
+                load(server, "/", requests=WARMUP_REQUESTS)
+                rows["commit"] = Row(
+                    "commit floor: WSGI + one audit INSERT",
+                    load(server, "/", seconds=floor_seconds),
+                )
+                rows["commit-wrk"] = run_wrk(server, "/", floor_seconds, None)
 
             rows.update(run_mlflow(exported, run_dir, mlflow_seconds, notes))
         print_report(rows, notes, missing, missing_bundled)
@@ -834,6 +851,22 @@ def run_benchmark(seconds: float) -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
         else:
             print(f"(kept {run_dir.relative_to(ROOT)} for its logs)")
+
+
+def goal_budget_line(rows: dict[str, Row]) -> str | None:
+    """What the p50 goal leaves once the floors are paid, from the Python clients' rows of one
+    run: the commit floor (an answer that only commits its audit row) and the bare Django view
+    above bare WSGI (the middleware stack, before DRF and the prediction)."""
+    results = {key: rows[key].result for key in ("production", "commit", "wsgi", "django")}
+    if any(result is None for result in results.values()):
+        return None
+    p50 = {key: result.p(50) for key, result in results.items() if result is not None}
+    return (
+        f"floors: the commit floor's p50 is {p50['commit']:.2f} ms, so the {GOAL_P50_MS:g} ms "
+        f"goal leaves {GOAL_P50_MS - p50['commit']:.2f} ms above it, where the bare Django view "
+        f"alone takes {p50['django'] - p50['wsgi']:.2f} ms above bare WSGI; production is "
+        f"{p50['production'] - p50['commit']:.2f} ms above the commit floor"
+    )
 
 
 def print_report(
@@ -850,6 +883,8 @@ def print_report(
         "bundled",
         "wsgi",
         "wsgi-wrk",
+        "commit",
+        "commit-wrk",
         "django",
         "mlflow",
         "mlflow-keep-alive",
@@ -890,6 +925,9 @@ def print_report(
         f"committed PredictionRecord; bundled {len(bundled.ok_request_ids)}, {missing_bundled}"
     )
     print(f"production {production.cpu_summary()}")
+    budget = goal_budget_line(rows)
+    if budget:
+        print(budget)
     print_stage_breakdown(production)
     for note in notes:
         print(note)
