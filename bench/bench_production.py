@@ -104,6 +104,12 @@ MLFLOW_VERSION = "3.17.2"
 MLFLOW_VENV = ROOT / "var" / "bench-mlflow"
 RESULT_MARKER = "BENCH_RESULT "
 
+# The floors served by the same gunicorn: (row key, name, WSGI app).
+FLOORS = (
+    ("wsgi", "bare WSGI app, same gunicorn", "bench.bare_wsgi:app"),
+    ("commit", "commit floor: WSGI + one audit INSERT", "bench.bare_audit_wsgi:app"),
+)
+
 GOAL_P50_MS = 3.0
 GOAL_P99_MS = 10.0
 GOAL_RPS = 900.0
@@ -814,31 +820,13 @@ def run_benchmark(seconds: float) -> None:
                 notes.append("bundled path: the upstream was called (it should not be)")
 
             bare_env = {**offline, "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus-bare")}
-            with gunicorn(
-                bare_env,
-                run_dir / "gunicorn-bare.log",
-                1,
-                app="bench.bare_wsgi:app",
-                ready_path="/",
-            ) as server:
-                load(server, "/", requests=WARMUP_REQUESTS)
-                rows["wsgi"] = Row(
-                    "bare WSGI app, same gunicorn", load(server, "/", seconds=floor_seconds)
-                )
-                rows["wsgi-wrk"] = run_wrk(server, "/", floor_seconds, None)
-            with gunicorn(
-                bare_env,
-                run_dir / "gunicorn-bare-audit.log",
-                1,
-                app="bench.bare_audit_wsgi:app",
-                ready_path="/",
-            ) as server:
-                load(server, "/", requests=WARMUP_REQUESTS)
-                rows["commit"] = Row(
-                    "commit floor: WSGI + one audit INSERT",
-                    load(server, "/", seconds=floor_seconds),
-                )
-                rows["commit-wrk"] = run_wrk(server, "/", floor_seconds, None)
+            for key, name, app in FLOORS:
+                with gunicorn(
+                    bare_env, run_dir / f"gunicorn-{key}.log", 1, app=app, ready_path="/"
+                ) as server:
+                    load(server, "/", requests=WARMUP_REQUESTS)
+                    rows[key] = Row(name, load(server, "/", seconds=floor_seconds))
+                    rows[f"{key}-wrk"] = run_wrk(server, "/", floor_seconds, None)
 
             rows.update(run_mlflow(exported, run_dir, mlflow_seconds, notes))
         print_report(rows, notes, missing, missing_bundled)

@@ -101,6 +101,40 @@ def _promotion_warning(target: ModelVersion) -> str:
     )
 
 
+def _promotion_gate(
+    target: ModelVersion, *, warning: str, force: bool, reason: str
+) -> tuple[str, dict[str, Any] | None, bool]:
+    """What ``PROMOTION_POLICY`` makes of promoting ``target``: (the warning to keep, the
+    comparison to record, whether a refusal was overridden), or ``PromotionRefused``.
+
+    ``warning`` is the caller's own concern (an activation's: the always-up baseline). A target
+    that is a challenger brings its comparison with the champion (``models_registry.promotion``,
+    computed under the model's lock), recorded on the event whichever way it came to be promoted;
+    a ``worse`` verdict adds to the warning. Under ``enforce`` a warning refuses the promotion
+    unless ``force`` is given with a ``reason``.
+    """
+    comparison = promotion_evidence(target) if target.is_challenger else None
+    if evidence_verdict(comparison) == "worse":
+        worse = (
+            f"{target.label} scored worse than the champion in shadow: log loss difference "
+            f"{comparison['log_loss']['difference']['estimate']:+.4f} over "
+            f"{comparison['paired_count']} paired predictions."
+        )
+        warning = f"{warning} {worse}" if warning else worse
+    enforce = settings.PROMOTION_POLICY == "enforce"
+    if warning and enforce and not (force and reason):
+        raise PromotionRefused(
+            warning + " PROMOTION_POLICY=enforce: pass force=true with a reason to override.",
+            details={
+                "version": target.label,
+                "policy": "enforce",
+                **({"verdict": comparison["verdict"]} if comparison else {}),
+            },
+        )
+    # "forced" means a refusal was overridden, which only the enforce policy can do.
+    return warning, comparison, force and bool(warning) and enforce
+
+
 def _switch(
     *,
     target: ModelVersion,
@@ -111,8 +145,13 @@ def _switch(
     reason: str,
     force: bool,
     warning: str,
-    comparison: dict[str, Any] | None = None,
 ) -> ActivationResult:
+    """Make ``target`` the champion in place of ``current`` and write the event: the one write
+    of activations and rollbacks, after the promotion policy (``_promotion_gate``, given the
+    caller's own ``warning``) and the artifact's check."""
+    warning, comparison, forced = _promotion_gate(
+        target, warning=warning, force=force, reason=reason
+    )
     # The artifact is checked before anything changes: a tampered or missing file aborts the
     # transaction and the active version stays as it was.
     artifact_read_verified(name=target.artifact_name, sha256=target.artifact_sha256)
@@ -133,7 +172,7 @@ def _switch(
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         actor_name=_actor_name(actor, actor_name),
         reason=reason,
-        forced=force,
+        forced=forced,
         warning=warning,
         comparison=comparison,
         created_at=now,
@@ -181,9 +220,6 @@ def model_version_activate(
             f"{target.label} is {target.status}; only a ready version can be activated.",
             details={"version": target.label, "status": target.status},
         )
-    warning, comparison, forced = _promotion_gate(
-        target, warning=_promotion_warning(target), force=force, reason=reason
-    )
     return _switch(
         target=target,
         current=current,
@@ -191,44 +227,9 @@ def model_version_activate(
         actor=actor,
         actor_name=actor_name,
         reason=reason,
-        force=forced,
-        warning=warning,
-        comparison=comparison,
+        force=force,
+        warning=_promotion_warning(target),
     )
-
-
-def _promotion_gate(
-    target: ModelVersion, *, warning: str, force: bool, reason: str
-) -> tuple[str, dict[str, Any] | None, bool]:
-    """What ``PROMOTION_POLICY`` makes of promoting ``target``: (the warning to keep, the
-    comparison to record, whether a refusal was overridden), or ``PromotionRefused``.
-
-    ``warning`` is the caller's own concern (an activation's: the always-up baseline). A target
-    that is a challenger brings its comparison with the champion (``models_registry.promotion``,
-    computed under the model's lock), recorded on the event whichever way it came to be promoted;
-    a ``worse`` verdict adds to the warning. Under ``enforce`` a warning refuses the promotion
-    unless ``force`` is given with a ``reason``.
-    """
-    comparison = promotion_evidence(target) if target.is_challenger else None
-    if evidence_verdict(comparison) == "worse":
-        worse = (
-            f"{target.label} scored worse than the champion in shadow: log loss difference "
-            f"{comparison['log_loss']['difference']['estimate']:+.4f} over "
-            f"{comparison['paired_count']} paired predictions."
-        )
-        warning = f"{warning} {worse}" if warning else worse
-    enforce = settings.PROMOTION_POLICY == "enforce"
-    if warning and enforce and not (force and reason):
-        raise PromotionRefused(
-            warning + " PROMOTION_POLICY=enforce: pass force=true with a reason to override.",
-            details={
-                "version": target.label,
-                "policy": "enforce",
-                **({"verdict": comparison["verdict"]} if comparison else {}),
-            },
-        )
-    # "forced" means a refusal was overridden, which only the enforce policy can do.
-    return warning, comparison, force and bool(warning) and enforce
 
 
 def rollback_target(current: ModelVersion) -> ModelVersion | None:
@@ -284,18 +285,15 @@ def model_version_rollback(
             f"The previous version {target.label} is {target.status}.",
             details={"version": target.label, "status": target.status},
         )
-    reason = (reason or "").strip()
-    warning, comparison, forced = _promotion_gate(target, warning="", force=force, reason=reason)
     return _switch(
         target=target,
         current=current,
         action=ActivationEvent.Action.ROLLBACK,
         actor=actor,
         actor_name=actor_name,
-        reason=reason,
-        force=forced,
-        warning=warning,
-        comparison=comparison,
+        reason=(reason or "").strip(),
+        force=force,
+        warning="",  # promoted once already: the baseline is not asked again
     )
 
 
