@@ -481,9 +481,14 @@ def _wrk_ms(text: str) -> float:
 
 
 def parse_wrk(output: str) -> WrkResult:
-    """p50, p99, requests/s and errors from ``wrk --latency``'s report."""
+    """p50, p99, requests/s and errors from ``wrk --latency``'s report; ``ValueError`` naming
+    what is missing when the report is not one (a run whose every request failed has no
+    latency distribution)."""
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
-    requests = int(re.search(r"^\s*(\d+) requests in", output, re.MULTILINE).group(1))
+    answered = re.search(r"^\s*(\d+) requests in", output, re.MULTILINE)
+    if answered is None or set(latency) != {"50", "99"}:
+        raise ValueError(f"no latency distribution in wrk's report: {' '.join(output.split())}")
+    requests = int(answered.group(1))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return WrkResult(
@@ -519,7 +524,10 @@ def run_wrk(server: tuple[int, int], path: str, seconds: float, database_url: st
     )
     if done.returncode != 0:
         return Row(name, note=f"n/a: wrk failed: {done.stderr.strip()[:200]}")
-    result = parse_wrk(done.stdout)
+    try:
+        result = parse_wrk(done.stdout)
+    except ValueError as exc:
+        return Row(name, note=f"n/a: {str(exc)[:400]}")
     if database_url:
         result.rows_added = row_count(database_url) - before
     return Row(name, wrk=result)

@@ -37,3 +37,9 @@ def test_a_wrk_report_is_read_in_milliseconds_with_its_errors() -> None:
 def test_answers_beyond_the_rows_a_run_added_are_unaudited() -> None:
     assert WrkResult(1.0, 2.0, 100.0, requests=100, errors=0, rows_added=101).unaudited == 0
     assert WrkResult(1.0, 2.0, 100.0, requests=100, errors=2, rows_added=97).unaudited == 1
+
+
+def test_a_report_without_a_latency_distribution_is_refused_with_what_wrk_said() -> None:
+    broken = "Running 8s test @ http://127.0.0.1:1/predict\n  0 requests in 8.00s, 0.00B read\n"
+    with pytest.raises(ValueError, match=r"no latency distribution.*0 requests in 8\.00s"):
+        parse_wrk(broken)
