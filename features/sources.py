@@ -27,7 +27,7 @@ from features.candles import normalise_candles, normalise_symbol
 from features.client import MarketDataClient
 from features.engineering import latest_feature_row, min_candles
 from features.history import FetchProgress, ProgressCallback, utc_timestamp
-from mlengine.cache import cache_get, cache_get_many, cache_set
+from mlengine.cache import cache_add, cache_delete, cache_get, cache_get_many, cache_set
 from mlengine.errors import DomainError, InsufficientHistory, UnknownSymbol
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -248,8 +248,13 @@ class CachedCandleSource:
     copy also keeps the newest feature row of its candles per window (``newest_feature_rows``):
     its candles never change, so the row is computed once per entry, and goes with it.
 
-    Within a process a lock per key makes concurrent misses wait for the first fetch instead of
-    each calling upstream. Frames handed out are shared: like every source's, never modify one.
+    One upstream fetch per key at a time, everywhere: within a process a lock per key makes
+    concurrent misses wait for the first fetch; across processes and hosts the fetch is claimed
+    in the shared cache (an ``add`` only one process wins) and the others wait for its entry, up
+    to ``fetch_wait`` seconds (then, or without a shared cache, they fetch on their own). Every
+    copy of an entry expires at the same moment (its fetch time plus ``ttl``), so without the
+    claim each worker of each host would call the upstream for a hot symbol at every expiry.
+    Frames handed out are shared: like every source's, never modify one.
     """
 
     def __init__(
@@ -260,9 +265,11 @@ class CachedCandleSource:
         cache_alias: str = "default",
         fetch_size: int | None = None,
         local_size: int = 1024,
+        fetch_wait: float = 10.0,
     ) -> None:
         self.source = source
         self.ttl = ttl
+        self.fetch_wait = fetch_wait
         # With a fetch size, smaller requests are served from one entry of that many candles,
         # so every window and series length shares a single upstream call per symbol.
         self.fetch_size = fetch_size
@@ -272,7 +279,13 @@ class CachedCandleSource:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._local: OrderedDict[str, _Entry] = OrderedDict()
-        self.stats = {"local_hits": 0, "shared_hits": 0, "fetches": 0, "row_hits": 0}
+        self.stats = {
+            "local_hits": 0,
+            "shared_hits": 0,
+            "fetches": 0,
+            "row_hits": 0,
+            "waits": 0,  # misses served by another process's fetch
+        }
 
     def symbols(self) -> list[str] | None:
         return self.source.symbols()
@@ -407,13 +420,48 @@ class CachedCandleSource:
             entry = self._local_get(key) or self._adopt(key, cache_get(key, alias=self.cache_alias))
             if entry is not None:
                 return entry
-            fetched_at = time.time()
-            candles = self.source.get_candles(symbol, fetch)
-            self.stats["fetches"] += 1
-            cache_set(key, (fetched_at, candles), self.ttl, alias=self.cache_alias)
+            entry, claim = self._claim(key)
+            if entry is not None:
+                return entry
+            try:
+                fetched_at = time.time()
+                candles = self.source.get_candles(symbol, fetch)
+                self.stats["fetches"] += 1
+                cache_set(key, (fetched_at, candles), self.ttl, alias=self.cache_alias)
+            finally:
+                if claim is not None:
+                    cache_delete(claim, alias=self.cache_alias)
             entry = _Entry(fetched_at=fetched_at, candles=candles)
             self._local_put(key, entry)
             return entry
+
+    def _claim(self, key: str) -> tuple[_Entry | None, str | None]:
+        """This process's turn to fetch ``key``, across processes: (None, the claim's key to
+        delete after the fetch) when it won the claim; (the entry, None) when another process
+        fetched it meanwhile; (None, None) when there is no shared cache to claim in, or after
+        ``fetch_wait`` seconds of waiting (a fetch that slow, or a claimant that died: its claim
+        also expires then), to fetch without a claim."""
+        claim = f"{key}:fetching"
+        deadline = time.monotonic() + self.fetch_wait
+        pause, waited = 0.005, False
+        while True:
+            won = cache_add(claim, 1, self.fetch_wait, alias=self.cache_alias)
+            if won is None:
+                return None, None
+            # Won or not, the entry may have been stored since this process last looked (the
+            # claimant stores it, then gives its claim back).
+            entry = self._adopt(key, cache_get(key, alias=self.cache_alias))
+            if entry is not None:
+                if won:
+                    cache_delete(claim, alias=self.cache_alias)
+                self.stats["waits"] += waited
+                return entry, None
+            if won:
+                return None, claim
+            if time.monotonic() >= deadline:
+                return None, None
+            time.sleep(pause)
+            pause, waited = min(pause * 2, 0.05), True
 
     def _lock(self, key: str) -> threading.Lock:
         with self._guard:
@@ -502,6 +550,8 @@ def get_candle_source() -> CandleSource:
                     client,
                     ttl=settings.MARKET_DATA_CACHE_TTL,
                     fetch_size=settings.MARKET_DATA_FETCH_LIMIT,
+                    # As long as one attempt of the upstream may take.
+                    fetch_wait=settings.MARKET_DATA_CONNECT_TIMEOUT + settings.MARKET_DATA_TIMEOUT,
                 )
             else:
                 source = BundledCandleSource()

@@ -84,6 +84,28 @@ def cache_set(key: str, value: Any, timeout: float, *, alias: str = "default") -
     return True
 
 
+def cache_add(key: str, value: Any, timeout: float, *, alias: str = "default") -> bool | None:
+    """Store a value only if the key is absent (Redis ``SET NX``): True when stored, False when
+    the key was there, None on a cache error or during the back-off (nobody can tell)."""
+    if not cache_usable(alias):
+        return None
+    try:
+        return bool(caches[alias].add(key, value, timeout))
+    except Exception as exc:  # as in cache_set
+        cache_failed(alias=alias, operation="add", exc=exc)
+        return None
+
+
+def cache_delete(key: str, *, alias: str = "default") -> None:
+    """Remove a key; a cache error is only counted (the key expires on its own)."""
+    if not cache_usable(alias):
+        return
+    try:
+        caches[alias].delete(key)
+    except Exception as exc:
+        cache_failed(alias=alias, operation="delete", exc=exc)
+
+
 def cache_get_many(keys: list[str], *, alias: str = "default") -> dict[str, Any]:
     """The cached values found among ``keys`` in one round trip; {} on a cache error or during
     the back-off (every key a miss)."""

@@ -189,6 +189,54 @@ def test_another_process_reads_the_shared_entry_and_keeps_its_own_copy() -> None
     assert other.stats["shared_hits"] == 1 and other.stats["local_hits"] == 1
 
 
+def test_processes_missing_together_make_one_upstream_call() -> None:
+    """Every copy of an entry expires at once (its fetch time plus the TTL), so the workers of
+    every host miss a hot symbol together: one of them fetches, the others wait for its entry."""
+    upstream = CountingSource(delay=0.3)
+    workers = [CachedCandleSource(upstream, ttl=60) for _ in range(4)]  # four processes
+    barrier = threading.Barrier(len(workers))
+
+    def read(source: CachedCandleSource) -> pd.DataFrame:
+        barrier.wait()
+        return source.get_candles("AAA", 5)
+
+    with ThreadPoolExecutor(max_workers=len(workers)) as pool:
+        frames = list(pool.map(read, workers))
+    assert len(upstream.calls) == 1
+    assert all(frame.equals(frames[0]) for frame in frames)
+    assert sum(source.stats["waits"] for source in workers) == len(workers) - 1
+    assert cache.get("candles:fake:AAA:5:fetching") is None  # the claim is given back
+
+
+def test_a_claim_whose_process_died_holds_the_others_only_until_it_expires() -> None:
+    upstream = CountingSource()
+    cache.add("candles:fake:AAA:5:fetching", 1, 60)  # claimed by a process that died fetching
+    source = CachedCandleSource(upstream, ttl=60, fetch_wait=0.3)
+    started = time.monotonic()
+    assert len(source.get_candles("AAA", 5)) == 5
+    assert 0.3 <= time.monotonic() - started < 2
+    assert len(upstream.calls) == 1
+
+
+def test_a_failed_fetch_gives_its_claim_back() -> None:
+    upstream = CountingSource()
+    upstream.failures.append(UpstreamUnavailable())
+    first, second = CachedCandleSource(upstream, ttl=60), CachedCandleSource(upstream, ttl=60)
+    with pytest.raises(UpstreamUnavailable):
+        first.get_candles("AAA", 5)
+    started = time.monotonic()
+    assert len(second.get_candles("AAA", 5)) == 5  # not held by the failed fetch's claim
+    assert time.monotonic() - started < 1
+    assert len(upstream.calls) == 2
+
+
+def test_without_a_shared_cache_each_process_fetches_on_its_own(monkeypatch) -> None:
+    monkeypatch.setattr("features.sources.cache_add", lambda *args, **kwargs: None)  # an error
+    upstream = CountingSource()
+    assert len(CachedCandleSource(upstream, ttl=60).get_candles("AAA", 5)) == 5
+    assert len(upstream.calls) == 1
+
+
 def test_errors_are_not_cached() -> None:
     upstream = CountingSource()
     upstream.failures.append(UpstreamUnavailable())
