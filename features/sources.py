@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -445,7 +446,8 @@ class CachedCandleSource:
         deadline = time.monotonic() + self.fetch_wait
         pause, waited = 0.005, False
         while True:
-            won = cache_add(claim, 1, self.fetch_wait, alias=self.cache_alias)
+            # Whole seconds, at least one: Redis keeps a claim of timeout 0 not at all.
+            won = cache_add(claim, 1, max(1, math.ceil(self.fetch_wait)), alias=self.cache_alias)
             if won is None:
                 return None, None
             # Won or not, the entry may have been stored since this process last looked (the
