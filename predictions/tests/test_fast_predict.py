@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-import predictions.inference as fast
+from predictions import inference
 from predictions.inference import compile_predictor
 
 
@@ -60,11 +60,11 @@ def test_a_disagreeing_fast_path_falls_back(monkeypatch: pytest.MonkeyPatch) -> 
 
     features, labels = _data()
     pipeline = Pipeline([("model", LogisticRegression())]).fit(features, labels)
-    real = fast._linear_predictor
+    real = inference._linear_predictor
 
     def off_by_a_bit(p):
         exact = real(p)
         return lambda row: exact(row) + 1e-12
 
-    monkeypatch.setattr(fast, "_linear_predictor", off_by_a_bit)
+    monkeypatch.setattr(inference, "_linear_predictor", off_by_a_bit)
     assert compile_predictor(pipeline, width=7)[1] == "predict_proba"
