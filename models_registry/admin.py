@@ -54,7 +54,7 @@ from models_registry.models import (
     TrainingRun,
 )
 from models_registry.naming import DEFAULT_MODEL_NAME
-from models_registry.promotion import evidence_verdict, promotion_evidence
+from models_registry.promotion import promotion_evidence
 from models_registry.selectors import (
     activation_event_list,
     champion_of,
@@ -67,6 +67,7 @@ from models_registry.services.activation import (
     challenger_remove,
     model_version_activate,
     model_version_rollback,
+    promotion_concerns,
     rollback_target,
 )
 from models_registry.services.retraining import retraining_schedule_of
@@ -93,11 +94,7 @@ class LifecycleForm(forms.Form):
     )
 
     def __init__(
-        self,
-        *args: Any,
-        force_because: list[str] | None = None,
-        action: str = "activation",
-        **kwargs: Any,
+        self, *args: Any, force_because: str = "", action: str = "activation", **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         if force_because:
@@ -105,26 +102,21 @@ class LifecycleForm(forms.Form):
                 required=False,
                 label=f"Force the {action} despite PROMOTION_POLICY=enforce",
                 help_text=(
-                    f"{' '.join(force_because)} The {action} is refused unless this box is "
-                    f"ticked; a forced {action} is marked as such in the history."
+                    f"{force_because} The {action} is refused unless this box is ticked; a "
+                    f"forced {action} is marked as such in the history."
                 ),
             )
 
 
-def force_because(
+def enforced_concerns(
     version: ModelVersion, comparison: dict[str, Any] | None, *, baseline: bool
-) -> list[str]:
-    """Why ``PROMOTION_POLICY=enforce`` would refuse promoting ``version`` (nothing under
-    ``warn``): short of the always-up baseline (``baseline``: an activation asks it, a
-    rollback does not), or a challenger scoring worse than the champion (``comparison``)."""
+) -> str:
+    """What ``PROMOTION_POLICY=enforce`` would refuse promoting ``version`` for (the service's
+    own ``promotion_concerns``): the reason to offer the force box; "" under ``warn``, or for
+    the active version (a no-op)."""
     if settings.PROMOTION_POLICY != "enforce" or version.is_active:
-        return []
-    reasons = []
-    if baseline and not version.beats_baseline:
-        reasons.append("This version does not beat the always-up baseline.")
-    if evidence_verdict(comparison) == "worse":
-        reasons.append("This challenger scored worse than the champion in shadow.")
-    return reasons
+        return ""
+    return promotion_concerns(version, comparison, baseline=baseline)
 
 
 class VersionChangeList(ChangeList):
@@ -417,7 +409,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         )
         # Read for the page (the service computes it again under the model's lock).
         comparison = promotion_evidence(version) if version.is_challenger else None
-        because = force_because(version, comparison, baseline=True)
+        because = enforced_concerns(version, comparison, baseline=True)
         if request.method == "POST":
             form = LifecycleForm(request.POST, force_because=because)
             if form.is_valid():
@@ -479,7 +471,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         current = champion_of(model=model)
         target = rollback_target(current) if current is not None else None
         comparison = promotion_evidence(target) if target and target.is_challenger else None
-        because = force_because(target, comparison, baseline=False) if target else []
+        because = enforced_concerns(target, comparison, baseline=False) if target else ""
         if request.method == "POST":
             form = LifecycleForm(request.POST, force_because=because, action="rollback")
             if form.is_valid():

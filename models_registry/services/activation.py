@@ -90,37 +90,46 @@ def _lock_registry(model: ModelRef) -> tuple[RegisteredModel, ModelVersion | Non
     return locked, champion_of(model=locked)
 
 
-def _promotion_warning(target: ModelVersion) -> str:
-    if target.beats_baseline:
-        return ""
-    # beats_baseline is the stored verdict's "significant": the 95% block-bootstrap interval of
-    # the log-loss difference (model minus always-up) lies wholly below zero.
-    return (
-        f"{target.label} does not beat the always-up baseline significantly: "
-        f"{verdict_text(target.metrics)}."
-    )
-
-
-def _promotion_gate(
-    target: ModelVersion, *, warning: str, force: bool, reason: str
-) -> tuple[str, dict[str, Any] | None, bool]:
-    """What ``PROMOTION_POLICY`` makes of promoting ``target``: (the warning to keep, the
-    comparison to record, whether a refusal was overridden), or ``PromotionRefused``.
-
-    ``warning`` is the caller's own concern (an activation's: the always-up baseline). A target
-    that is a challenger brings its comparison with the champion (``models_registry.promotion``,
-    computed under the model's lock), recorded on the event whichever way it came to be promoted;
-    a ``worse`` verdict adds to the warning. Under ``enforce`` a warning refuses the promotion
-    unless ``force`` is given with a ``reason``.
-    """
-    comparison = promotion_evidence(target) if target.is_challenger else None
+def promotion_concerns(
+    target: ModelVersion, comparison: dict[str, Any] | None, *, baseline: bool
+) -> str:
+    """What ``PROMOTION_POLICY`` holds against promoting ``target``, in words ("" for nothing):
+    short of the always-up baseline (``baseline``: an activation asks it; a rollback does not,
+    its target was promoted once already), and for a challenger a ``worse`` verdict of its
+    ``comparison`` with the champion (``models_registry.promotion``). Under ``enforce`` any
+    concern refuses the promotion unless it is forced with a reason; under ``warn`` it is kept
+    on the event as its warning. The admin offers its force box on the same words."""
+    concerns = []
+    if baseline and not target.beats_baseline:
+        # beats_baseline is the stored verdict's "significant": the 95% block-bootstrap interval
+        # of the log-loss difference (model minus always-up) lies wholly below zero.
+        concerns.append(
+            f"{target.label} does not beat the always-up baseline significantly: "
+            f"{verdict_text(target.metrics)}."
+        )
     if evidence_verdict(comparison) == "worse":
-        worse = (
+        assert comparison is not None
+        concerns.append(
             f"{target.label} scored worse than the champion in shadow: log loss difference "
             f"{comparison['log_loss']['difference']['estimate']:+.4f} over "
             f"{comparison['paired_count']} paired predictions."
         )
-        warning = f"{warning} {worse}" if warning else worse
+    return " ".join(concerns)
+
+
+def _promotion_gate(
+    target: ModelVersion, *, baseline: bool, force: bool, reason: str
+) -> tuple[str, dict[str, Any] | None, bool]:
+    """What ``PROMOTION_POLICY`` makes of promoting ``target``: (the warning to keep, the
+    comparison to record, whether a refusal was overridden), or ``PromotionRefused``.
+
+    A target that is a challenger brings its comparison with the champion, computed under the
+    model's lock and recorded on the event whichever way it came to be promoted; the concerns
+    are ``promotion_concerns``'. Under ``enforce`` a concern refuses the promotion unless
+    ``force`` is given with a ``reason``.
+    """
+    comparison = promotion_evidence(target) if target.is_challenger else None
+    warning = promotion_concerns(target, comparison, baseline=baseline)
     enforce = settings.PROMOTION_POLICY == "enforce"
     if warning and enforce and not (force and reason):
         raise PromotionRefused(
@@ -144,13 +153,13 @@ def _switch(
     actor_name: str | None,
     reason: str,
     force: bool,
-    warning: str,
+    baseline: bool,
 ) -> ActivationResult:
     """Make ``target`` the champion in place of ``current`` and write the event: the one write
-    of activations and rollbacks, after the promotion policy (``_promotion_gate``, given the
-    caller's own ``warning``) and the artifact's check."""
+    of activations and rollbacks, after the promotion policy (``_promotion_gate``; ``baseline``:
+    whether it asks the always-up baseline) and the artifact's check."""
     warning, comparison, forced = _promotion_gate(
-        target, warning=warning, force=force, reason=reason
+        target, baseline=baseline, force=force, reason=reason
     )
     # The artifact is checked before anything changes: a tampered or missing file aborts the
     # transaction and the active version stays as it was.
@@ -228,7 +237,7 @@ def model_version_activate(
         actor_name=actor_name,
         reason=reason,
         force=force,
-        warning=_promotion_warning(target),
+        baseline=True,
     )
 
 
@@ -293,7 +302,7 @@ def model_version_rollback(
         actor_name=actor_name,
         reason=(reason or "").strip(),
         force=force,
-        warning="",  # promoted once already: the baseline is not asked again
+        baseline=False,  # promoted once already: the baseline is not asked again
     )
 
 
