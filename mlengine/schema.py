@@ -16,6 +16,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from mlengine.api import ReadOpenOrAuthenticated, error_body
+from mlengine.throttling import view_throttle_scope
 
 
 class SessionCookieScheme(SessionScheme):
@@ -137,20 +138,59 @@ class AutoSchema(SpectacularAutoSchema):
         return auths
 
 
-def _error_response(description: str, examples: dict[str, tuple[str, str]]) -> dict[str, Any]:
-    """An OpenAPI response object (already rendered) in the one error shape."""
+def rendered_error_response(
+    description: str,
+    examples: dict[str, tuple[str, str]],
+    *,
+    headers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``error_response`` as the OpenAPI document holds it, for the post-processing hooks: one
+    example (code, message) per name, in the one error shape (``error_body``)."""
     return {
         "description": description,
+        **({"headers": headers} if headers else {}),
         "content": {
             "application/json": {
                 "schema": {"$ref": "#/components/schemas/Error"},
                 "examples": {
-                    name: {"value": {"error": {"code": code, "message": text, "details": {}}}}
+                    name: {"value": error_body(code, text)}
                     for name, (code, text) in examples.items()
                 },
             }
         },
     }
+
+
+def document_throttled_responses(
+    result: dict[str, Any], generator: Any, **_: Any
+) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: every throttled operation documents its 429."""
+    for path, _regex, method, callback in generator.endpoints:
+        if view_throttle_scope(getattr(callback, "cls", None)) is None:
+            continue
+        operation = result["paths"].get(path, {}).get(method.lower())
+        if operation is None:
+            continue
+        operation["responses"].setdefault(
+            "429",
+            rendered_error_response(
+                "Too many requests from this client (see THROTTLE_RATES), or too many refused "
+                "tokens from this address; retry after `Retry-After` seconds.",
+                {
+                    "throttled": (
+                        "throttled",
+                        "Request was throttled. Expected available in 12 seconds.",
+                    )
+                },
+                headers={
+                    "Retry-After": {
+                        "schema": {"type": "integer", "minimum": 1},
+                        "description": "Seconds to wait before retrying.",
+                    }
+                },
+            ),
+        )
+    return result
 
 
 def document_framework_errors(result: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -174,14 +214,14 @@ def document_framework_errors(result: dict[str, Any], **_: Any) -> dict[str, Any
                         "authentication_failed", {"value": error_body(*bad_credentials)}
                     )
                 else:
-                    responses["401"] = _error_response(
+                    responses["401"] = rendered_error_response(
                         "The request carries a credential that is not valid (anonymous callers "
                         "send none)",
                         {"authentication_failed": bad_credentials},
                     )
             responses.setdefault(
                 "406",
-                _error_response(
+                rendered_error_response(
                     "The Accept header asks for a format this operation does not answer",
                     {
                         "not_acceptable": (
@@ -194,7 +234,7 @@ def document_framework_errors(result: dict[str, Any], **_: Any) -> dict[str, Any
             if "requestBody" in operation or "413" in responses:  # a body is read
                 responses.setdefault(
                     "415",
-                    _error_response(
+                    rendered_error_response(
                         "The body is not JSON (Content-Type)",
                         {
                             "unsupported_media_type": (

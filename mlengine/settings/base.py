@@ -218,7 +218,7 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["mlengine.schema.only_seed_paths"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "mlengine.throttling.document_throttled_responses",
+        "mlengine.schema.document_throttled_responses",
         "mlengine.schema.document_framework_errors",
     ],
     "ENUM_NAME_OVERRIDES": {
