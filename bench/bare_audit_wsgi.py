@@ -20,24 +20,17 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from features.engineering import FEATURE_NAMES  # pure: no Django
+
 INSERT = (
     "INSERT INTO predictions_predictionrecord (request_id, created_at, event_time, is_replay, "
     "symbol, model_version_id, features, prediction, confidence, as_of, horizon, latency_ms, "
     "timings, role) VALUES (%s, %s, %s, false, %s, %s, %s, %s, %s, %s, 1, %s, %s, 'champion') "
     "RETURNING id"
 )
-# The feature row /predict stores (nine floats of the default feature set).
-FEATURES = {
-    "close": 2506.850098,
-    "simple_return": 0.008492484364786668,
-    "log_return": 0.008456626093618929,
-    "moving_average": 2576.9505126500003,
-    "rolling_volatility": 0.018497675169074787,
-    "momentum": -0.08435603289741922,
-    "ma_gap": -0.027202856362931405,
-    "range_pct": 0.010539091276769292,
-    "volume_ratio": 0.7808895967992071,
-}
+# A feature row as /predict stores it: every feature of the one list, each a float of full
+# precision (17 significant digits), so the JSON document is of the same size.
+FEATURES = {name: (index + 1) * 0.12345678901234567 for index, name in enumerate(FEATURE_NAMES)}
 AS_OF = datetime(2018, 12, 31, tzinfo=UTC)
 
 

@@ -853,15 +853,15 @@ def goal_budget_line(rows: dict[str, Row]) -> str | None:
     """What the p50 goal leaves once the floors are paid, from the Python clients' rows of one
     run: the commit floor (an answer that only commits its audit row) and the bare Django view
     above bare WSGI (the middleware stack, before DRF and the prediction)."""
-    results = {key: rows[key].result for key in ("production", "commit", "wsgi", "django")}
-    if any(result is None for result in results.values()):
+    results = [rows[key].result for key in ("production", "commit", "wsgi", "django")]
+    if None in results:
         return None
-    p50 = {key: result.p(50) for key, result in results.items() if result is not None}
+    production, commit, wsgi, django = (result.p(50) for result in results)
     return (
-        f"floors: the commit floor's p50 is {p50['commit']:.2f} ms, so the {GOAL_P50_MS:g} ms "
-        f"goal leaves {GOAL_P50_MS - p50['commit']:.2f} ms above it, where the bare Django view "
-        f"alone takes {p50['django'] - p50['wsgi']:.2f} ms above bare WSGI; production is "
-        f"{p50['production'] - p50['commit']:.2f} ms above the commit floor"
+        f"floors: the commit floor's p50 is {commit:.2f} ms, so the {GOAL_P50_MS:g} ms goal leaves "
+        f"{GOAL_P50_MS - commit:.2f} ms above it, where the bare Django view alone takes "
+        f"{django - wsgi:.2f} ms above bare WSGI; production is {production - commit:.2f} ms "
+        "above the commit floor"
     )
 
 

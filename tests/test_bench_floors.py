@@ -12,6 +12,7 @@ from bench import bare_audit_wsgi
 from bench.bench_predict import LoadResult
 from bench.bench_production import Row, goal_budget_line
 from conftest import test_database_url
+from features.engineering import FEATURE_NAMES
 from predictions.models import PredictionRecord
 from predictions.serializers import PredictionRecordSerializer
 
@@ -65,4 +66,4 @@ def test_the_commit_floor_answers_after_committing_a_valid_audit_row(
     )
     shown = PredictionRecordSerializer(record).data
     assert shown["role"] == "champion"
-    assert set(shown["features"]) == set(bare_audit_wsgi.FEATURES)
+    assert set(shown["features"]) == set(bare_audit_wsgi.FEATURES) == set(FEATURE_NAMES)
