@@ -417,8 +417,9 @@ class CachedCandleSource:
 
     def _fetch(self, symbol: str, fetch: int | None, key: str) -> _Entry:
         with self._lock(key):
-            # Another thread may have fetched it while this one waited for the lock.
-            entry = self._local_get(key) or self._adopt(key, cache_get(key, alias=self.cache_alias))
+            # Another thread may have fetched it while this one waited for the lock; another
+            # process, since this one looked in the shared cache: the claim looks again.
+            entry = self._local_get(key)
             if entry is not None:
                 return entry
             entry, claim = self._claim(key)
