@@ -119,6 +119,28 @@ def enforced_concerns(
     return promotion_concerns(version, comparison, baseline=baseline)
 
 
+def submitted_form(request: HttpRequest, *, action: str) -> LifecycleForm:
+    """A POSTed confirmation as the service reads it: the reason and, under ``enforce``, the
+    force box (the service decides whether it matters, on the comparison it computes under the
+    model's lock: none is computed here for a form about to be handled)."""
+    enforce = settings.PROMOTION_POLICY == "enforce"
+    return LifecycleForm(
+        request.POST, force_because="PROMOTION_POLICY=enforce." if enforce else "", action=action
+    )
+
+
+def shown_form(
+    request: HttpRequest, version: ModelVersion | None, *, baseline: bool, action: str
+) -> tuple[LifecycleForm, dict[str, Any] | None]:
+    """The confirmation page's form (bound again to a POST that was refused or invalid, so its
+    input and errors show), with the force box where ``enforce`` would refuse ``version``, and
+    the challenger's comparison the page shows beside it."""
+    comparison = promotion_evidence(version) if version and version.is_challenger else None
+    because = enforced_concerns(version, comparison, baseline=baseline) if version else ""
+    data = request.POST if request.method == "POST" else None
+    return LifecycleForm(data, force_because=because, action=action), comparison
+
+
 class VersionChangeList(ChangeList):
     """The version list, without the baseline column: thousands of sample values per feature
     per version that the list never shows."""
@@ -407,11 +429,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         back = self._back_url(
             request, reverse("admin:models_registry_modelversion_change", args=[version.pk])
         )
-        # Read for the page (the service computes it again under the model's lock).
-        comparison = promotion_evidence(version) if version.is_challenger else None
-        because = enforced_concerns(version, comparison, baseline=True)
         if request.method == "POST":
-            form = LifecycleForm(request.POST, force_because=because)
+            form = submitted_form(request, action="activation")
             if form.is_valid():
                 try:
                     result = model_version_activate(
@@ -430,8 +449,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 else:
                     self._report_activation(request, version, result)
                     return HttpResponseRedirect(back)
-        else:
-            form = LifecycleForm(force_because=because)
+        form, comparison = shown_form(request, version, baseline=True, action="activation")
         current = champion_of(model=version.model)
         return self._confirm_page(
             request,
@@ -468,12 +486,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         except DomainError as exc:
             self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(back)
-        current = champion_of(model=model)
-        target = rollback_target(current) if current is not None else None
-        comparison = promotion_evidence(target) if target and target.is_challenger else None
-        because = enforced_concerns(target, comparison, baseline=False) if target else ""
         if request.method == "POST":
-            form = LifecycleForm(request.POST, force_because=because, action="rollback")
+            form = submitted_form(request, action="rollback")
             if form.is_valid():
                 try:
                     result = model_version_rollback(
@@ -499,8 +513,9 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                     if result.warning:
                         self.message_user(request, result.warning, messages.WARNING)
                     return HttpResponseRedirect(back)
-        else:
-            form = LifecycleForm(force_because=because, action="rollback")
+        current = champion_of(model=model)
+        target = rollback_target(current) if current is not None else None
+        form, comparison = shown_form(request, target, baseline=False, action="rollback")
         blocked = ""
         if current is None:
             blocked = f"No version of {model.name} is active, so there is nothing to roll back."

@@ -22,11 +22,12 @@ from sklearn.preprocessing import MinMaxScaler
 
 from features.sources import feature_row_of, get_candle_source
 from mlengine.logs import limiter
+from models_registry import promotion
 from models_registry.artifacts import artifact_storage, artifact_write, serialize_model
 from models_registry.errors import PromotionRefused
 from models_registry.models import ActivationEvent, ModelVersion
 from models_registry.services.activation import challenger_add, model_version_activate
-from monitoring.services.comparison import compare_paired, paired_outcomes
+from monitoring.services.comparison import challenger_comparison, compare_paired, paired_outcomes
 from monitoring.services.outcomes import outcome_backfill
 from predictions.inference import load_model_version
 from predictions.models import PredictionRecord
@@ -610,6 +611,32 @@ def test_the_admin_confirms_a_worse_challenger_beside_its_comparison_and_can_for
     client.post(url, {"reason": "known regime change", "force": "on"})
     event = ActivationEvent.objects.get(to_version=challenger, action="activate")
     assert event.forced and event.comparison["verdict"] == "worse"
+
+
+def test_an_admin_promotion_computes_the_comparison_once_under_the_lock(champion, settings) -> None:
+    """The comparison is a bootstrap over up to COMPARISON_MAX_PAIRS pairs: a handled POST
+    leaves it to the service (under the model's lock), the page alone computes it to show."""
+    settings.PROMOTION_POLICY = "enforce"
+    challenger = add_challenger()
+    store_pairs(champion, challenger, _series(3, 120, 2, "worse"))
+    computed: list[int] = []
+    previous = promotion._slot[:]
+
+    def counted(version: ModelVersion) -> dict[str, Any]:
+        computed.append(version.pk)
+        return challenger_comparison(challenger=version)
+
+    promotion.register_promotion_evidence(counted)
+    try:
+        client = logged_in(staff_user("op", registry=True))
+        url = f"/admin/models_registry/modelversion/{challenger.pk}/activate/"
+        client.get(url)
+        assert computed == [challenger.pk]  # the page shows it
+        client.post(url, {"reason": "known regime change", "force": "on"})
+        assert computed == [challenger.pk] * 2  # the service's, under the lock; no other
+    finally:
+        promotion._slot[:] = previous
+    assert ActivationEvent.objects.get(to_version=challenger, action="activate").forced
 
 
 def test_the_admin_rollback_to_a_worse_challenger_shows_it_and_can_force_it(
