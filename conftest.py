@@ -27,7 +27,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from features.sources import candle_source_reset
+from mlengine import cache as mlengine_cache
 from mlengine.celery import app
+from mlengine.logs import limiter
 from models_registry.services.training import model_train, training_config_resolve
 from predictions.inference import model_cache
 from tests.factories import SMALL_CONFIG
@@ -182,6 +184,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def dead_cache(settings):
+    """The default cache pointed at a port where no Redis listens, with no back-off or log
+    interval left over from an earlier test."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    mlengine_cache.reset()
+    limiter.reset()
+    yield
+    mlengine_cache.reset()
+    limiter.reset()
 
 
 @pytest.fixture

@@ -22,9 +22,6 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
-from conftest import free_port
-from mlengine import cache as mlengine_cache
-from mlengine.logs import limiter
 from mlengine.settings.base import DEFAULT_THROTTLE_RATES
 from mlengine.settings.env import env_throttle_rates
 from mlengine.throttling import ANON_READ, PREDICT, SCOPES, TRAIN, WRITE, view_throttle_scope
@@ -288,24 +285,6 @@ def test_schema_documents_401_and_429_where_they_happen() -> None:
 
 
 # --- the cache is down --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def dead_cache(settings):
-    """The default cache pointed at a port where no Redis listens, with no back-off or log
-    interval left over from an earlier test."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
-        }
-    }
-    mlengine_cache.reset()
-    limiter.reset()
-    yield
-    mlengine_cache.reset()
-    limiter.reset()
 
 
 def test_a_failing_cache_lets_requests_through_and_logs_once(settings, dead_cache, caplog) -> None:

@@ -6,7 +6,6 @@ The cache is Django's configured default (local memory here, Redis under ``.ci/r
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,6 @@ from features.sources import (
     feature_row_of,
     get_candle_source,
 )
-from mlengine import cache as safe_cache
 from mlengine.errors import UnknownSymbol, UpstreamUnavailable
 
 
@@ -233,27 +231,13 @@ def test_a_failed_fetch_gives_its_claim_back() -> None:
     assert len(upstream.calls) == 2
 
 
-def test_without_a_shared_cache_each_process_fetches_on_its_own(settings) -> None:
+def test_without_a_shared_cache_each_process_fetches_on_its_own(dead_cache) -> None:
     """Redis refusing connections: the claim cannot be taken, nobody waits for it."""
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
-            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
-        }
-    }
-    safe_cache.reset()
-    try:
-        upstream = CountingSource()
-        started = time.monotonic()
-        assert len(CachedCandleSource(upstream, ttl=60).get_candles("AAA", 5)) == 5
-        assert time.monotonic() - started < 5  # no wait for a claim that cannot exist
-        assert len(upstream.calls) == 1
-    finally:
-        safe_cache.reset()  # the back-off this process started
+    upstream = CountingSource()
+    started = time.monotonic()
+    assert len(CachedCandleSource(upstream, ttl=60).get_candles("AAA", 5)) == 5
+    assert time.monotonic() - started < 5  # no wait for a claim that cannot exist
+    assert len(upstream.calls) == 1
 
 
 def test_errors_are_not_cached() -> None:
