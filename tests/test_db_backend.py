@@ -7,15 +7,19 @@ end-of-request bookkeeping (``close_if_unusable_or_obsolete``), the next request
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from django.contrib.auth.models import Group
-from django.db import connection, connections
+from django.db import connection, connections, models
+from django.db.models.sql import InsertQuery
 from django.test.utils import CaptureQueriesContext
 
 from conftest import test_database_url
+from mlengine.db.postgresql.compiler import PREPARED_AS_IS
 
 pytestmark = pytest.mark.usefixtures("require_postgres", "transactional_db")
 
@@ -112,3 +116,42 @@ def test_a_few_rows_insert_as_values_and_a_batch_as_unnest_arrays(rows: int, for
     assert len(inserts) == 1
     assert ("UNNEST(" in inserts[0]) == (form == "UNNEST")
     assert Group.objects.filter(name__startswith=f"insert-form-{rows}-").count() == rows
+
+
+AS_IS_SAMPLES = {
+    datetime: datetime(2026, 12, 7, 19, 0, tzinfo=UTC),
+    float: 0.625,
+    str: "SP500",
+    uuid.UUID: uuid.UUID(int=7),
+    bool: True,
+}
+
+
+@pytest.mark.parametrize(("field_class", "kind"), sorted(PREPARED_AS_IS, key=str))
+def test_each_value_taken_as_it_is_is_what_djangos_own_preparation_returns(
+    monkeypatch, field_class: type, kind: type
+) -> None:
+    """``PREPARED_AS_IS`` states what Django's ``get_db_prep_save`` does on this backend (a
+    Django upgrade that starts converting one of these values fails here), and the compiler
+    then skips that chain."""
+    field = field_class(max_length=16) if field_class is models.CharField else field_class()
+    value = AS_IS_SAMPLES[kind]
+    assert field.get_db_prep_save(value, connection=connection) is value
+
+    def not_called(*args: object, **kwargs: object) -> None:
+        raise AssertionError("get_db_prep_save was called")
+
+    monkeypatch.setattr(field_class, "get_db_prep_save", not_called)
+    compiler = InsertQuery(Group).get_compiler(connection=connection)
+    assert compiler.prepare_value(field, value) is value
+
+
+def test_other_values_take_djangos_preparation() -> None:
+    """A naive datetime is made aware and an integer wrapped in psycopg's sized type, as
+    Django does: neither is taken as it is."""
+    compiler = InsertQuery(Group).get_compiler(connection=connection)
+    naive = datetime(2026, 12, 7, 19, 0)
+    with pytest.warns(RuntimeWarning, match="naive datetime"):
+        prepared = compiler.prepare_value(models.DateTimeField(), naive)
+    assert prepared.tzinfo is not None
+    assert type(compiler.prepare_value(models.PositiveSmallIntegerField(), 3)) is not int

@@ -28,14 +28,26 @@ as the first row's parameter: a shadow row's features (the champion's, an 86k-in
 JSON document to dump), event time and candle time are its champion's own objects. The sharing
 is decided per statement on the rows it is given (no state survives it), and it is part of
 the kept text's shape. Each challenger of a ``/predict`` went from 0.60M to 0.46M instructions.
+
+Every value of an INSERT goes through its field's ``get_db_prep_save`` (``prepare_value``): a
+chain of four or five calls per value, which for a batch of 500 rows of 17 columns came to a
+twentieth of its time. For the pairs of field and value in ``PREPARED_AS_IS`` that chain hands
+the value back as it is on PostgreSQL (an aware ``datetime`` for a ``DateTimeField``, a
+``float`` for a ``FloatField``...), so it is skipped; any other value, an expression, a subclass
+of either (a field with its own preparation, a ``str`` subclass), a naive datetime (which
+Django warns about and makes aware) still takes Django's way. Integers are not in it: this
+backend wraps them in psycopg's sized types.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import datetime
 from itertools import count
 from typing import Any
 
+from django.db import models
 from django.db.backends.postgresql import compiler as postgresql
 from django.db.models.sql.compiler import (  # noqa: F401 - the compiler module's interface
     SQLAggregateCompiler,
@@ -52,6 +64,17 @@ UNNEST_MIN_ROWS = 32
 GUARDED_TEXTS = 64
 _guarded_texts: dict[tuple, str] = {}
 _PLACEHOLDER = re.compile(r"%%|%s")
+# (field class, value type) whose get_db_prep_save returns the value itself on PostgreSQL; a
+# datetime only when aware (tests/test_db_backend.py checks each pair against Django's chain).
+PREPARED_AS_IS: frozenset[tuple[type, type]] = frozenset(
+    {
+        (models.DateTimeField, datetime),
+        (models.FloatField, float),
+        (models.CharField, str),
+        (models.UUIDField, uuid.UUID),
+        (models.BooleanField, bool),
+    }
+)
 
 
 def native_placeholders(sql: str) -> str:
@@ -83,6 +106,16 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
             return super().execute_sql(returning_fields)
         with self.connection.native_binding():  # as_sql gives native placeholders: sent as is
             return super().execute_sql(returning_fields)
+
+    def prepare_value(self, field: Any, value: Any) -> Any:
+        """Django's, but a value its field would hand back unchanged is taken as it is (see
+        ``PREPARED_AS_IS``)."""
+        kind = type(value)
+        if (type(field), kind) in PREPARED_AS_IS and (
+            kind is not datetime or value.tzinfo is not None
+        ):
+            return value
+        return super().prepare_value(field, value)
 
     def as_sql(self) -> Any:
         guard = getattr(self.query, "guard", None)
