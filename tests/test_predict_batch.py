@@ -8,10 +8,12 @@ from collections.abc import Iterator
 import pytest
 from django.db import connection
 from django.test import Client
+from rest_framework import serializers
 
 from features.sources import CachedCandleSource, get_candle_source
 from features.standin import CandleStandin, candles_body, serve_in_thread, synthetic_symbol
 from predictions.models import PredictionRecord
+from predictions.serializers import SymbolField, SymbolListField
 
 pytestmark = pytest.mark.django_db
 
@@ -105,6 +107,34 @@ def test_a_bad_symbol_list_is_a_400_and_records_nothing(trained, body) -> None:
     assert error["code"] == "invalid_parameter"
     assert "symbols" in error["details"]
     assert not PredictionRecord.objects.exists()
+
+
+def _outcome(field: serializers.Field, data: object) -> object:
+    try:
+        return field.run_validation(data)
+    except serializers.ValidationError as exc:
+        return exc.detail
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ["SP500", "NASDAQ", "syn-0001", "A.B_C"],
+        ["SP500\n"],
+        [" SP500", "NASDAQ "],
+        ["A" * 32, "A" * 33],
+        ["SP500", 0],
+        ["SP500", None],
+        ["", "SP500"],
+        ["SP\u00c9500"],
+        ("SP500", "NASDAQ"),
+    ],
+)
+def test_the_symbol_list_reads_as_its_symbol_field_item_by_item(data: object) -> None:
+    """Its shortcut for a list of plain symbols (taken as they are) answers what DRF's
+    ``ListField`` of ``SymbolField`` answers, values and errors alike."""
+    reference = serializers.ListField(child=SymbolField(), allow_empty=False)
+    assert _outcome(SymbolListField(), data) == _outcome(reference, data)
 
 
 def test_a_symbol_repeated_in_other_letters_is_scored_once(trained) -> None:
