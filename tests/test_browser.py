@@ -220,8 +220,9 @@ def test_operator_reads_the_champion_against_its_challenger(
     assert shadows.filter(outcome__isnull=False).count() == SHADOWED_REQUESTS
     expected = challenger_comparison(challenger=challenger)
     assert expected["paired_count"] == SHADOWED_REQUESTS
+    # 60 pairs are too few to tell these two apart: the panel must say how many more it needs.
     verdict = expected["verdict"]
-    assert verdict in ("better", "worse", "undecided")
+    assert verdict == "undecided" and expected["rows_needed"] > 0
 
     base = live_server.url
     log_in(browser, base)
@@ -232,8 +233,7 @@ def test_operator_reads_the_champion_against_its_challenger(
     assert "rolling accuracy" in text and "rolling log loss" in text
     assert f"champion (vs {challenger.label})" in text
     assert f"{verdict} on log loss, {SHADOWED_REQUESTS} pairs" in text
-    if expected["rows_needed"]:
-        assert f"about {expected['rows_needed']} more to decide" in text
+    assert f"about {expected['rows_needed']} more to decide" in text
     # Two charts side by side, each a challenger line and the champion's dashed line drawn
     # through the paired candles.
     lines = panel.find_elements(By.CSS_SELECTOR, "svg g.mark-line path")
