@@ -130,12 +130,23 @@ def submitted_form(request: HttpRequest, *, action: str) -> LifecycleForm:
 
 
 def shown_form(
-    request: HttpRequest, version: ModelVersion | None, *, baseline: bool, action: str
+    request: HttpRequest,
+    version: ModelVersion | None,
+    *,
+    baseline: bool,
+    action: str,
+    refused: PromotionRefused | None = None,
 ) -> tuple[LifecycleForm, dict[str, Any] | None]:
     """The confirmation page's form (bound again to a POST that was refused or invalid, so its
     input and errors show), with the force box where ``enforce`` would refuse ``version``, and
-    the challenger's comparison the page shows beside it."""
-    comparison = promotion_evidence(version) if version and version.is_challenger else None
+    the challenger's comparison the page shows beside it: the one the service's ``refused``
+    promotion of ``version`` was decided on, else computed here."""
+    comparison = None
+    if version is not None and version.is_challenger:
+        if refused is not None and refused.details.get("version") == version.label:
+            comparison = refused.comparison
+        if comparison is None:
+            comparison = promotion_evidence(version)
     because = enforced_concerns(version, comparison, baseline=baseline) if version else ""
     data = request.POST if request.method == "POST" else None
     return LifecycleForm(data, force_because=because, action=action), comparison
@@ -429,6 +440,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         back = self._back_url(
             request, reverse("admin:models_registry_modelversion_change", args=[version.pk])
         )
+        refused: PromotionRefused | None = None
         if request.method == "POST":
             form = submitted_form(request, action="activation")
             if form.is_valid():
@@ -443,13 +455,16 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 except PromotionRefused as exc:
                     # The operator can still decide to force it: stay on the form.
                     self.message_user(request, f"Not activated: {exc.message}", messages.ERROR)
+                    refused = exc
                 except DomainError as exc:
                     self.message_user(request, f"Not activated: {exc.message}", messages.ERROR)
                     return HttpResponseRedirect(back)
                 else:
                     self._report_activation(request, version, result)
                     return HttpResponseRedirect(back)
-        form, comparison = shown_form(request, version, baseline=True, action="activation")
+        form, comparison = shown_form(
+            request, version, baseline=True, action="activation", refused=refused
+        )
         current = champion_of(model=version.model)
         return self._confirm_page(
             request,
@@ -486,6 +501,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         except DomainError as exc:
             self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(back)
+        refused: PromotionRefused | None = None
         if request.method == "POST":
             form = submitted_form(request, action="rollback")
             if form.is_valid():
@@ -499,6 +515,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 except PromotionRefused as exc:
                     # The operator can still decide to force it: stay on the form.
                     self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
+                    refused = exc
                 except DomainError as exc:
                     self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
                     return HttpResponseRedirect(back)
@@ -515,7 +532,9 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                     return HttpResponseRedirect(back)
         current = champion_of(model=model)
         target = rollback_target(current) if current is not None else None
-        form, comparison = shown_form(request, target, baseline=False, action="rollback")
+        form, comparison = shown_form(
+            request, target, baseline=False, action="rollback", refused=refused
+        )
         blocked = ""
         if current is None:
             blocked = f"No version of {model.name} is active, so there is nothing to roll back."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlengine.errors import ConflictError, DomainError, NotFoundError, ServiceUnavailable
 
 
@@ -21,8 +23,22 @@ class NothingToRollBack(ConflictError):
 
 
 class PromotionRefused(ConflictError):
+    """``comparison``: the challenger's comparison the refusal was decided on (None for a
+    version that is not a challenger), for a caller that shows it (the admin's page); never
+    part of the API's answer."""
+
     code = "promotion_refused"
     default_message = "The version does not beat the naive baseline."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        comparison: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, details=details)
+        self.comparison = comparison
 
 
 class ArtifactInvalid(ConflictError):

@@ -615,7 +615,8 @@ def test_the_admin_confirms_a_worse_challenger_beside_its_comparison_and_can_for
 
 def test_an_admin_promotion_computes_the_comparison_once_under_the_lock(champion, settings) -> None:
     """The comparison is a bootstrap over up to COMPARISON_MAX_PAIRS pairs: a handled POST
-    leaves it to the service (under the model's lock), the page alone computes it to show."""
+    leaves it to the service (under the model's lock), the page alone computes it to show, and
+    a refused POST's page shows the one the service refused on."""
     settings.PROMOTION_POLICY = "enforce"
     challenger = add_challenger()
     store_pairs(champion, challenger, _series(3, 120, 2, "worse"))
@@ -632,8 +633,11 @@ def test_an_admin_promotion_computes_the_comparison_once_under_the_lock(champion
         url = f"/admin/models_registry/modelversion/{challenger.pk}/activate/"
         client.get(url)
         assert computed == [challenger.pk]  # the page shows it
+        page = client.post(url, {"reason": "try it"}).content.decode()
+        assert "<strong>worse</strong> over 240 paired predictions" in page
+        assert computed == [challenger.pk] * 2  # the service's refusal; its page reuses it
         client.post(url, {"reason": "known regime change", "force": "on"})
-        assert computed == [challenger.pk] * 2  # the service's, under the lock; no other
+        assert computed == [challenger.pk] * 3  # the service's, under the lock; no other
     finally:
         promotion._slot[:] = previous
     assert ActivationEvent.objects.get(to_version=challenger, action="activate").forced

@@ -139,6 +139,7 @@ def _promotion_gate(
                 "policy": "enforce",
                 **({"verdict": comparison["verdict"]} if comparison else {}),
             },
+            comparison=comparison,
         )
     # "forced" means a refusal was overridden, which only the enforce policy can do.
     return warning, comparison, force and bool(warning) and enforce
