@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
 
 from mlcore.metrics import CACHE_ERRORS
 from mlengine.logs import log_rate_limited
@@ -61,61 +62,45 @@ def cache_recovered(alias: str = "default") -> None:
         _skip_until.pop(alias, None)
 
 
+def _guarded(alias: str, operation: str, call: Callable[[BaseCache], Any], fallback: Any) -> Any:
+    """``call`` on the cache ``alias``, or ``fallback`` during the back-off or on any error
+    (connection, timeout, unpickling: counted, logged and backed off by ``cache_failed``)."""
+    if not cache_usable(alias):
+        return fallback
+    try:
+        return call(caches[alias])
+    except Exception as exc:  # a cache failure is a miss, a lost optimisation, never an error
+        cache_failed(alias=alias, operation=operation, exc=exc)
+        return fallback
+
+
 def cache_get(key: str, *, alias: str = "default") -> Any | None:
     """The cached value, or None on a miss, a cache error or during the back-off."""
-    if not cache_usable(alias):
-        return None
-    try:
-        return caches[alias].get(key)
-    except Exception as exc:  # any cache failure (connection, timeout, unpickling) is a miss
-        cache_failed(alias=alias, operation="get", exc=exc)
-        return None
+    return _guarded(alias, "get", lambda cache: cache.get(key), None)
 
 
 def cache_set(key: str, value: Any, timeout: float, *, alias: str = "default") -> bool:
     """Store a value; False (and nothing raised) on a cache error or during the back-off."""
-    if not cache_usable(alias):
-        return False
-    try:
-        caches[alias].set(key, value, timeout)
-    except Exception as exc:  # a value that could not be cached is only a lost optimisation
-        cache_failed(alias=alias, operation="set", exc=exc)
-        return False
-    return True
+    return _guarded(alias, "set", lambda cache: cache.set(key, value, timeout) or True, False)
 
 
 def cache_add(key: str, value: Any, timeout: float, *, alias: str = "default") -> bool | None:
     """Store a value only if the key is absent (Redis ``SET NX``): True when stored, False when
     the key was there, None on a cache error or during the back-off (nobody can tell)."""
-    if not cache_usable(alias):
-        return None
-    try:
-        return bool(caches[alias].add(key, value, timeout))
-    except Exception as exc:  # as in cache_set
-        cache_failed(alias=alias, operation="add", exc=exc)
-        return None
+    return _guarded(alias, "add", lambda cache: bool(cache.add(key, value, timeout)), None)
 
 
 def cache_delete(key: str, *, alias: str = "default") -> None:
     """Remove a key; a cache error is only counted (the key expires on its own)."""
-    if not cache_usable(alias):
-        return
-    try:
-        caches[alias].delete(key)
-    except Exception as exc:
-        cache_failed(alias=alias, operation="delete", exc=exc)
+    _guarded(alias, "delete", lambda cache: cache.delete(key), None)
 
 
 def cache_get_many(keys: list[str], *, alias: str = "default") -> dict[str, Any]:
     """The cached values found among ``keys`` in one round trip; {} on a cache error or during
     the back-off (every key a miss)."""
-    if not keys or not cache_usable(alias):
+    if not keys:
         return {}
-    try:
-        return caches[alias].get_many(keys)
-    except Exception as exc:  # as in cache_get: a failure is a miss
-        cache_failed(alias=alias, operation="get", exc=exc)
-        return {}
+    return _guarded(alias, "get", lambda cache: cache.get_many(keys), {})
 
 
 def reset() -> None:
