@@ -12,6 +12,8 @@ the pages print are built in ``admin_pages``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -442,26 +444,21 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         )
         refused: PromotionRefused | None = None
         if request.method == "POST":
-            form = submitted_form(request, action="activation")
-            if form.is_valid():
-                try:
-                    result = model_version_activate(
-                        version=version.version,
-                        model=version.model,
-                        actor=request.user,
-                        reason=form.cleaned_data["reason"],
-                        force=bool(form.cleaned_data.get("force")),
-                    )
-                except PromotionRefused as exc:
-                    # The operator can still decide to force it: stay on the form.
-                    self.message_user(request, f"Not activated: {exc.message}", messages.ERROR)
-                    refused = exc
-                except DomainError as exc:
-                    self.message_user(request, f"Not activated: {exc.message}", messages.ERROR)
-                    return HttpResponseRedirect(back)
-                else:
-                    self._report_activation(request, version, result)
-                    return HttpResponseRedirect(back)
+            done, refused = self._promotion_posted(
+                request,
+                action="activation",
+                verb="activated",
+                back=back,
+                write=partial(
+                    model_version_activate,
+                    version=version.version,
+                    model=version.model,
+                    actor=request.user,
+                ),
+                report=partial(self._report_activation, request, version),
+            )
+            if done is not None:
+                return done
         form, comparison = shown_form(
             request, version, baseline=True, action="activation", refused=refused
         )
@@ -503,33 +500,16 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             return HttpResponseRedirect(back)
         refused: PromotionRefused | None = None
         if request.method == "POST":
-            form = submitted_form(request, action="rollback")
-            if form.is_valid():
-                try:
-                    result = model_version_rollback(
-                        model=model,
-                        actor=request.user,
-                        reason=form.cleaned_data["reason"],
-                        force=bool(form.cleaned_data.get("force")),
-                    )
-                except PromotionRefused as exc:
-                    # The operator can still decide to force it: stay on the form.
-                    self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
-                    refused = exc
-                except DomainError as exc:
-                    self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
-                    return HttpResponseRedirect(back)
-                else:
-                    previous = result.previous_version.label if result.previous_version else "none"
-                    self.message_user(
-                        request,
-                        f"Rolled back {model.name}: {result.active_version.label} is active "
-                        f"again (was {previous}).",
-                        messages.SUCCESS,
-                    )
-                    if result.warning:
-                        self.message_user(request, result.warning, messages.WARNING)
-                    return HttpResponseRedirect(back)
+            done, refused = self._promotion_posted(
+                request,
+                action="rollback",
+                verb="rolled back",
+                back=back,
+                write=partial(model_version_rollback, model=model, actor=request.user),
+                report=partial(self._report_rollback, request, model),
+            )
+            if done is not None:
+                return done
         current = champion_of(model=model)
         target = rollback_target(current) if current is not None else None
         form, comparison = shown_form(
@@ -626,6 +606,37 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             notice=notice,
         )
 
+    def _promotion_posted(
+        self,
+        request: HttpRequest,
+        *,
+        action: str,
+        verb: str,
+        back: str,
+        write: Callable[..., ActivationResult],
+        report: Callable[[ActivationResult], None],
+    ) -> tuple[HttpResponse | None, PromotionRefused | None]:
+        """A POSTed activation or rollback, handed to the service as ``write(reason=, force=)``:
+        (the redirect back, None) once it is done and ``report``-ed, or refused for another
+        reason (its message shown); (None, the refusal) when the promotion policy refused it,
+        and (None, None) for an invalid form: both stay on the page, the operator can still
+        force it or mend the reason."""
+        form = submitted_form(request, action=action)
+        if not form.is_valid():
+            return None, None
+        try:
+            result = write(
+                reason=form.cleaned_data["reason"], force=bool(form.cleaned_data.get("force"))
+            )
+        except PromotionRefused as exc:
+            self.message_user(request, f"Not {verb}: {exc.message}", messages.ERROR)
+            return None, exc
+        except DomainError as exc:
+            self.message_user(request, f"Not {verb}: {exc.message}", messages.ERROR)
+        else:
+            report(result)
+        return HttpResponseRedirect(back), None
+
     def _confirm_page(self, request: HttpRequest, **context: Any) -> TemplateResponse:
         context.update(
             self.admin_site.each_context(request),
@@ -651,6 +662,19 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         self.message_user(
             request,
             f"{version.label} is now active (was {previous}){forced}.",
+            messages.SUCCESS,
+        )
+        if result.warning:
+            self.message_user(request, result.warning, messages.WARNING)
+
+    def _report_rollback(
+        self, request: HttpRequest, model: RegisteredModel, result: ActivationResult
+    ) -> None:
+        previous = result.previous_version.label if result.previous_version else "none"
+        self.message_user(
+            request,
+            f"Rolled back {model.name}: {result.active_version.label} is active again "
+            f"(was {previous}).",
             messages.SUCCESS,
         )
         if result.warning:
