@@ -613,7 +613,9 @@ def test_the_admin_confirms_a_worse_challenger_beside_its_comparison_and_can_for
     assert event.forced and event.comparison["verdict"] == "worse"
 
 
-def test_an_admin_promotion_computes_the_comparison_once_under_the_lock(champion, settings) -> None:
+def test_an_admin_promotion_computes_the_comparison_once_under_the_lock(
+    champion, settings, monkeypatch
+) -> None:
     """The comparison is a bootstrap over up to COMPARISON_MAX_PAIRS pairs: a handled POST
     leaves it to the service (under the model's lock), the page alone computes it to show, and
     a refused POST's page shows the one the service refused on."""
@@ -621,25 +623,22 @@ def test_an_admin_promotion_computes_the_comparison_once_under_the_lock(champion
     challenger = add_challenger()
     store_pairs(champion, challenger, _series(3, 120, 2, "worse"))
     computed: list[int] = []
-    previous = promotion._slot[:]
 
     def counted(version: ModelVersion) -> dict[str, Any]:
         computed.append(version.pk)
         return challenger_comparison(challenger=version)
 
+    monkeypatch.setattr(promotion, "_slot", [])  # the registration below is undone after
     promotion.register_promotion_evidence(counted)
-    try:
-        client = logged_in(staff_user("op", registry=True))
-        url = f"/admin/models_registry/modelversion/{challenger.pk}/activate/"
-        client.get(url)
-        assert computed == [challenger.pk]  # the page shows it
-        page = client.post(url, {"reason": "try it"}).content.decode()
-        assert "<strong>worse</strong> over 240 paired predictions" in page
-        assert computed == [challenger.pk] * 2  # the service's refusal; its page reuses it
-        client.post(url, {"reason": "known regime change", "force": "on"})
-        assert computed == [challenger.pk] * 3  # the service's, under the lock; no other
-    finally:
-        promotion._slot[:] = previous
+    client = logged_in(staff_user("op", registry=True))
+    url = f"/admin/models_registry/modelversion/{challenger.pk}/activate/"
+    client.get(url)
+    assert computed == [challenger.pk]  # the page shows it
+    page = client.post(url, {"reason": "try it"}).content.decode()
+    assert "<strong>worse</strong> over 240 paired predictions" in page
+    assert computed == [challenger.pk] * 2  # the service's refusal; its page reuses it
+    client.post(url, {"reason": "known regime change", "force": "on"})
+    assert computed == [challenger.pk] * 3  # the service's, under the lock; no other
     assert ActivationEvent.objects.get(to_version=challenger, action="activate").forced
 
 
