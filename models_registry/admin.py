@@ -442,23 +442,21 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         back = self._back_url(
             request, reverse("admin:models_registry_modelversion_change", args=[version.pk])
         )
-        refused: PromotionRefused | None = None
-        if request.method == "POST":
-            done, refused = self._promotion_posted(
-                request,
-                action="activation",
-                verb="activated",
-                back=back,
-                write=partial(
-                    model_version_activate,
-                    version=version.version,
-                    model=version.model,
-                    actor=request.user,
-                ),
-                report=partial(self._report_activation, request, version),
-            )
-            if done is not None:
-                return done
+        done, refused = self._promotion_posted(
+            request,
+            action="activation",
+            verb="activated",
+            back=back,
+            write=partial(
+                model_version_activate,
+                version=version.version,
+                model=version.model,
+                actor=request.user,
+            ),
+            report=partial(self._report_activation, request, version),
+        )
+        if done is not None:
+            return done
         form, comparison = shown_form(
             request, version, baseline=True, action="activation", refused=refused
         )
@@ -498,18 +496,16 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         except DomainError as exc:
             self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(back)
-        refused: PromotionRefused | None = None
-        if request.method == "POST":
-            done, refused = self._promotion_posted(
-                request,
-                action="rollback",
-                verb="rolled back",
-                back=back,
-                write=partial(model_version_rollback, model=model, actor=request.user),
-                report=partial(self._report_rollback, request, model),
-            )
-            if done is not None:
-                return done
+        done, refused = self._promotion_posted(
+            request,
+            action="rollback",
+            verb="rolled back",
+            back=back,
+            write=partial(model_version_rollback, model=model, actor=request.user),
+            report=partial(self._report_rollback, request, model),
+        )
+        if done is not None:
+            return done
         current = champion_of(model=model)
         target = rollback_target(current) if current is not None else None
         form, comparison = shown_form(
@@ -619,8 +615,10 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         """A POSTed activation or rollback, handed to the service as ``write(reason=, force=)``:
         (the redirect back, None) once it is done and ``report``-ed, or refused for another
         reason (its message shown); (None, the refusal) when the promotion policy refused it,
-        and (None, None) for an invalid form: both stay on the page, the operator can still
-        force it or mend the reason."""
+        and (None, None) for an invalid form or a GET: the page is shown, where the operator
+        can still force it or mend the reason."""
+        if request.method != "POST":
+            return None, None
         form = submitted_form(request, action=action)
         if not form.is_valid():
             return None, None
