@@ -203,7 +203,7 @@ def _predict_once(
         request_id=request_id,
         event_time=event_time,
         is_replay=is_replay,
-        latency_ms=(predicted - started) * 1000,
+        latency_ms=round((predicted - started) * 1000, 3),
     )
     timings = {
         "model_lookup": (looked_up - started) * 1000,
@@ -369,7 +369,7 @@ def _shadow_rows(
         except Exception as exc:  # a challenger must never fail the answer
             _challenger_failed(route.name, challenger.label, exc)
             continue
-        latency_ms = (time.perf_counter() - started) * 1000
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
         for (symbol, row, _), probability in zip(ready, checked, strict=True):
             answered = by_symbol[symbol]
             out.append(
@@ -464,7 +464,6 @@ def prediction_batch_create(
         matrix = np.concatenate([inputs for *_, inputs in items])
         probabilities[pk] = groups[pk][0].pipeline.predict_proba(matrix)[:, 1].tolist()
     predicted = time.perf_counter()
-    latency_ms = (predicted - started) * 1000
     timings = {
         "model_lookup": (looked_up - started) * 1000,
         "candles": (fetched - looked_up) * 1000,
@@ -472,6 +471,10 @@ def prediction_batch_create(
         "model": (predicted - computed) * 1000,
     }
     stored_timings = {key: round(value, 3) for key, value in timings.items()}
+    # One time of writing, latency and timings object for every row: sent once (a batch
+    # INSERT's shared columns, mlengine.db.postgresql.compiler).
+    created_at = timezone.now()
+    latency_ms = round((predicted - started) * 1000, 3)
     by_symbol = {
         symbol: _record(
             model=groups[pk][0],
@@ -481,6 +484,7 @@ def prediction_batch_create(
             probability=probability,
             latency_ms=latency_ms,
             timings=stored_timings,
+            created_at=created_at,
         )
         for pk, items in scored.items()
         for (symbol, as_of, features, _), probability in zip(items, probabilities[pk], strict=True)
@@ -571,14 +575,16 @@ def _record(
     timings: dict[str, float] | None = None,
     champion: PredictionRecord | None = None,
     stored_features: dict[str, float | None] | None = None,
+    created_at: datetime | None = None,
 ) -> PredictionRecord:
     """The unsaved audit row of one prediction (``PredictionRecord`` is its only definition).
     ``champion``: the row this one shadows (a challenger's), whose time of writing, event time,
     replay flag and symbol it takes, as the same objects (the INSERT sends them once).
     ``stored_features``: ``features`` as another row already stores them (a shadow row of the
-    champion's own feature row)."""
+    champion's own feature row). ``latency_ms``: milliseconds, rounded as stored.
+    ``created_at``: the time of writing (default now)."""
     if champion is None:
-        created_at = timezone.now()
+        created_at = created_at or timezone.now()
         event_time = event_time or created_at
         symbol = normalise_symbol(symbol)
         role, champion_request_id = PredictionRecord.Role.CHAMPION, None
@@ -601,7 +607,7 @@ def _record(
         confidence=confidence_of(probability),
         as_of=as_of if type(as_of) is datetime else pd.Timestamp(as_of).to_pydatetime(),
         horizon=model.horizon,
-        latency_ms=round(latency_ms, 3),
+        latency_ms=latency_ms,
         timings=timings or {},
         role=role,
         champion_request_id=champion_request_id,

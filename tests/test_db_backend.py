@@ -6,20 +6,25 @@ end-of-request bookkeeping (``close_if_unusable_or_obsolete``), the next request
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth.models import Group, User
 from django.db import connection, connections, models
 from django.db.models.sql import InsertQuery
 from django.test.utils import CaptureQueriesContext
 
 from conftest import test_database_url
 from mlengine.db.postgresql.compiler import PREPARED_AS_IS
+from predictions.models import PredictionRecord
+from tests.factories import make_version
 
 pytestmark = pytest.mark.usefixtures("require_postgres", "transactional_db")
 
@@ -116,6 +121,86 @@ def test_a_few_rows_insert_as_values_and_a_batch_as_unnest_arrays(rows: int, for
     assert len(inserts) == 1
     assert ("UNNEST(" in inserts[0]) == (form == "UNNEST")
     assert Group.objects.filter(name__startswith=f"insert-form-{rows}-").count() == rows
+
+
+def _batch_rows(version, count: int, *, shared: bool) -> list[PredictionRecord]:
+    """``count`` unsaved rows. Each row has its own request id, symbol, features and
+    prediction; with ``shared``, its time of writing, candle time, confidence, latency and
+    timings are the very same objects in every row (as a /predict/batch's are), else equal
+    values in objects of their own."""
+    written, as_of = datetime(2026, 12, 7, 19, 0, tzinfo=UTC), datetime(2026, 12, 4, tzinfo=UTC)
+    timings, latency, confidence = {"model": 0.125}, 1.5, 0.5
+
+    def own(value: Any) -> Any:
+        """``value`` (shared), or an equal object of its own."""
+        if shared:
+            return value
+        if isinstance(value, dict):
+            return dict(value)
+        return value + (timedelta(0) if isinstance(value, datetime) else 0.0)
+
+    return [
+        PredictionRecord(
+            request_id=uuid.uuid4(),
+            created_at=own(written),
+            event_time=own(written),
+            symbol=f"SYN{index:04d}",
+            model_version=version,
+            features={"close": 100.0 + index, "momentum": None},
+            prediction=index / count,
+            confidence=own(confidence),
+            as_of=own(as_of),
+            latency_ms=own(latency),
+            timings=own(timings),
+        )
+        for index in range(count)
+    ]
+
+
+STORED = ("request_id", "created_at", "event_time", "symbol", "model_version_id", "features",
+          "prediction", "confidence", "as_of", "horizon", "latency_ms", "timings", "outcome",
+          "outcome_at", "role", "champion_request_id", "is_replay")  # fmt: skip
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_batch_sends_a_column_all_its_rows_share_once(shared: bool) -> None:
+    """``SharedColumnsUnnest``: the columns whose rows hold the same object are one parameter
+    each in the select list, the others stay arrays; the rows stored are the same either way,
+    in the order given."""
+    rows = _batch_rows(make_version(), 40, shared=shared)
+    with CaptureQueriesContext(connection) as queries:
+        created = PredictionRecord.objects.bulk_create(rows)
+
+    (insert,) = [query["sql"] for query in queries if query["sql"].startswith("INSERT")]
+    assert "UNNEST(" in insert
+    # The version, replay flag, role, empty outcome... are shared either way. Arrays: request
+    # id, symbol, features and prediction; unshared, also the time of writing (twice), candle
+    # time, confidence, latency and timings.
+    arrays = re.search(r"\) AS u\(([^)]*)\)", insert)
+    assert arrays is not None
+    assert len(arrays.group(1).split(", ")) == (4 if shared else 10)
+    stored = PredictionRecord.objects.order_by("id").values(*STORED)
+    assert [row.pk for row in created] == sorted(row.pk for row in created)
+    assert list(stored) == [{name: getattr(row, name) for name in STORED} for row in rows]
+
+
+def test_a_batch_whose_every_column_is_shared_keeps_one_array_for_its_rows() -> None:
+    """Rows that are one object in every column (admin log entries, which have no unique
+    column) still insert one row each."""
+    user = User.objects.create(username="shared-columns")
+    entry = LogEntry(
+        action_time=datetime(2026, 12, 7, 19, 0, tzinfo=UTC),
+        user=user,
+        object_id="7",
+        object_repr="v7",
+        action_flag=CHANGE,
+        change_message="activated",
+    )
+    with CaptureQueriesContext(connection) as queries:
+        LogEntry.objects.bulk_create([entry] * 35)  # the same unsaved row, 35 times
+    (insert,) = [query["sql"] for query in queries if query["sql"].startswith("INSERT")]
+    assert 'AS u(c0) RETURNING "django_admin_log"."id"' in insert
+    assert LogEntry.objects.filter(user=user, object_repr="v7").count() == 35
 
 
 AS_IS_SAMPLES = {

@@ -45,7 +45,7 @@ from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
 from psycopg.types.array import ListBinaryDumper
 
-from mlengine.db.postgresql.compiler import GuardedRows
+from mlengine.db.postgresql.compiler import GuardedRows, SharedColumnsUnnest
 
 # psycopg's default: a statement is prepared on its sixth run on a connection.
 PREPARE_THRESHOLD = 5
@@ -53,12 +53,13 @@ PREPARE_THRESHOLD = 5
 
 class DatabaseOperations(BaseOperations):
     """Django's, with this backend's compilers (``mlengine.db.postgresql.compiler``): a
-    multi-row INSERT of a few rows as VALUES, and the guarded INSERT."""
+    multi-row INSERT of a few rows as VALUES, a batch's shared columns sent once, and the
+    guarded INSERT."""
 
     compiler_module = "mlengine.db.postgresql.compiler"
 
     def bulk_insert_sql(self, fields, placeholder_rows):  # noqa: ANN001, ANN201 - Django's
-        if isinstance(placeholder_rows, GuardedRows):
+        if isinstance(placeholder_rows, GuardedRows | SharedColumnsUnnest):
             return str(placeholder_rows)
         return super().bulk_insert_sql(fields, placeholder_rows)
 

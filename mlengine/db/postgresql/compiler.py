@@ -37,6 +37,13 @@ the value back as it is on PostgreSQL (an aware ``datetime`` for a ``DateTimeFie
 of either (a field with its own preparation, a ``str`` subclass), a naive datetime (which
 Django warns about and makes aware) still takes Django's way. Integers are not in it: this
 backend wraps them in psycopg's sized types.
+
+A batch INSERT (``UNNEST`` arrays) sends a column whose every row holds the very same object
+once, as one typed parameter in the select list (``SharedColumnsUnnest``), not as an array of
+as many copies: the rows of one ``/predict/batch`` share their time of writing, version, horizon,
+stage timings, role and empty outcome, 11 of 17 columns. The value is prepared once too: within
+one statement, a value that is the object the column's previous row prepared is not prepared
+again (``prepare_value``). Rows that merely hold equal values are sent as Django sends them.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from typing import Any
 
 from django.db import models
 from django.db.backends.postgresql import compiler as postgresql
+from django.db.backends.postgresql.compiler import InsertUnnest
 from django.db.models.sql.compiler import (  # noqa: F401 - the compiler module's interface
     SQLAggregateCompiler,
     SQLDeleteCompiler,
@@ -97,9 +105,29 @@ class GuardedRows(list):
         return f"SELECT * FROM (VALUES {', '.join(self)}) AS rows WHERE {self.condition}"  # noqa: S608
 
 
+class SharedColumnsUnnest(list):
+    """A batch INSERT's select list over Django's ``UNNEST`` arrays: ``u.cN`` for a column sent
+    as an array, ``%s::type`` for one whose rows all hold the same value, sent once; rendered
+    whole by ``DatabaseOperations.bulk_insert_sql``."""
+
+    def __init__(self, select: list[str], arrays: list[str]) -> None:
+        super().__init__(select)
+        self.arrays = arrays
+
+    def __str__(self) -> str:
+        names = ", ".join(f"c{index}" for index in range(len(self.arrays)))
+        arrays = ", ".join(self.arrays)
+        return f"SELECT {', '.join(self)} FROM UNNEST({arrays}) AS u({names})"  # noqa: S608
+
+
 class SQLInsertCompiler(postgresql.SQLInsertCompiler):
     # (row, column) of the values a guarded INSERT sends as the first row's (as_sql).
     shared_values: frozenset[tuple[int, int]] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Per field, the last value prepared and what it became (prepare_value).
+        self._last_prepared: dict[Any, tuple[Any, Any]] = {}
 
     def execute_sql(self, returning_fields: Any = None) -> Any:
         if getattr(self.query, "guard", None) is None:
@@ -109,13 +137,20 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
 
     def prepare_value(self, field: Any, value: Any) -> Any:
         """Django's, but a value its field would hand back unchanged is taken as it is (see
-        ``PREPARED_AS_IS``)."""
+        ``PREPARED_AS_IS``), and the object the field's previous row prepared is not prepared
+        again."""
         kind = type(value)
         if (type(field), kind) in PREPARED_AS_IS and (
             kind is not datetime or value.tzinfo is not None
         ):
             return value
-        return super().prepare_value(field, value)
+        last = self._last_prepared.get(field)
+        if last is not None and last[0] is value:
+            return last[1]
+        prepared = super().prepare_value(field, value)
+        if not hasattr(value, "resolve_expression"):  # an expression resolves per row
+            self._last_prepared[field] = (value, prepared)
+        return prepared
 
     def as_sql(self) -> Any:
         guard = getattr(self.query, "guard", None)
@@ -194,4 +229,35 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
             return GuardedRows(rows, condition), [*params, list(condition_params)]
         if len(value_rows) < UNNEST_MIN_ROWS:
             return BaseSQLInsertCompiler.assemble_as_sql(self, fields, value_rows)
-        return super().assemble_as_sql(fields, value_rows)
+        placeholders, params = super().assemble_as_sql(fields, value_rows)
+        if not isinstance(placeholders, InsertUnnest):
+            return placeholders, params  # Django's reasons not to use arrays
+        return self._share_constant_columns(fields, value_rows, placeholders, params[0])
+
+    def _share_constant_columns(
+        self, fields: Any, value_rows: Any, placeholders: list[str], arrays: list[list[Any]]
+    ) -> tuple[Any, list[list[Any]]]:
+        """Django's ``UNNEST`` form, with each column whose rows all hold the same object sent
+        once (``SharedColumnsUnnest``); at least one column stays an array, for the row count."""
+        first = value_rows[0]
+        shared = [
+            all(row[column] is value for row in value_rows) for column, value in enumerate(first)
+        ]
+        if all(shared):
+            shared[0] = False
+        if not any(shared):
+            return placeholders, [arrays]
+        select: list[str] = []
+        unnested: list[str] = []
+        scalars: list[Any] = []
+        kept: list[list[Any]] = []
+        for column, field in enumerate(fields):
+            if shared[column]:
+                select.append(f"%s::{field.db_type(self.connection).split('(')[0]}")
+                scalars.append(first[column])
+            else:
+                select.append(f"u.c{len(unnested)}")
+                unnested.append(placeholders[column])
+                kept.append(arrays[column])
+        # The select list's parameters come first in the text, then the arrays'.
+        return SharedColumnsUnnest(select, unnested), [[*scalars, *kept]]
