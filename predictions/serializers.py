@@ -15,9 +15,10 @@ below are the ones it shows.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,21 +89,37 @@ class _FastSerializer(serializers.Serializer):
     DRF deep-copies every declared field for each serializer instance, which costs more than
     serializing a prediction (a third of a millisecond per ``/predict``). These fields hold no
     per-request state (no context, no relations), so one bound set serves every instance.
+
+    A field that reads one attribute (or key, for a ``.values()`` row) the way ``Field`` does
+    reads it with ``operator.attrgetter`` / ``itemgetter``: DRF's generic ``get_attribute``
+    (dotted sources, callables, error messages) was four tenths of the time of a row. The
+    attributes read are model columns, never methods to call.
     """
 
     @classmethod
-    def _output_fields(cls) -> list[serializers.Field]:
-        fields = cls.__dict__.get("_built_fields")
-        if fields is None:
-            fields = [field for field in cls().fields.values() if not field.write_only]
-            cls._built_fields = fields
-        return fields
+    def _readers(cls, *, mapping: bool) -> list[tuple[str, Callable[[Any], Any], Callable]]:
+        """(name, read, represent) per output field, for model instances or mappings."""
+        key = "_built_mapping_readers" if mapping else "_built_readers"
+        readers = cls.__dict__.get(key)
+        if readers is None:
+            readers = []
+            for field in cls().fields.values():
+                if field.write_only:
+                    continue
+                read = field.get_attribute
+                plain = type(field).get_attribute is serializers.Field.get_attribute
+                if plain and len(field.source_attrs) == 1:
+                    getter = operator.itemgetter if mapping else operator.attrgetter
+                    read = getter(field.source_attrs[0])
+                readers.append((field.field_name, read, field.to_representation))
+            setattr(cls, key, readers)
+        return readers
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for field in self._output_fields():
-            value = field.get_attribute(instance)
-            out[field.field_name] = None if value is None else field.to_representation(value)
+        for name, read, represent in self._readers(mapping=isinstance(instance, Mapping)):
+            value = read(instance)
+            out[name] = None if value is None else represent(value)
         return out
 
 

@@ -6,7 +6,12 @@ import uuid
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+from rest_framework import serializers
+
+from models_registry.models import ModelVersion, RegisteredModel
 from predictions.audit.chain import GENESIS_HASH, chain_lines
+from predictions.models import PredictionRecord
 from predictions.serializers import PredictionRecordSerializer, PredictionSerializer, audit_fields
 
 ROW = {
@@ -71,3 +76,26 @@ def test_a_shadow_row_adds_its_role_and_champion_to_the_line() -> None:
     assert {k: v for k, v in fields.items() if k not in ("role", "champion_request_id")} == (
         audit_fields(ROW)
     )
+
+
+def _instance() -> PredictionRecord:
+    """ROW as the model instance the prediction service hands the serializer (unsaved, its
+    version and model attached)."""
+    version = ModelVersion(version=3, model=RegisteredModel(name="default"))
+    fields = {
+        name: value
+        for name, value in ROW.items()
+        if name not in {"model_version__version", "model_version__model__name"}
+    }
+    return PredictionRecord(**fields, model_version=version)
+
+
+@pytest.mark.parametrize("serializer_class", [PredictionSerializer, PredictionRecordSerializer])
+@pytest.mark.parametrize("instance", [ROW, _instance()], ids=["values-row", "model-instance"])
+def test_the_fast_representation_is_drfs_own(serializer_class: type, instance: object) -> None:
+    """The serializers read plain fields with attrgetter / itemgetter: the same answer as DRF's
+    own ``Serializer.to_representation`` with its generic ``get_attribute``."""
+    serializer = serializer_class()
+    drf = serializers.Serializer.to_representation(serializer, instance)
+    assert serializer.to_representation(instance) == drf
+    assert list(serializer.to_representation(instance)) == list(drf)
