@@ -184,6 +184,23 @@ def test_a_batch_sends_a_column_all_its_rows_share_once(shared: bool) -> None:
     assert list(stored) == [{name: getattr(row, name) for name in STORED} for row in rows]
 
 
+def test_a_batch_with_shared_columns_keeps_djangos_conflict_handling() -> None:
+    """``update_conflicts`` and ``ignore_conflicts`` put their clause after the shared form's
+    select, as after Django's: rows already there are updated or skipped."""
+    rows = _batch_rows(make_version(), 40, shared=True)
+    PredictionRecord.objects.bulk_create(rows[:20])
+    for row in rows:
+        row.prediction = 1.0
+    PredictionRecord.objects.bulk_create(rows[10:30], ignore_conflicts=True)
+    PredictionRecord.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["request_id"], update_fields=["confidence"]
+    )
+    stored = dict(PredictionRecord.objects.values_list("request_id", "prediction"))
+    assert len(stored) == 40
+    # Rows 0-19 kept their first prediction (ignored, then only their confidence updated).
+    assert [stored[row.request_id] == 1.0 for row in rows] == [False] * 20 + [True] * 20
+
+
 def test_a_batch_whose_every_column_is_shared_keeps_one_array_for_its_rows() -> None:
     """Rows that are one object in every column (admin log entries, which have no unique
     column) still insert one row each."""
