@@ -1,7 +1,9 @@
-"""The PostgreSQL backend's health-check idle window (``mlengine.db.postgresql``).
+"""The PostgreSQL backend (``mlengine.db.postgresql``): the health-check idle window, the
+cursors that bind on the server, and the INSERT compiler's forms and value preparation.
 
-Each test walks a persistent connection through what Django does around requests: a query, the
-end-of-request bookkeeping (``close_if_unusable_or_obsolete``), the next request's first query.
+The health-check tests walk a persistent connection through what Django does around requests:
+a query, the end-of-request bookkeeping (``close_if_unusable_or_obsolete``), the next request's
+first query.
 """
 
 from __future__ import annotations
@@ -185,20 +187,47 @@ def test_a_batch_sends_a_column_all_its_rows_share_once(shared: bool) -> None:
 
 
 def test_a_batch_with_shared_columns_keeps_djangos_conflict_handling() -> None:
-    """``update_conflicts`` and ``ignore_conflicts`` put their clause after the shared form's
-    select, as after Django's: rows already there are updated or skipped."""
-    rows = _batch_rows(make_version(), 40, shared=True)
-    PredictionRecord.objects.bulk_create(rows[:20])
-    for row in rows:
-        row.prediction = 1.0
-    PredictionRecord.objects.bulk_create(rows[10:30], ignore_conflicts=True)
-    PredictionRecord.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["request_id"], update_fields=["confidence"]
-    )
-    stored = dict(PredictionRecord.objects.values_list("request_id", "prediction"))
-    assert len(stored) == 40
-    # Rows 0-19 kept their first prediction (ignored, then only their confidence updated).
-    assert [stored[row.request_id] == 1.0 for row in rows] == [False] * 20 + [True] * 20
+    """``ignore_conflicts`` and ``update_conflicts`` put their clause after the shared form's
+    select, as after Django's: rows already there are skipped or updated, the others inserted.
+    Every batch here has 32 rows or more and no primary keys set, so each is one shared-form
+    INSERT."""
+    version = make_version()
+    first = _batch_rows(version, 40, shared=True)
+    PredictionRecord.objects.bulk_create(first)
+    ids = [row.request_id for row in first] + [uuid.uuid4() for _ in range(40)]
+
+    def again(confidence: float) -> list[PredictionRecord]:
+        """80 new unsaved rows: ``first``'s 40 request ids and 40 others, each with prediction
+        1.0 and ``confidence``."""
+        rows = _batch_rows(version, len(ids), shared=True)
+        for row, request_id in zip(rows, ids, strict=True):
+            row.request_id, row.prediction, row.confidence = request_id, 1.0, confidence
+        return rows
+
+    with CaptureQueriesContext(connection) as queries:
+        PredictionRecord.objects.bulk_create(again(0.25), ignore_conflicts=True)
+        PredictionRecord.objects.bulk_create(
+            again(0.75),
+            update_conflicts=True,
+            unique_fields=["request_id"],
+            update_fields=["confidence"],
+        )
+
+    inserts = [query["sql"] for query in queries if query["sql"].startswith("INSERT")]
+    assert len(inserts) == 2
+    assert all(") AS u(" in sql and "ON CONFLICT" in sql for sql in inserts)
+    stored = {
+        request_id: (prediction, confidence)
+        for request_id, prediction, confidence in PredictionRecord.objects.values_list(
+            "request_id", "prediction", "confidence"
+        )
+    }
+    # The first 40 kept their prediction (skipped, then only their confidence updated); the
+    # other 40 were inserted by the first of the two batches; every row's confidence is 0.75.
+    assert stored == {
+        request_id: (first[index].prediction if index < 40 else 1.0, 0.75)
+        for index, request_id in enumerate(ids)
+    }
 
 
 def test_a_batch_whose_every_column_is_shared_keeps_one_array_for_its_rows() -> None:
