@@ -208,7 +208,7 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
             placeholder_rows, param_rows = BaseSQLInsertCompiler.assemble_as_sql(
                 self, fields, value_rows
             )
-            types = [field.db_type(self.connection).split("(")[0] for field in fields]
+            types = [self._cast_type(field) for field in fields]
             # A shared value (as_sql) names the first row's parameter of its column: its
             # placeholders are one "%s" per column, numbered first, $1 to $n.
             shared = self.shared_values
@@ -232,17 +232,20 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
         placeholders, params = super().assemble_as_sql(fields, value_rows)
         if not isinstance(placeholders, InsertUnnest):
             return placeholders, params  # Django's reasons not to use arrays
-        return self._share_constant_columns(fields, value_rows, placeholders, params[0])
+        return self._share_constant_columns(fields, placeholders, params[0])
+
+    def _cast_type(self, field: Any) -> str:
+        """The column's type without its parameters (``varchar``, not ``varchar(32)``), as
+        Django's ``UNNEST`` form casts its arrays: a cast that never truncates."""
+        return field.db_type(self.connection).split("(")[0]
 
     def _share_constant_columns(
-        self, fields: Any, value_rows: Any, placeholders: list[str], arrays: list[list[Any]]
+        self, fields: Any, placeholders: list[str], arrays: list[list[Any]]
     ) -> tuple[Any, list[list[Any]]]:
-        """Django's ``UNNEST`` form, with each column whose rows all hold the same object sent
-        once (``SharedColumnsUnnest``); at least one column stays an array, for the row count."""
-        first = value_rows[0]
-        shared = [
-            all(row[column] is value for row in value_rows) for column, value in enumerate(first)
-        ]
+        """Django's ``UNNEST`` form (a placeholder and an array of values per column), with
+        each column whose rows all hold the same object sent once (``SharedColumnsUnnest``); at
+        least one column stays an array, for the row count."""
+        shared = [all(value is array[0] for value in array) for array in arrays]
         if all(shared):
             shared[0] = False
         if not any(shared):
@@ -253,8 +256,8 @@ class SQLInsertCompiler(postgresql.SQLInsertCompiler):
         kept: list[list[Any]] = []
         for column, field in enumerate(fields):
             if shared[column]:
-                select.append(f"%s::{field.db_type(self.connection).split('(')[0]}")
-                scalars.append(first[column])
+                select.append(f"%s::{self._cast_type(field)}")
+                scalars.append(arrays[column][0])
             else:
                 select.append(f"u.c{len(unnested)}")
                 unnested.append(placeholders[column])
