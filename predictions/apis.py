@@ -158,15 +158,14 @@ class PredictBatchApi(APIView):
         body = PredictionBatchRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        result = prediction_batch_create(symbols=data["symbols"], model_name=data.get("model"))
+        result = prediction_batch_create(
+            symbols=data["symbols"],
+            model_name=data.get("model"),
+            represent=lambda records: PredictionSerializer(records, many=True).data,
+        )
         # Not in the /predict latency histograms (one batch is not one prediction); the
         # request metrics count it under its own route.
-        response = Response(
-            {
-                "predictions": PredictionSerializer(result.records, many=True).data,
-                "errors": result.errors,
-            }
-        )
+        response = Response({"predictions": result.representation, "errors": result.errors})
         response["Server-Timing"] = server_timing(result.timings)
         return response
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +78,8 @@ class BatchResult:
     # The error shape's inner object plus ``symbol``, one per symbol that could not be scored.
     errors: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # ``represent(records)`` when the caller gave one, built while the rows were written.
+    representation: Any = None
 
 
 # Tries of a /predict whose guarded audit INSERT found the routes changed (prediction_create).
@@ -413,7 +415,10 @@ def _batch_error(symbol: str, exc: DomainError) -> dict[str, Any]:
 
 
 def prediction_batch_create(
-    *, symbols: Sequence[str], model_name: str | None = None
+    *,
+    symbols: Sequence[str],
+    model_name: str | None = None,
+    represent: Callable[[list[PredictionRecord]], Any] | None = None,
 ) -> BatchResult:
     """Predict for the newest candle of each symbol, each with the champion of the model that
     serves it (routed as ``/predict`` routes), in one pass per model: its
@@ -423,7 +428,9 @@ def prediction_batch_create(
     upstream request failed, it repeats an earlier symbol in other letters, its model is
     ambiguous or has no champion) gets an error entry instead; the others are still answered.
     When no symbol has a model to serve it and that is for want of a champion, the batch is that
-    503, as ``/predict`` would be."""
+    503, as ``/predict`` would be. ``represent``: the answer's representation of the
+    predictions (``BatchResult.representation``), built while the server writes their rows
+    (``_audit_commit``'s ``meanwhile``); the rows of a batch get no ``id`` back."""
     started = time.perf_counter()
     first_spelling: dict[str, str] = {}
     for symbol in symbols:
@@ -503,10 +510,31 @@ def prediction_batch_create(
     if shadows:
         timings["challengers"] = (time.perf_counter() - predicted) * 1000
     scored_at = time.perf_counter()
-    if records:
-        _audit_commit(records + shadows)
+    representation = _commit_represented(records, shadows, represent)
     timings["audit"] = (time.perf_counter() - scored_at) * 1000
-    return BatchResult(records=records, errors=errors, timings=timings)
+    return BatchResult(
+        records=records, errors=errors, timings=timings, representation=representation
+    )
+
+
+def _commit_represented(
+    records: list[PredictionRecord],
+    shadows: list[PredictionRecord],
+    represent: Callable[[list[PredictionRecord]], Any] | None,
+) -> Any:
+    """Commit the answer's ``records`` and their ``shadows``; ``represent(records)`` (None
+    without it), built while the server writes the rows."""
+    built: list[Any] = []
+
+    def build() -> None:
+        if represent is not None:
+            built.append(represent(records))
+
+    if records:
+        _audit_commit(records + shadows, meanwhile=build)
+    else:
+        build()
+    return built[0] if built else None
 
 
 def _server_binding() -> AbstractContextManager[None]:
@@ -619,12 +647,17 @@ def _audit_commit(
     *,
     answer: PredictionRecord | None = None,
     guard: tuple[str, tuple] | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> bool:
     """The one write of audit rows: all of ``records`` committed when this returns True, or
     none and ``AuditUnavailable`` / ``DuplicateRequestId``. ``answer`` is the one prediction the
     rows answer (``/predict``: the champion's row beside its shadow rows), named in the error.
     ``guard`` (SQL, parameters) makes the INSERT write only if it holds when the statement runs
     (``mlengine.db.postgresql.compiler``): False when it did not, and nothing was written.
+    ``meanwhile``: work that does not need the rows committed (building the answer), done while
+    the server writes them where the database can take the statement and answer later
+    (PostgreSQL's pipeline mode, in autocommit), else after the write; its exception propagates.
+    A ``meanwhile`` write gives its rows no ``id``.
 
     Inside a caller's transaction (the replay) a savepoint keeps a failed INSERT from breaking it.
     """
@@ -635,21 +668,33 @@ def _audit_commit(
     db = connections[DEFAULT_DB_ALIAS]
     try:
         with nullcontext() if guard is not None else _server_binding():
+            if meanwhile is not None and guard is None and db.get_autocommit():
+                with getattr(db, "pipelined", nullcontext)():
+                    _insert_one_statement(records, db, guard=None, returning=False)
+                    meanwhile()
+                return True
             if db.get_autocommit() and (answer is not None or len(records) == 1):
                 return _insert_one_statement(records, db, guard=guard)
             with transaction.atomic():
                 PredictionRecord.objects.bulk_create(records)
-            return True
     except DatabaseError as exc:
         raise _audit_failure(records, exc, answer=answer) from exc
+    if meanwhile is not None:
+        meanwhile()
+    return True
 
 
 def _insert_one_statement(
-    records: list[PredictionRecord], db: BaseDatabaseWrapper, *, guard: tuple[str, tuple] | None
+    records: list[PredictionRecord],
+    db: BaseDatabaseWrapper,
+    *,
+    guard: tuple[str, tuple] | None,
+    returning: bool = True,
 ) -> bool:
     """``records`` in ONE INSERT in autocommit mode: committed when it returns, all or none (a
     statement is atomic), with no BEGIN and COMMIT round trips around it. False when its
-    ``guard`` did not hold (nothing written).
+    ``guard`` did not hold (nothing written). ``returning=False``: the rows' ``id`` is not read
+    back (a pipelined INSERT, whose answer comes later).
 
     This is the INSERT ``Model.save()`` sends for one row (``QuerySet._insert`` builds the same
     ``InsertQuery``), given several rows and the guard: bulk_create's own transaction made a
@@ -663,15 +708,17 @@ def _insert_one_statement(
         with transaction.atomic(using=db.alias):
             PredictionRecord.objects.bulk_create(records)
         return True
-    returning = opts.db_returning_fields if db.features.can_return_rows_from_bulk_insert else None
+    returned_fields = opts.db_returning_fields if returning else None
+    if not db.features.can_return_rows_from_bulk_insert:
+        returned_fields = None
     query = InsertQuery(PredictionRecord)
     query.insert_values(fields, records)
     query.guard = guard
-    returned = query.get_compiler(connection=db).execute_sql(returning)
+    returned = query.get_compiler(connection=db).execute_sql(returned_fields)
     if guard is not None and (not returned or returned[0] is None):
         return False
     for record, values in zip(records, returned or (), strict=False):
-        for column, value in zip(returning or (), values, strict=True):
+        for column, value in zip(returned_fields or (), values, strict=True):
             setattr(record, column.attname, value)
     for record in records:
         record._state.adding = False

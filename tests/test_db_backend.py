@@ -25,7 +25,9 @@ from django.test.utils import CaptureQueriesContext
 
 from conftest import test_database_url
 from mlengine.db.postgresql.compiler import PREPARED_AS_IS
+from predictions.errors import DuplicateRequestId
 from predictions.models import PredictionRecord
+from predictions.services import _audit_commit
 from tests.factories import make_version
 
 pytestmark = pytest.mark.usefixtures("require_postgres", "transactional_db")
@@ -286,3 +288,35 @@ def test_other_values_take_djangos_preparation() -> None:
         prepared = compiler.prepare_value(models.DateTimeField(), naive)
     assert prepared.tzinfo is not None
     assert type(compiler.prepare_value(models.PositiveSmallIntegerField(), 3)) is not int
+
+
+def test_rows_written_with_work_meanwhile_commit_only_when_the_statement_is_answered() -> None:
+    """``_audit_commit(..., meanwhile=...)`` (a ``/predict/batch``): the INSERT is sent in
+    pipeline mode and the work runs while it is in flight, before the commit (another
+    connection sees none of the rows then); when the work is done the rows are committed, all
+    of them. A row the database refuses makes the whole write fail, after the work, with
+    nothing kept."""
+    version = make_version()
+    rows = _batch_rows(version, 40, shared=True)
+    seen_meanwhile: list[int] = []
+
+    def count_from_another_connection() -> int:
+        with psycopg.connect(test_database_url(), autocommit=True) as other:
+            return other.execute("SELECT count(*) FROM predictions_predictionrecord").fetchone()[0]
+
+    def work() -> None:
+        assert connection.connection.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
+        seen_meanwhile.append(count_from_another_connection())
+
+    assert _audit_commit(rows, meanwhile=work)
+    assert seen_meanwhile == [0]
+    assert count_from_another_connection() == 40
+    assert connection.connection.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF
+
+    again = _batch_rows(version, 40, shared=True)
+    again[-1].request_id = rows[0].request_id  # already recorded: the last row fails
+    with pytest.raises(DuplicateRequestId):
+        _audit_commit(again, meanwhile=work)
+    assert seen_meanwhile == [0, 40]
+    assert count_from_another_connection() == 40
+    assert PredictionRecord.objects.count() == 40  # the connection serves on

@@ -26,6 +26,10 @@ prepares such a statement once it has run a few times on a connection. Django
 switches preparing off unless OPTIONS give a ``prepare_threshold``, for transaction-pooling
 proxies that cannot keep prepared statements; Django's own cursors never prepare either way.
 
+``pipelined()`` sends the statements run inside at once and reads their answers when the block
+ends (psycopg's pipeline mode): a ``/predict/batch`` builds its answer's representation while
+the server inserts its rows, instead of after (``predictions.services._audit_commit``).
+
 A server-bound list parameter (the ``UNNEST`` arrays of ``bulk_create``, one per column) is sent
 in PostgreSQL's binary array format: psycopg's default for a list is the text format, whose
 element quoting and escaping in Python cost a third of a 500-row batch's time. Cursors that bind
@@ -109,6 +113,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
             yield
         finally:
             connection.cursor_factory = previous
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """The statements run inside (in autocommit mode) are sent at once and answered when
+        the block ends (psycopg's pipeline mode): the code inside goes on while the server runs
+        them. They are one transaction, committed when the block ends; an error is raised then,
+        as Django's ``DatabaseError``, and nothing of them is kept. Reading a statement's rows
+        inside waits for its answer there, as outside a pipeline."""
+        self.close_if_health_check_failed()  # may reconnect: not once the pipeline is open
+        self.ensure_connection()
+        with self.wrap_database_errors, self.connection.pipeline():
+            yield
 
     @async_unsafe
     def bound_cursor(self) -> CursorWrapper:
