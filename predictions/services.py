@@ -674,14 +674,16 @@ def _audit_commit(
                     meanwhile()
                 return True
             if db.get_autocommit() and (answer is not None or len(records) == 1):
-                return _insert_one_statement(records, db, guard=guard)
-            with transaction.atomic():
-                PredictionRecord.objects.bulk_create(records)
+                written = _insert_one_statement(records, db, guard=guard)
+            else:
+                with transaction.atomic():
+                    PredictionRecord.objects.bulk_create(records)
+                written = True
     except DatabaseError as exc:
         raise _audit_failure(records, exc, answer=answer) from exc
-    if meanwhile is not None:
+    if written and meanwhile is not None:
         meanwhile()
-    return True
+    return written
 
 
 def _insert_one_statement(
