@@ -25,7 +25,7 @@ from django.test.utils import CaptureQueriesContext
 
 from conftest import test_database_url
 from mlengine.db.postgresql.compiler import PREPARED_AS_IS
-from predictions.errors import DuplicateRequestId
+from predictions.errors import AuditUnavailable, DuplicateRequestId
 from predictions.models import PredictionRecord
 from predictions.services import _audit_commit
 from tests.factories import make_version
@@ -320,3 +320,27 @@ def test_rows_written_with_work_meanwhile_commit_only_when_the_statement_is_answ
     assert seen_meanwhile == [0, 40]
     assert count_from_another_connection() == 40
     assert PredictionRecord.objects.count() == 40  # the connection serves on
+
+
+def test_a_pipelined_write_on_a_dead_connection_is_a_503_and_the_next_request_reconnects(
+    monkeypatch,
+) -> None:
+    """The connection dies within the health check's idle window (used moments ago, so not
+    checked): the pipelined INSERT fails as ``AuditUnavailable`` (a documented 503), not a
+    psycopg error, nothing is written, and after the request's end bookkeeping the next write
+    reconnects."""
+    idle_window(monkeypatch, 60)
+    version = make_version()
+    pid = _backend_pid()
+    with psycopg.connect(test_database_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    time.sleep(0.1)
+
+    with pytest.raises(AuditUnavailable):
+        _audit_commit(_batch_rows(version, 40, shared=True), meanwhile=lambda: None)
+    _next_request()
+
+    rows = _batch_rows(version, 40, shared=True)
+    assert _audit_commit(rows, meanwhile=lambda: None)
+    assert _backend_pid() != pid
+    assert PredictionRecord.objects.count() == 40
