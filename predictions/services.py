@@ -701,8 +701,9 @@ def _insert_one_statement(
     This is the INSERT ``Model.save()`` sends for one row (``QuerySet._insert`` builds the same
     ``InsertQuery``), given several rows and the guard: bulk_create's own transaction made a
     /predict with one challenger 0.75 ms slower on PostgreSQL, this 0.13 ms (p50, one row more).
-    The rows of one /predict are few: they fit one statement on every backend (else
-    bulk_create, in its transaction, unguarded: only /predict guards, with a handful of rows).
+    The rows of one /predict are few: they fit one statement on every backend. More rows than
+    the backend takes in one statement (a batch on SQLite, 999 parameters) go through
+    bulk_create in its transaction, unguarded: only /predict guards, with a handful of rows.
     """
     opts = PredictionRecord._meta
     fields = [column for column in opts.local_concrete_fields if column is not opts.auto_field]
