@@ -430,7 +430,7 @@ def prediction_batch_create(
     When no symbol has a model to serve it and that is for want of a champion, the batch is that
     503, as ``/predict`` would be. ``represent``: the answer's representation of the
     predictions (``BatchResult.representation``), built while the server writes their rows
-    (``_audit_commit``'s ``meanwhile``); the rows of a batch get no ``id`` back."""
+    (``_audit_commit``'s ``meanwhile``; on PostgreSQL the rows then get no ``id`` back)."""
     started = time.perf_counter()
     first_spelling: dict[str, str] = {}
     for symbol in symbols:
@@ -524,17 +524,15 @@ def _commit_represented(
 ) -> Any:
     """Commit the answer's ``records`` and their ``shadows``; ``represent(records)`` (None
     without it), built while the server writes the rows."""
+    if represent is None:
+        if records:
+            _audit_commit(records + shadows)
+        return None
+    if not records:
+        return represent(records)
     built: list[Any] = []
-
-    def build() -> None:
-        if represent is not None:
-            built.append(represent(records))
-
-    if records:
-        _audit_commit(records + shadows, meanwhile=build)
-    else:
-        build()
-    return built[0] if built else None
+    _audit_commit(records + shadows, meanwhile=lambda: built.append(represent(records)))
+    return built[0]
 
 
 def _server_binding() -> AbstractContextManager[None]:
@@ -654,10 +652,11 @@ def _audit_commit(
     rows answer (``/predict``: the champion's row beside its shadow rows), named in the error.
     ``guard`` (SQL, parameters) makes the INSERT write only if it holds when the statement runs
     (``mlengine.db.postgresql.compiler``): False when it did not, and nothing was written.
-    ``meanwhile``: work that does not need the rows committed (building the answer), done while
-    the server writes them where the database can take the statement and answer later
-    (PostgreSQL's pipeline mode, in autocommit), else after the write; its exception propagates.
-    A ``meanwhile`` write gives its rows no ``id``.
+    ``meanwhile``: work that neither needs the rows committed nor uses the database (building
+    the answer), done while the server writes them where the backend can answer a statement
+    later (PostgreSQL's pipeline mode, in autocommit: one INSERT, and the rows get no ``id``
+    back), else after the write; run once, only for rows that were written, and its exception
+    propagates.
 
     Inside a caller's transaction (the replay) a savepoint keeps a failed INSERT from breaking it.
     """
@@ -668,9 +667,11 @@ def _audit_commit(
     db = connections[DEFAULT_DB_ALIAS]
     try:
         with nullcontext() if guard is not None else _server_binding():
-            if meanwhile is not None and guard is None and db.get_autocommit():
-                with getattr(db, "pipelined", nullcontext)():
+            pipelined = getattr(db, "pipelined", None)
+            if meanwhile and pipelined and guard is None and db.get_autocommit():
+                with pipelined() as send:
                     _insert_one_statement(records, db, guard=None, returning=False)
+                    send()
                     meanwhile()
                 return True
             if db.get_autocommit() and (answer is not None or len(records) == 1):
@@ -693,10 +694,11 @@ def _insert_one_statement(
     guard: tuple[str, tuple] | None,
     returning: bool = True,
 ) -> bool:
-    """``records`` in ONE INSERT in autocommit mode: committed when it returns, all or none (a
-    statement is atomic), with no BEGIN and COMMIT round trips around it. False when its
-    ``guard`` did not hold (nothing written). ``returning=False``: the rows' ``id`` is not read
-    back (a pipelined INSERT, whose answer comes later).
+    """``records`` in ONE INSERT in autocommit mode: committed when it returns (in a pipeline:
+    when the pipeline ends), all or none (a statement is atomic), with no BEGIN and COMMIT
+    round trips around it. False when its ``guard`` did not hold (nothing written).
+    ``returning=False``: the rows' ``id`` is not read back (a pipelined INSERT, whose answer
+    comes later).
 
     This is the INSERT ``Model.save()`` sends for one row (``QuerySet._insert`` builds the same
     ``InsertQuery``), given several rows and the guard: bulk_create's own transaction made a

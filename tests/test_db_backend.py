@@ -292,20 +292,33 @@ def test_other_values_take_djangos_preparation() -> None:
 
 def test_rows_written_with_work_meanwhile_commit_only_when_the_statement_is_answered() -> None:
     """``_audit_commit(..., meanwhile=...)`` (a ``/predict/batch``): the INSERT is sent in
-    pipeline mode and the work runs while it is in flight, before the commit (another
-    connection sees none of the rows then); when the work is done the rows are committed, all
-    of them. A row the database refuses makes the whole write fail, after the work, with
-    nothing kept."""
+    pipeline mode and the work runs while the server writes the rows, before the commit: the
+    server has begun writing (its backend holds a transaction id) and another connection sees
+    none of the rows; when the work is done the rows are committed, all of them. A row the
+    database refuses makes the whole write fail, after the work, with nothing kept."""
     version = make_version()
     rows = _batch_rows(version, 40, shared=True)
     seen_meanwhile: list[int] = []
+    pid = _backend_pid()
 
     def count_from_another_connection() -> int:
         with psycopg.connect(test_database_url(), autocommit=True) as other:
             return other.execute("SELECT count(*) FROM predictions_predictionrecord").fetchone()[0]
 
+    def writing_on_the_server() -> bool:
+        """Whether the backend got a transaction id (its first row written), within 5 s."""
+        with psycopg.connect(test_database_url(), autocommit=True) as other:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                query = "SELECT backend_xid IS NOT NULL FROM pg_stat_activity WHERE pid = %s"
+                if other.execute(query, [pid]).fetchone()[0]:
+                    return True
+                time.sleep(0.01)
+        return False
+
     def work() -> None:
         assert connection.connection.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
+        assert writing_on_the_server()
         seen_meanwhile.append(count_from_another_connection())
 
     assert _audit_commit(rows, meanwhile=work)
@@ -316,8 +329,9 @@ def test_rows_written_with_work_meanwhile_commit_only_when_the_statement_is_answ
     again = _batch_rows(version, 40, shared=True)
     again[-1].request_id = rows[0].request_id  # already recorded: the last row fails
     with pytest.raises(DuplicateRequestId):
-        _audit_commit(again, meanwhile=work)
-    assert seen_meanwhile == [0, 40]
+        # (The failed statement has ended its transaction: no transaction id to look for.)
+        _audit_commit(again, meanwhile=lambda: seen_meanwhile.append(-1))
+    assert seen_meanwhile == [0, -1]
     assert count_from_another_connection() == 40
     assert PredictionRecord.objects.count() == 40  # the connection serves on
 

@@ -26,9 +26,10 @@ prepares such a statement once it has run a few times on a connection. Django
 switches preparing off unless OPTIONS give a ``prepare_threshold``, for transaction-pooling
 proxies that cannot keep prepared statements; Django's own cursors never prepare either way.
 
-``pipelined()`` sends the statements run inside at once and reads their answers when the block
-ends (psycopg's pipeline mode): a ``/predict/batch`` builds its answer's representation while
-the server inserts its rows, instead of after (``predictions.services._audit_commit``).
+``pipelined()`` reads the answers of the statements run inside only when the block ends
+(psycopg's pipeline mode): a ``/predict/batch`` sends its INSERT, builds its answer's
+representation while the server inserts the rows, then reads the commit
+(``predictions.services._audit_commit``).
 
 A server-bound list parameter (the ``UNNEST`` arrays of ``bulk_create``, one per column) is sent
 in PostgreSQL's binary array format: psycopg's default for a list is the text format, whose
@@ -39,7 +40,7 @@ on the client quote values as text either way.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import psycopg
@@ -47,6 +48,7 @@ from django.db.backends.postgresql import base
 from django.db.backends.postgresql.operations import DatabaseOperations as BaseOperations
 from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
+from psycopg import generators
 from psycopg.types.array import ListBinaryDumper
 
 from mlengine.db.postgresql.compiler import GuardedRows, SharedColumnsUnnest
@@ -115,16 +117,19 @@ class DatabaseWrapper(base.DatabaseWrapper):
             connection.cursor_factory = previous
 
     @contextmanager
-    def pipelined(self) -> Iterator[None]:
-        """The statements run inside (in autocommit mode) are sent at once and answered when
-        the block ends (psycopg's pipeline mode): the code inside goes on while the server runs
-        them. They are one transaction, committed when the block ends; an error is raised then,
-        as Django's ``DatabaseError``, and nothing of them is kept. Reading a statement's rows
-        inside waits for its answer there, as outside a pipeline."""
+    def pipelined(self) -> Iterator[Callable[[], None]]:
+        """The statements run inside (in autocommit mode) are not answered until the block
+        ends (psycopg's pipeline mode): the code inside goes on while the server runs them.
+        They are one transaction, committed when the block ends, even if the block raised; a
+        statement's error is raised (as Django's ``DatabaseError``) by then at the latest, and
+        then nothing of them is kept. Yields ``send``: it pushes to the server what the
+        statements so far left in the client's buffer (psycopg sends what the socket takes at
+        once, the rest at the end). Reading a statement's rows inside waits for its answer."""
         self.close_if_health_check_failed()  # may reconnect: not once the pipeline is open
         self.ensure_connection()
-        with self.wrap_database_errors, self.connection.pipeline():
-            yield
+        connection = self.connection
+        with self.wrap_database_errors, connection.pipeline():
+            yield lambda: connection.wait(generators.send(connection.pgconn))
 
     @async_unsafe
     def bound_cursor(self) -> CursorWrapper:
