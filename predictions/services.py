@@ -524,15 +524,12 @@ def _commit_represented(
 ) -> Any:
     """Commit the answer's ``records`` and their ``shadows``; ``represent(records)`` (None
     without it), built while the server writes the rows."""
-    if represent is None:
-        if records:
-            _audit_commit(records + shadows)
-        return None
     if not records:
-        return represent(records)
+        return represent(records) if represent else None
     built: list[Any] = []
-    _audit_commit(records + shadows, meanwhile=lambda: built.append(represent(records)))
-    return built[0]
+    work = (lambda: built.append(represent(records))) if represent else None
+    _audit_commit(records + shadows, meanwhile=work)
+    return built[0] if built else None
 
 
 def _server_binding() -> AbstractContextManager[None]:
@@ -667,8 +664,9 @@ def _audit_commit(
     db = connections[DEFAULT_DB_ALIAS]
     try:
         with nullcontext() if guard is not None else _server_binding():
-            pipelined = getattr(db, "pipelined", None)
-            if meanwhile and pipelined and guard is None and db.get_autocommit():
+            # Only a write with work to overlap looks for the backend's pipeline (not /predict).
+            pipelined = getattr(db, "pipelined", None) if meanwhile else None
+            if pipelined and guard is None and db.get_autocommit():
                 with pipelined() as send:
                     _insert_one_statement(records, db, guard=None, returning=False)
                     send()
